@@ -1,0 +1,237 @@
+"""Every table Uncia writes, defined once as pyarrow schemas.
+
+DuckDB DDL (`duckdb_ddl`) and validation (`validate_table`) are derived from these schemas, and
+`docs/schema.md` documents each column (a test keeps the two in step). Special values are enums.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import pyarrow as pa
+
+H3_RESOLUTIONS: tuple[int, ...] = (5, 6, 7, 8, 9)
+H3_COLUMNS: tuple[str, ...] = tuple(f"h3_r{r}" for r in H3_RESOLUTIONS)
+
+
+class TimeFlag(StrEnum):
+    """How trustworthy a frame's capture time is. Frames are kept whatever the flag."""
+
+    OK = "ok"
+    MISSING = "missing"  # no EXIF capture time at all
+    UNPARSEABLE = "unparseable"  # e.g. "0000:00:00 00:00:00" or garbage
+    OUTSIDE_DEPLOYMENT = "outside_deployment"  # before deploymentStart or after deploymentEnd
+
+
+class ImageStatus(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+
+
+class BurstAggregation(StrEnum):
+    """How a burst's frame scores become the burst score."""
+
+    MAX = "max"
+    MEAN = "mean"
+    NOISY_OR = "noisy_or"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+class RunKind(StrEnum):
+    PIPELINE = "pipeline"
+    DEMO = "demo"  # simulated survey: the dashboard says so plainly
+
+
+TS = pa.timestamp("us")  # naive local wall-clock time at the station
+_h3_fields = [pa.field(c, pa.string()) for c in H3_COLUMNS]
+
+DEPLOYMENTS = pa.schema(
+    [
+        pa.field("deploymentID", pa.string(), nullable=False),
+        pa.field("locationID", pa.string(), nullable=False),
+        pa.field("locationName", pa.string()),
+        pa.field("latitude", pa.float64(), nullable=False),
+        pa.field("longitude", pa.float64(), nullable=False),
+        pa.field("deploymentStart", TS, nullable=False),
+        pa.field("deploymentEnd", TS, nullable=False),
+        pa.field("cameraID", pa.string()),
+        pa.field("clockOffsetSeconds", pa.int64(), nullable=False),
+        *_h3_fields,
+    ]
+)
+
+# One row per file discovered, including files that failed: nothing is lost.
+IMAGES = pa.schema(
+    [
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("deploymentID", pa.string(), nullable=False),
+        pa.field("file_path", pa.string(), nullable=False),
+        pa.field("relative_path", pa.string(), nullable=False),
+        pa.field("file_size", pa.int64()),
+        pa.field("content_sha256", pa.string()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("exif_datetime", pa.string()),
+        pa.field("captured_at", TS),
+        pa.field("utc_offset_minutes", pa.int32()),
+        pa.field("time_flag", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("failure", pa.string()),
+    ]
+)
+
+# What the classify stage adds to an image row; written per batch, the resume source.
+SCORE_FIELDS = [
+    pa.field("score", pa.float32()),
+    pa.field("top5_labels", pa.list_(pa.string())),
+    pa.field("top5_scores", pa.list_(pa.float32())),
+    pa.field("model_name", pa.string()),
+    pa.field("backbone", pa.string()),
+    pa.field("weights_sha256", pa.string()),
+]
+FRAME_RESULTS = pa.schema([*IMAGES, *SCORE_FIELDS])
+
+# One row per classified frame, keyed by camera location.
+DETECTIONS = pa.schema(
+    [
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("deploymentID", pa.string(), nullable=False),
+        pa.field("locationID", pa.string(), nullable=False),
+        pa.field("latitude", pa.float64(), nullable=False),
+        pa.field("longitude", pa.float64(), nullable=False),
+        pa.field("captured_at", TS),
+        pa.field("time_flag", pa.string(), nullable=False),
+        pa.field("score", pa.float32(), nullable=False),
+        pa.field("top5_labels", pa.list_(pa.string())),
+        pa.field("top5_scores", pa.list_(pa.float32())),
+        pa.field("burst_id", pa.string(), nullable=False),
+        pa.field("model_name", pa.string(), nullable=False),
+        pa.field("backbone", pa.string(), nullable=False),
+        pa.field("weights_sha256", pa.string(), nullable=False),
+        pa.field("file_path", pa.string(), nullable=False),
+        *_h3_fields,
+    ]
+)
+
+BURSTS = pa.schema(
+    [
+        pa.field("burst_id", pa.string(), nullable=False),
+        pa.field("deploymentID", pa.string(), nullable=False),
+        pa.field("locationID", pa.string(), nullable=False),
+        pa.field("start_time", TS),
+        pa.field("end_time", TS),
+        pa.field("n_frames", pa.int32(), nullable=False),
+        pa.field("score", pa.float32(), nullable=False),
+        pa.field("aggregation", pa.string(), nullable=False),
+        pa.field("best_image_id", pa.string(), nullable=False),
+    ]
+)
+
+RUNS = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("started_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("finished_at", pa.timestamp("us", tz="UTC")),
+        pa.field("images_root", pa.string()),
+        pa.field("model_name", pa.string()),
+        pa.field("backbone", pa.string()),
+        pa.field("weights_sha256", pa.string()),
+        pa.field("leopard_threshold", pa.float32(), nullable=False),
+        pa.field("options_json", pa.string(), nullable=False),
+        pa.field("frames_done", pa.int64(), nullable=False),
+        pa.field("frames_failed", pa.int64(), nullable=False),
+        pa.field("frames_skipped", pa.int64(), nullable=False),
+        pa.field("uncia_version", pa.string(), nullable=False),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "deployments": DEPLOYMENTS,
+    "images": IMAGES,
+    "detections": DETECTIONS,
+    "bursts": BURSTS,
+    "runs": RUNS,
+}
+
+
+@dataclass(frozen=True)
+class SchemaProblem:
+    column: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.column}: {self.problem}"
+
+
+def _duckdb_type(t: pa.DataType) -> str:
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "VARCHAR"
+    if pa.types.is_float64(t):
+        return "DOUBLE"
+    if pa.types.is_float32(t):
+        return "FLOAT"
+    if pa.types.is_int64(t):
+        return "BIGINT"
+    if pa.types.is_int32(t):
+        return "INTEGER"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+    if pa.types.is_list(t):
+        return f"{_duckdb_type(t.value_type)}[]"
+    raise TypeError(f"no DuckDB type for {t}")
+
+
+def duckdb_ddl(name: str, schema: pa.Schema | None = None) -> str:
+    """Return `CREATE TABLE` for one of `TABLES` (or any schema given a name)."""
+    schema = schema if schema is not None else TABLES[name]
+    cols = ",\n  ".join(
+        f'"{f.name}" {_duckdb_type(f.type)}{"" if f.nullable else " NOT NULL"}' for f in schema
+    )
+    return f'CREATE TABLE "{name}" (\n  {cols}\n)'
+
+
+def validate_table(table: pa.Table, schema: pa.Schema) -> list[SchemaProblem]:
+    """List what keeps `table` from matching `schema` (missing columns, types, nulls)."""
+    problems: list[SchemaProblem] = []
+    for f in schema:
+        if f.name not in table.column_names:
+            problems.append(SchemaProblem(f.name, "missing column"))
+            continue
+        col = table.column(f.name)
+        if not col.type.equals(f.type):
+            problems.append(SchemaProblem(f.name, f"type {col.type}, expected {f.type}"))
+        if not f.nullable and col.null_count:
+            problems.append(SchemaProblem(f.name, f"{col.null_count} null value(s)"))
+    extra = set(table.column_names) - set(schema.names)
+    problems.extend(SchemaProblem(c, "unexpected column") for c in sorted(extra))
+    return problems
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Select and cast `table`'s columns to `schema` (order and types); raise on problems."""
+    from pipeline.errors import StoreError
+
+    missing = [f.name for f in schema if f.name not in table.column_names]
+    if missing:
+        raise StoreError(f"missing column(s) {missing} for schema {schema.names}")
+    out = (
+        pa.Table.from_arrays([table.column(f.name).cast(f.type) for f in schema], schema=schema)
+        if table.num_rows
+        else schema.empty_table()
+    )
+    problems = validate_table(out, schema)
+    if problems:
+        raise StoreError("; ".join(map(str, problems)))
+    return out

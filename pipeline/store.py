@@ -1,0 +1,280 @@
+"""The store: per-batch Parquet parts while a run works, then Parquet tables and a DuckDB file.
+
+Layout of an output folder DIR:
+
+    DIR/uncia.duckdb                 every table, rebuilt atomically at each checkpoint
+    DIR/parquet/<table>.parquet      the same tables as Parquet (schema.TABLES)
+    DIR/work/frames/<run>/part-*.parquet   classified frames, one file per batch (resume source)
+    DIR/work/deployments/<run>.parquet     the deployments table each run used
+    DIR/work/runs/<run>.json               one record per run
+
+Every file is written to a temporary name and renamed, so a reader (the dashboard) never sees
+a partial file and a killed run loses at most the batch in flight. A re-run skips frames done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.bursts import BurstOptions, burst_assignment_sql, burst_summary_sql
+from pipeline.errors import StoreError
+from pipeline.schema import (
+    BURSTS,
+    DEPLOYMENTS,
+    DETECTIONS,
+    FRAME_RESULTS,
+    H3_COLUMNS,
+    IMAGES,
+    RUNS,
+    TABLES,
+    ImageStatus,
+    conform,
+    duckdb_ddl,
+)
+
+DUCKDB_NAME = "uncia.duckdb"
+
+
+@dataclass(frozen=True)
+class StorePaths:
+    """Where everything lives inside one output folder."""
+
+    root: Path
+
+    @property
+    def duckdb(self) -> Path:
+        return self.root / DUCKDB_NAME
+
+    @property
+    def parquet(self) -> Path:
+        return self.root / "parquet"
+
+    @property
+    def frames(self) -> Path:
+        return self.root / "work" / "frames"
+
+    @property
+    def deployments(self) -> Path:
+        return self.root / "work" / "deployments"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "work" / "runs"
+
+    def table(self, name: str) -> Path:
+        return self.parquet / f"{name}.parquet"
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Return a sortable, unique run id such as 20261127T023000Z-3f9a1c."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+@contextmanager
+def _atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_parquet(table: pa.Table, path: Path) -> None:
+    """Write `table` to `path` so that readers see the old file or the whole new one."""
+    with _atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    with _atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_frame_part(out_dir: Path, run_id: str, frames: pa.Table) -> Path:
+    """Persist one batch of classified frames (FRAME_RESULTS) for `run_id`; return its path."""
+    paths = StorePaths(Path(out_dir))
+    run_dir = paths.frames / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    index = sum(1 for p in run_dir.glob("part-*.parquet"))
+    target = run_dir / f"part-{index:06d}.parquet"
+    atomic_write_parquet(conform(frames, FRAME_RESULTS), target)
+    return target
+
+
+def write_run_deployments(out_dir: Path, run_id: str, deployments: pa.Table) -> None:
+    paths = StorePaths(Path(out_dir))
+    atomic_write_parquet(conform(deployments, DEPLOYMENTS), paths.deployments / f"{run_id}.parquet")
+
+
+def write_run_record(out_dir: Path, record: dict[str, Any]) -> None:
+    """Write (or overwrite) the RUNS record of one run, as JSON."""
+    missing = [n for n in RUNS.names if n not in record]
+    if missing:
+        raise StoreError(f"run record lacks {missing}")
+    paths = StorePaths(Path(out_dir))
+    text = json.dumps({k: record[k] for k in RUNS.names}, default=str, indent=2)
+    atomic_write_text(text, paths.runs / f"{record['run_id']}.json")
+
+
+def _frame_glob(paths: StorePaths) -> str:
+    return str(paths.frames / "*" / "part-*.parquet")
+
+
+def _has_parts(paths: StorePaths) -> bool:
+    return paths.frames.exists() and any(paths.frames.glob("*/part-*.parquet"))
+
+
+def completed_image_ids(out_dir: Path) -> set[str]:
+    """Return ids of frames already classified in `out_dir` (failed frames are retried)."""
+    paths = StorePaths(Path(out_dir))
+    if not _has_parts(paths):
+        return set()
+    con = duckdb.connect()
+    rows = con.execute(
+        "SELECT DISTINCT image_id FROM read_parquet(?) WHERE status = ?",
+        [_frame_glob(paths), ImageStatus.OK.value],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _read_runs(paths: StorePaths) -> pa.Table:
+    records = []
+    for f in sorted(paths.runs.glob("*.json")):
+        try:
+            records.append(json.loads(f.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise StoreError(f"cannot read run record {f}: {exc}") from exc
+    if not records:
+        return RUNS.empty_table()
+    for r in records:
+        for key in ("started_at", "finished_at"):
+            if r.get(key):
+                r[key] = datetime.fromisoformat(r[key])
+    return conform(pa.Table.from_pylist(records), RUNS)
+
+
+def _connect_frames(paths: StorePaths, deployments: pa.Table) -> duckdb.DuckDBPyConnection:
+    """Open an in-memory DuckDB with views `frames` (latest row per image) and `deployments`."""
+    con = duckdb.connect()
+    con.register("deployments_in", deployments)
+    con.execute("CREATE TEMP TABLE deployments AS SELECT * FROM deployments_in")
+    if _has_parts(paths):
+        # Latest attempt wins: run ids sort by start time, parts by batch.
+        con.execute(
+            f"""CREATE TEMP VIEW frames AS
+            SELECT * EXCLUDE (filename, _rank) FROM (
+              SELECT *, row_number() OVER (
+                PARTITION BY image_id ORDER BY filename DESC) AS _rank
+              FROM read_parquet('{_frame_glob(paths)}', filename = true)
+            ) WHERE _rank = 1"""
+        )
+    else:
+        con.register("frames_empty", FRAME_RESULTS.empty_table())
+        con.execute("CREATE TEMP VIEW frames AS SELECT * FROM frames_empty")
+    return con
+
+
+def merged_deployments(out_dir: Path) -> pa.Table:
+    """Return the deployments of every run in `out_dir`, the latest run's row winning."""
+    paths = StorePaths(Path(out_dir))
+    files = sorted(paths.deployments.glob("*.parquet"))
+    if not files:
+        return DEPLOYMENTS.empty_table()
+    con = duckdb.connect()
+    table = con.sql(
+        """SELECT * EXCLUDE (filename, _rank) FROM (
+             SELECT *, row_number() OVER (PARTITION BY deploymentID ORDER BY filename DESC) AS _rank
+             FROM read_parquet(?, filename = true)) WHERE _rank = 1 ORDER BY deploymentID""",
+        params=[[str(f) for f in files]],
+    ).to_arrow_table()
+    return conform(table, DEPLOYMENTS)
+
+
+def finalize(out_dir: Path, burst_options: BurstOptions) -> dict[str, int]:
+    """Build every table from the run parts in `out_dir`; write Parquet and DuckDB atomically.
+
+    Returns the row count of each table. Safe to call at any time (checkpoints, end of run).
+    """
+    paths = StorePaths(Path(out_dir))
+    deployments = merged_deployments(paths.root)
+    con = _connect_frames(paths, deployments)
+    image_cols = ", ".join(f'f."{c}"' for c in IMAGES.names)
+    images = con.sql(f"SELECT {image_cols} FROM frames f ORDER BY image_id").to_arrow_table()
+
+    con.execute(
+        f"""CREATE TEMP TABLE scored AS
+        SELECT f.*, d.locationID, d.latitude, d.longitude, {", ".join(f"d.{c}" for c in H3_COLUMNS)}
+        FROM frames f JOIN deployments d USING (deploymentID)
+        WHERE f.status = '{ImageStatus.OK.value}'"""
+    )
+    con.execute(f"CREATE TEMP TABLE assigned AS {burst_assignment_sql('scored', burst_options)}")
+    con.execute(
+        "CREATE TEMP TABLE scored_bursts AS SELECT s.*, a.burst_id FROM scored s "
+        "JOIN assigned a USING (image_id)"
+    )
+    bursts = con.sql(
+        burst_summary_sql("scored_bursts", burst_options) + " ORDER BY burst_id"
+    ).to_arrow_table()
+    det_cols = ", ".join(f'"{c}"' for c in DETECTIONS.names)
+    detections = con.sql(
+        f"SELECT {det_cols} FROM scored_bursts ORDER BY deploymentID, captured_at, image_id"
+    ).to_arrow_table()
+
+    tables = {
+        "deployments": deployments,
+        "images": conform(images, IMAGES),
+        "detections": conform(detections, DETECTIONS),
+        "bursts": conform(bursts, BURSTS),
+        "runs": _read_runs(paths),
+    }
+    write_tables(paths.root, tables)
+    return {name: t.num_rows for name, t in tables.items()}
+
+
+def write_tables(out_dir: Path, tables: dict[str, pa.Table]) -> None:
+    """Write each table as Parquet and all of them into a fresh DuckDB file, atomically."""
+    paths = StorePaths(Path(out_dir))
+    for name, table in tables.items():
+        atomic_write_parquet(conform(table, TABLES[name]), paths.table(name))
+    with _atomic_path(paths.duckdb) as tmp:
+        tmp.unlink()  # DuckDB refuses to open an empty non-database file
+        con = duckdb.connect(str(tmp))
+        try:
+            for name in TABLES:
+                con.execute(duckdb_ddl(name))
+                if name in tables:
+                    con.register("incoming", conform(tables[name], TABLES[name]))
+                    con.execute(f'INSERT INTO "{name}" SELECT * FROM incoming')
+                    con.unregister("incoming")
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        wal = Path(str(tmp) + ".wal")
+        wal.unlink(missing_ok=True)
+
+
+def open_store(out_dir: Path) -> duckdb.DuckDBPyConnection:
+    """Open `out_dir`'s DuckDB file read-only; raise StoreError if there is none."""
+    path = StorePaths(Path(out_dir)).duckdb
+    if not path.exists():
+        raise StoreError(f"no Uncia store at {out_dir} (expected {path}); run `uncia run` first")
+    return duckdb.connect(str(path), read_only=True)
