@@ -1,0 +1,158 @@
+"""Typed, frozen run configuration with one precedence rule.
+
+defaults < config file (TOML, table [run]) < environment (UNCIA_<OPTION>) < command line.
+Validators have no side effects; the device is resolved when the model loads, not here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from pipeline.bursts import BurstOptions
+from pipeline.errors import ConfigError
+from pipeline.schema import BurstAggregation
+
+BACKBONE_CHOICES = ("resnet50", "efficientnet_lite0")
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+PRECISION_CHOICES = ("auto", "bf16", "fp32")
+ENV_PREFIX = "UNCIA_"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything `uncia run` needs; see docs/cli.md for each option."""
+
+    images_root: Path
+    deployments: Path
+    out_dir: Path
+    backbone: str = "resnet50"
+    weights: Path | None = None
+    batch_size: int = 32
+    workers: int = 2
+    device: str = "auto"
+    precision: str = "auto"
+    input_size: int = 224
+    burst_gap_seconds: float = 60.0
+    aggregation: str = BurstAggregation.MAX.value
+    event_gap_minutes: float = 30.0
+    threshold: float = 0.5
+    checkpoint_seconds: float = 60.0
+    strict: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONE_CHOICES:
+            raise ConfigError(f"backbone must be one of {BACKBONE_CHOICES}, got {self.backbone!r}")
+        if self.device not in DEVICE_CHOICES:
+            raise ConfigError(f"device must be one of {DEVICE_CHOICES}, got {self.device!r}")
+        if self.precision not in PRECISION_CHOICES:
+            raise ConfigError(f"precision must be one of {PRECISION_CHOICES}")
+        if self.aggregation not in {a.value for a in BurstAggregation}:
+            raise ConfigError(
+                f"aggregation must be max, mean or noisy_or, got {self.aggregation!r}"
+            )
+        if not 1 <= self.batch_size <= 4096:
+            raise ConfigError(f"batch size must be 1..4096, got {self.batch_size}")
+        if not 1 <= self.workers <= 256:
+            raise ConfigError(f"workers must be 1..256, got {self.workers}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"threshold must be within 0..1, got {self.threshold}")
+        if not 32 <= self.input_size <= 1024:
+            raise ConfigError(f"input size must be 32..1024, got {self.input_size}")
+        self.burst_options()  # validates the gaps
+
+    def burst_options(self) -> BurstOptions:
+        return BurstOptions(
+            burst_gap_seconds=self.burst_gap_seconds,
+            aggregation=BurstAggregation(self.aggregation),
+            event_gap_minutes=self.event_gap_minutes,
+        )
+
+    def to_json(self) -> str:
+        """The resolved options as JSON, stored with the run and printed at its start."""
+        return json.dumps(
+            {
+                k: (str(v) if isinstance(v, Path) else v)
+                for k, v in dataclasses.asdict(self).items()
+            },
+            sort_keys=True,
+        )
+
+
+def _coerce(name: str, value: Any, target: Any) -> Any:
+    """Convert a config-file or environment value to the type of field `name`."""
+    if value is None:
+        return None
+    text_type = target if isinstance(target, str) else getattr(target, "__name__", str(target))
+    try:
+        if "Path" in text_type:
+            return Path(value)
+        if text_type == "bool":
+            if isinstance(value, bool):
+                return value
+            lowered = str(value).strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(value)
+        if text_type == "int":
+            return int(value)
+        if text_type == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"option {name}: cannot use {value!r} ({text_type} expected)") from exc
+
+
+def read_config_file(path: Path | None) -> dict[str, Any]:
+    """Return the [run] table of a TOML config file (empty when `path` is None)."""
+    if path is None:
+        return {}
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from exc
+    run = data.get("run", {})
+    if not isinstance(run, dict):
+        raise ConfigError(f"config file {path}: [run] must be a table")
+    return run
+
+
+def resolve_run_options(
+    cli: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> RunOptions:
+    """Merge defaults < config file < environment < command line into RunOptions.
+
+    `cli` holds only the options the user gave (None means "not given").
+    """
+    env = os.environ if env is None else env
+    known = {f.name: f.type for f in fields(RunOptions)}
+    merged: dict[str, Any] = {}
+    for name, value in read_config_file(config_file).items():
+        key = name.replace("-", "_")
+        if key not in known:
+            raise ConfigError(f"config file {config_file}: unknown option {name!r}")
+        merged[key] = _coerce(key, value, known[key])
+    for name, kind in known.items():
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None and raw != "":
+            merged[name] = _coerce(name, raw, kind)
+    for name, value in cli.items():
+        if value is not None:
+            merged[name] = _coerce(name, value, known[name])
+    for required in ("images_root", "deployments", "out_dir"):
+        if required not in merged:
+            raise ConfigError(f"missing required option {required}")
+    return RunOptions(**merged)

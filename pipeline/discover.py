@@ -1,0 +1,190 @@
+"""Discover a survey: the deployments table (Camtrap DP) and the frames under ROOT/<deploymentID>/.
+
+`read_deployments` validates `deployments.csv` and adds H3 cells; `discover_frames` walks the
+images root and returns one row per image file, each keyed by a stable `image_id`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+
+from pipeline.errors import InputError
+from pipeline.hexgrid import add_cell_columns
+from pipeline.schema import DEPLOYMENTS, conform
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+REQUIRED_COLUMNS = (
+    "deploymentID",
+    "locationID",
+    "latitude",
+    "longitude",
+    "deploymentStart",
+    "deploymentEnd",
+)
+OPTIONAL_COLUMNS = ("locationName", "cameraID", "clockOffsetSeconds")
+
+FRAMES = pa.schema(
+    [
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("deploymentID", pa.string(), nullable=False),
+        pa.field("file_path", pa.string(), nullable=False),
+        pa.field("relative_path", pa.string(), nullable=False),
+        pa.field("file_size", pa.int64()),
+        pa.field("known_deployment", pa.bool_(), nullable=False),
+    ]
+)
+
+
+def parse_timestamp(text: str, what: str) -> datetime:
+    """Parse an ISO 8601 date or date-time into naive local wall-clock time.
+
+    An explicit offset ("+08:00", "Z") is dropped, keeping the station's wall clock, which is
+    what EXIF times are written in.
+    """
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise InputError(f"{what}: {text!r} is not an ISO 8601 date or date-time") from exc
+    return value.replace(tzinfo=None)
+
+
+def read_deployments(csv_path: str | os.PathLike[str]) -> pa.Table:
+    """Read and validate a Camtrap DP `deployments.csv`; return a DEPLOYMENTS table.
+
+    Raises InputError naming the row and column of the first problem found.
+    """
+    path = Path(csv_path)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            rows = list(reader)
+    except OSError as exc:
+        raise InputError(f"cannot read deployments table {path}: {exc.strerror}") from exc
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise InputError(f"{path.name}: missing column(s) {', '.join(missing)}")
+    if not rows:
+        raise InputError(f"{path.name}: no deployments")
+
+    records, seen = [], set()
+    for line, row in enumerate(rows, start=2):
+        where = f"{path.name} line {line}"
+        dep_id = (row["deploymentID"] or "").strip()
+        if not dep_id:
+            raise InputError(f"{where}: empty deploymentID")
+        if dep_id in seen:
+            raise InputError(f"{where}: deploymentID {dep_id!r} appears twice")
+        seen.add(dep_id)
+        lat = _number(row["latitude"], f"{where} latitude")
+        lng = _number(row["longitude"], f"{where} longitude")
+        if not -90 <= lat <= 90 or not -180 <= lng <= 180:
+            swapped = " (latitude and longitude look swapped)" if -90 <= lng <= 90 else ""
+            raise InputError(f"{where}: coordinates {lat}, {lng} out of range{swapped}")
+        start = parse_timestamp(row["deploymentStart"], f"{where} deploymentStart")
+        end = parse_timestamp(row["deploymentEnd"], f"{where} deploymentEnd")
+        if end < start:
+            raise InputError(f"{where}: deploymentEnd {end} is before deploymentStart {start}")
+        offset_text = (row.get("clockOffsetSeconds") or "").strip()
+        offset = int(_number(offset_text, f"{where} clockOffsetSeconds")) if offset_text else 0
+        records.append(
+            {
+                "deploymentID": dep_id,
+                "locationID": (row["locationID"] or "").strip() or dep_id,
+                "locationName": (row.get("locationName") or "").strip() or None,
+                "latitude": lat,
+                "longitude": lng,
+                "deploymentStart": start,
+                "deploymentEnd": end,
+                "cameraID": (row.get("cameraID") or "").strip() or None,
+                "clockOffsetSeconds": offset,
+            }
+        )
+    table = add_cell_columns(pa.Table.from_pylist(records))
+    return conform(table, DEPLOYMENTS)
+
+
+def _number(text: str | None, what: str) -> float:
+    try:
+        return float((text or "").strip())
+    except ValueError as exc:
+        raise InputError(f"{what}: {text!r} is not a number") from exc
+
+
+def image_id_for(deployment_id: str, relative_path: str) -> str:
+    """Return the stable id of a frame: a hash of its deployment and path under it."""
+    key = f"{deployment_id}/{relative_path}".encode()
+    return hashlib.sha256(key).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """What was found under an images root."""
+
+    frames: pa.Table  # FRAMES schema, sorted by deploymentID then relative_path
+    warnings: list[str] = field(default_factory=list)
+
+
+def discover_frames(root: str | os.PathLike[str], deployment_ids: set[str]) -> Discovery:
+    """List every .jpg/.jpeg/.png file under `root`/<deploymentID>/ at any depth.
+
+    Folders that are not in `deployment_ids` are still listed (known_deployment=False) so the
+    run can record them as failures instead of losing them; a warning names each one.
+    Symbolic links to folders are not followed (no loops); unreadable folders are warned about.
+    """
+    root_path = Path(root)
+    if not root_path.is_dir():
+        raise InputError(f"images root {root_path} is not a folder")
+    warnings: list[str] = []
+    rows: list[dict[str, object]] = []
+
+    def on_error(exc: OSError) -> None:
+        warnings.append(f"cannot list {exc.filename}: {exc.strerror}")
+
+    for top in sorted(root_path.iterdir(), key=lambda p: p.name):
+        if not top.is_dir() or top.is_symlink():
+            if top.is_file() and top.suffix.lower() in IMAGE_SUFFIXES:
+                warnings.append(
+                    f"{top.name}: image directly under the root, not in a "
+                    "deployment folder; skipped"
+                )
+            continue
+        dep_id = top.name
+        known = dep_id in deployment_ids
+        count = 0
+        for dirpath, dirnames, filenames in os.walk(top, onerror=on_error):
+            dirnames.sort()
+            for name in sorted(filenames):
+                if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+                    continue
+                full = Path(dirpath) / name
+                rel = full.relative_to(top).as_posix()
+                try:
+                    size: int | None = full.stat().st_size
+                except OSError:
+                    size = None  # a dangling link: decode records why
+                rows.append(
+                    {
+                        "image_id": image_id_for(dep_id, rel),
+                        "deploymentID": dep_id,
+                        "file_path": str(full.absolute()),
+                        "relative_path": rel,
+                        "file_size": size,
+                        "known_deployment": known,
+                    }
+                )
+                count += 1
+        if not known and count:
+            warnings.append(
+                f"folder {dep_id!r} is not in the deployments table: its {count} frame(s) "
+                "are recorded as failures"
+            )
+    frames = pa.Table.from_pylist(rows, schema=FRAMES) if rows else FRAMES.empty_table()
+    return Discovery(frames=frames, warnings=warnings)
