@@ -113,8 +113,9 @@ def assign_bursts(frames: pa.Table, options: BurstOptions) -> pa.Table:
     con.execute(
         "CREATE TEMP TABLE numbered AS SELECT row_number() OVER () AS _row, * FROM frames_in"
     )
+    assignment = burst_assignment_sql("numbered", options)
     ids = con.sql(
-        f"SELECT n.*, b.burst_id FROM numbered n JOIN ({burst_assignment_sql('numbered', options)}) b "
+        f"SELECT n.*, b.burst_id FROM numbered n JOIN ({assignment}) b "
         "USING (image_id) ORDER BY n._row"
     ).to_arrow_table()
     return ids.drop(["_row"])
