@@ -138,5 +138,5 @@ def count_independent_events(bursts: pa.Table, threshold: float, event_gap_minut
     )
     (n,) = con.execute(
         f"SELECT count(*) FILTER (WHERE starts_event) FROM ({sql})", {"threshold": threshold}
-    ).fetchone()  # type: ignore[misc]
+    ).fetchall()[0]
     return int(n)

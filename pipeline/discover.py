@@ -186,5 +186,6 @@ def discover_frames(root: str | os.PathLike[str], deployment_ids: set[str]) -> D
                 f"folder {dep_id!r} is not in the deployments table: its {count} frame(s) "
                 "are recorded as failures"
             )
+    rows.sort(key=lambda r: (r["deploymentID"], r["relative_path"]))
     frames = pa.Table.from_pylist(rows, schema=FRAMES) if rows else FRAMES.empty_table()
     return Discovery(frames=frames, warnings=warnings)

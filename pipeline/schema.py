@@ -202,6 +202,15 @@ def duckdb_ddl(name: str, schema: pa.Schema | None = None) -> str:
     return f'CREATE TABLE "{name}" (\n  {cols}\n)'
 
 
+def _same_type(actual: pa.DataType, expected: pa.DataType) -> bool:
+    """Type equality that treats UTC spellings ("UTC", "Etc/UTC") as one zone."""
+    if pa.types.is_timestamp(actual) and pa.types.is_timestamp(expected):
+        utc = {"UTC", "Etc/UTC", "+00:00", "Z"}
+        same_zone = actual.tz == expected.tz or {actual.tz, expected.tz} <= utc
+        return actual.unit == expected.unit and same_zone
+    return actual.equals(expected)
+
+
 def validate_table(table: pa.Table, schema: pa.Schema) -> list[SchemaProblem]:
     """List what keeps `table` from matching `schema` (missing columns, types, nulls)."""
     problems: list[SchemaProblem] = []
@@ -210,7 +219,7 @@ def validate_table(table: pa.Table, schema: pa.Schema) -> list[SchemaProblem]:
             problems.append(SchemaProblem(f.name, "missing column"))
             continue
         col = table.column(f.name)
-        if not col.type.equals(f.type):
+        if not _same_type(col.type, f.type):
             problems.append(SchemaProblem(f.name, f"type {col.type}, expected {f.type}"))
         if not f.nullable and col.null_count:
             problems.append(SchemaProblem(f.name, f"{col.null_count} null value(s)"))

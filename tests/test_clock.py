@@ -1,0 +1,29 @@
+"""Capture-time correction and flags."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pipeline.clock import correct_capture_time
+from pipeline.schema import TimeFlag
+
+START, END = datetime(2024, 1, 1), datetime(2024, 6, 1)
+
+
+def test_clock_offset_is_applied() -> None:
+    when, flag = correct_capture_time(datetime(2024, 3, 1, 12), "ok", -3600, START, END)
+    assert when == datetime(2024, 3, 1, 11) and flag is TimeFlag.OK
+
+
+def test_times_outside_the_deployment_are_kept_but_flagged() -> None:
+    for exif in (datetime(2099, 1, 1), datetime(2023, 12, 31)):
+        when, flag = correct_capture_time(exif, "ok", 0, START, END)
+        assert when == exif and flag is TimeFlag.OUTSIDE_DEPLOYMENT
+
+
+def test_missing_and_unparseable_times_have_no_value() -> None:
+    assert correct_capture_time(None, "missing", 0, START, END) == (None, TimeFlag.MISSING)
+    assert correct_capture_time(None, "unparseable", 0, START, END) == (
+        None,
+        TimeFlag.UNPARSEABLE,
+    )
