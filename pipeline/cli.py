@@ -98,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-seconds", type=float, help="rebuild the tables this often while running (60)"
     )
     run.add_argument(
+        "--engine", choices=("local", "spark"), help="local (default): this machine; spark: Spark"
+    )
+    run.add_argument(
+        "--spark-master",
+        metavar="URL",
+        help="Spark master for --engine spark: local[2] (default), spark://host:7077, yarn",
+    )
+    run.add_argument(
         "--config", type=Path, metavar="FILE", help="TOML file with a [run] table of these options"
     )
     run.add_argument(
@@ -182,6 +190,7 @@ def _demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     handlers = {"run": _run, "serve": _serve, "demo": _demo}
     try:
         return handlers[args.command](args)

@@ -22,6 +22,7 @@ from pipeline.schema import BurstAggregation
 BACKBONE_CHOICES = ("resnet50", "efficientnet_lite0")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 PRECISION_CHOICES = ("auto", "bf16", "fp32")
+ENGINE_CHOICES = ("local", "spark")
 ENV_PREFIX = "UNCIA_"
 
 
@@ -46,12 +47,16 @@ class RunOptions:
     checkpoint_seconds: float = 60.0
     strict: bool = False
     progress: bool = True
+    engine: str = "local"
+    spark_master: str = "local[2]"
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONE_CHOICES:
             raise ConfigError(f"backbone must be one of {BACKBONE_CHOICES}, got {self.backbone!r}")
         if self.device not in DEVICE_CHOICES:
             raise ConfigError(f"device must be one of {DEVICE_CHOICES}, got {self.device!r}")
+        if self.engine not in ENGINE_CHOICES:
+            raise ConfigError(f"engine must be one of {ENGINE_CHOICES}, got {self.engine!r}")
         if self.precision not in PRECISION_CHOICES:
             raise ConfigError(f"precision must be one of {PRECISION_CHOICES}")
         if self.aggregation not in {a.value for a in BurstAggregation}:

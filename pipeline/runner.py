@@ -103,13 +103,21 @@ def classify_batch(
     backbone: Backbone,
     classifier: Classifier,
     run_id: str,
+    pad_to: int | None = None,
 ) -> pa.Table:
-    """Score one decoded batch; return its FRAME_RESULTS rows (failures included)."""
+    """Score one decoded batch; return its FRAME_RESULTS rows (failures included).
+
+    `pad_to` pads the model batch with blank frames to a fixed size: oneDNN builds new bf16
+    kernels for every new batch shape (up to a second each), so fixed shapes are faster.
+    """
     ok = [i for i, d in enumerate(decoded) if d.pixels is not None]
     scores: dict[int, tuple[float, list[str], list[float]]] = {}
     if ok:
         pixels = np.stack([decoded[i].pixels for i in ok])  # type: ignore[misc]
-        result = classifier.score(backbone.embed(pixels))
+        if pad_to and len(ok) < pad_to:
+            blank = np.zeros((pad_to - len(ok), *pixels.shape[1:]), dtype=pixels.dtype)
+            pixels = np.concatenate([pixels, blank])
+        result = classifier.score(backbone.embed(pixels)[: len(ok)])
         for j, i in enumerate(ok):
             scores[i] = (
                 float(result.score[j]),
@@ -160,6 +168,22 @@ def classify_batch(
             }
         )
     return pa.Table.from_pylist(records, schema=FRAME_RESULTS)
+
+
+def classify_locally(
+    frames: pa.Table,
+    deployments: dict[str, dict[str, Any]],
+    options: RunOptions,
+    backbone: Backbone,
+    classifier: Classifier,
+    run_id: str,
+) -> Iterator[pa.Table]:
+    """The local engine: yield FRAME_RESULTS parts, one per batch, decoding a batch ahead."""
+    with ThreadPoolExecutor(max_workers=options.workers) as pool:
+        for rows, decoded in _decode_ahead(frames, options, pool):
+            yield classify_batch(
+                rows, decoded, deployments, backbone, classifier, run_id, pad_to=options.batch_size
+            )
 
 
 def _run_record(
@@ -243,12 +267,17 @@ def run_survey(
             file=log,
             smoothing=0.1,
         )
-        with ThreadPoolExecutor(max_workers=options.workers) as pool, bar:
-            for rows, decoded in _decode_ahead(frames, options, pool):
-                part = classify_batch(rows, decoded, by_id, backbone, classifier, run_id)
+        if options.engine == "spark":
+            from pipeline.spark_engine import classify_on_spark
+
+            parts = classify_on_spark(frames, by_id, options, run_id, log=log)
+        else:
+            parts = classify_locally(frames, by_id, options, backbone, classifier, run_id)
+        with bar:
+            for part in parts:
                 store.write_frame_part(out_dir, run_id, part)
                 _count(summary, part)
-                bar.update(rows.num_rows)
+                bar.update(part.num_rows)
                 if time.monotonic() - last_checkpoint > options.checkpoint_seconds:
                     store.finalize(out_dir, options.burst_options())
                     last_checkpoint = time.monotonic()
