@@ -161,9 +161,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from dashboard.settings import Settings
-
     from dashboard import create_app
+    from dashboard.settings import Settings
 
     settings = Settings(data_dir=args.data, host=args.host, port=args.port, tiles=args.tiles)
     app = create_app(settings)

@@ -155,6 +155,68 @@ RUNS = pa.schema(
     ]
 )
 
+
+class FrameSource(StrEnum):
+    """Where a labelled frame of `uncia train` comes from."""
+
+    SURVEY = "survey"  # the labelled survey: trained on, validated on, tested on
+    EXTRA_POSITIVE = "extra_positive"  # --extra-positive folders: training only
+    EXTRA_NEGATIVE = "extra_negative"  # --extra-negative folders: training only
+
+
+class Split(StrEnum):
+    TRAIN = "train"  # fitted on, and scored out-of-fold for calibration and the threshold
+    TEST = "test"  # held out, grouped by deployment or burst
+    SKIPPED = "skipped"  # failed to decode, or a byte-identical copy of an earlier frame
+
+
+# Files of `uncia train` and `uncia evaluate` (not store tables; see docs/training.md).
+# EMBEDDINGS: the embedding cache, one row per (content, backbone, weights, flip).
+EMBEDDINGS = pa.schema(
+    [
+        pa.field("content_sha256", pa.string(), nullable=False),
+        pa.field("flip", pa.bool_(), nullable=False),
+        pa.field("backbone", pa.string(), nullable=False),
+        pa.field("weights_sha256", pa.string(), nullable=False),
+        pa.field("input_size", pa.int32(), nullable=False),
+        pa.field("features", pa.list_(pa.float32())),  # null when the file failed to decode
+        pa.field("failure", pa.string()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("exif_datetime", pa.string()),
+        pa.field("exif_offset", pa.string()),
+    ]
+)
+_LABELLED_FIELDS = [
+    pa.field("file_path", pa.string(), nullable=False),
+    pa.field("relative_path", pa.string(), nullable=False),
+    pa.field("label", pa.string(), nullable=False),
+    pa.field("deployment", pa.string(), nullable=False),
+    pa.field("content_sha256", pa.string()),
+    pa.field("captured_at", TS),
+    pa.field("burst_id", pa.string()),
+    pa.field("failure", pa.string()),
+]
+# MODEL_DIR/training_frames.parquet: every frame `uncia train` was given and what it did with it.
+TRAINING_FRAMES = pa.schema(
+    [
+        *_LABELLED_FIELDS,
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("fold", pa.int32()),
+        pa.field("score", pa.float32()),
+    ]
+)
+# REPORT_DIR/frames.parquet: every frame `uncia evaluate` scored.
+EVALUATED_FRAMES = pa.schema(
+    [
+        *_LABELLED_FIELDS,
+        pa.field("positive", pa.bool_(), nullable=False),
+        pa.field("score", pa.float32()),
+        pa.field("flagged", pa.bool_()),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "deployments": DEPLOYMENTS,
     "images": IMAGES,

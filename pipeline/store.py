@@ -109,6 +109,12 @@ def atomic_write_text(text: str, path: Path) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def atomic_write_bytes(data: bytes, path: Path) -> None:
+    """Write `data` (a picture, an array file) to `path` atomically."""
+    with _atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def write_frame_part(out_dir: Path, run_id: str, frames: pa.Table) -> Path:
     """Persist one batch of classified frames (FRAME_RESULTS) for `run_id`; return its path."""
     paths = StorePaths(Path(out_dir))
