@@ -167,9 +167,12 @@ def simulate_deployment(rng: np.random.Generator, dep: dict, opts: DemoOptions) 
 
 def build_demo_survey(out_dir: Path, options: DemoOptions | None = None) -> dict[str, int]:
     """Write a simulated survey into `out_dir` through the store; return table row counts."""
-    opts = options or DemoOptions()
+    with store.writer_lock(Path(out_dir)):
+        return _build_demo_survey_locked(Path(out_dir), options or DemoOptions())
+
+
+def _build_demo_survey_locked(out_dir: Path, opts: DemoOptions) -> dict[str, int]:
     rng = np.random.default_rng(opts.seed)
-    out_dir = Path(out_dir)
     run_id = f"demo-seed{opts.seed}"
     started = datetime.now(UTC)
     deployments = _deployments(rng, opts)

@@ -29,6 +29,8 @@ from pipeline.config import RunOptions
 from pipeline.decode import DecodedFrame, decode_frame, parse_exif_datetime
 from pipeline.discover import discover_frames, read_deployments
 from pipeline.embed import Backbone, load_backbone
+from pipeline.embedding_cache import embed_pixels
+from pipeline.head import TrainedHead, load_model
 from pipeline.schema import FRAME_RESULTS, ImageStatus, RunKind, RunStatus, TimeFlag
 
 PREFETCH_BATCHES = 2
@@ -104,8 +106,11 @@ def classify_batch(
     classifier: Classifier,
     run_id: str,
     pad_to: int | None = None,
+    tta_flip: bool = False,
 ) -> pa.Table:
     """Score one decoded batch; return its FRAME_RESULTS rows (failures included).
+
+    `tta_flip` averages each frame's features with its mirror image's before scoring.
 
     `pad_to` pads the model batch with blank frames to a fixed size: oneDNN builds new bf16
     kernels for every new batch shape (up to a second each), so fixed shapes are faster.
@@ -117,7 +122,7 @@ def classify_batch(
         if pad_to and len(ok) < pad_to:
             blank = np.zeros((pad_to - len(ok), *pixels.shape[1:]), dtype=pixels.dtype)
             pixels = np.concatenate([pixels, blank])
-        result = classifier.score(backbone.embed(pixels)[: len(ok)])
+        result = classifier.score(embed_pixels(backbone, pixels, tta_flip)[: len(ok)])
         for j, i in enumerate(ok):
             scores[i] = (
                 float(result.score[j]),
@@ -182,7 +187,14 @@ def classify_locally(
     with ThreadPoolExecutor(max_workers=options.workers) as pool:
         for rows, decoded in _decode_ahead(frames, options, pool):
             yield classify_batch(
-                rows, decoded, deployments, backbone, classifier, run_id, pad_to=options.batch_size
+                rows,
+                decoded,
+                deployments,
+                backbone,
+                classifier,
+                run_id,
+                pad_to=options.batch_size,
+                tta_flip=options.tta_flip,
             )
 
 
@@ -221,11 +233,17 @@ def run_survey(
     """Classify every new frame of a survey and rebuild the store; return the summary.
 
     `backbone` may be given already loaded (to reuse one across runs); by default it is
-    loaded from the options.
+    loaded from the options. One run at a time writes to an output folder.
 
-    Raises InputError for a bad deployments table or images root and ModelError when the
-    backbone cannot be loaded; bad frames never raise, they become failure rows.
+    Raises InputError for a bad deployments table or images root, ModelError when the
+    backbone cannot be loaded, and StoreError when another run is writing to the same folder;
+    bad frames never raise, they become failure rows.
     """
+    with store.writer_lock(Path(options.out_dir)):
+        return _run_survey_locked(options, log, backbone)
+
+
+def _run_survey_locked(options: RunOptions, log: TextIO, backbone: Backbone | None) -> RunSummary:
     t0 = time.monotonic()
     started = datetime.now(UTC)
     out_dir = Path(options.out_dir)
@@ -245,7 +263,11 @@ def run_survey(
     summary.frames_skipped = discovery.frames.num_rows - frames.num_rows
 
     backbone = backbone or _load_backbone(options)
-    classifier: Classifier = ZeroShotImageNet(backbone)
+    classifier: Classifier = (
+        TrainedHead(load_model(options.model_dir), backbone)
+        if options.model_dir is not None
+        else ZeroShotImageNet(backbone)
+    )
     print(
         f"uncia {__version__} run {run_id}: {frames.num_rows} frame(s) to classify with "
         f"{backbone.name} ({backbone.precision} on {backbone.device}, weights "

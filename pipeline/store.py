@@ -14,6 +14,7 @@ a partial file and a killed run loses at most the batch in flight. A re-run skip
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -96,6 +97,37 @@ def _atomic_path(path: Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def writer_lock(out_dir: Path) -> Iterator[None]:
+    """Hold `out_dir`'s writer lock for a run; raise StoreError if another run holds it.
+
+    The lock dies with its process (even on SIGKILL), so a killed run never blocks the next.
+    On entry, temporary files a killed writer left behind are removed.
+    """
+    paths = StorePaths(Path(out_dir))
+    lock_path = paths.root / "work" / ".writer.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise StoreError(f"another run is writing to {out_dir}; wait for it to finish") from exc
+        remove_stale_temporaries(paths.root)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def remove_stale_temporaries(out_dir: Path) -> int:
+    """Delete `.*.tmp` files a killed writer left in `out_dir`; return how many."""
+    removed = 0
+    for tmp in Path(out_dir).rglob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def atomic_write_parquet(table: pa.Table, path: Path) -> None:
