@@ -37,7 +37,7 @@ def command(root: Path, csv: Path, out: Path) -> list[str]:
         "--backbone",
         "efficientnet_lite0",
         "--batch-size",
-        "4",
+        "2",
         "--checkpoint-seconds",
         "0.5",
         "--no-progress",
@@ -50,9 +50,9 @@ def survey(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = base / "images"
     for d, dep in enumerate(["N1", "N2"]):
         (root / dep).mkdir(parents=True)
-        for i in range(36):
+        for i in range(24):
             when = T0 + timedelta(seconds=25 * i + d)
-            (root / dep / f"{i:03d}.jpg").write_bytes(jpeg_bytes(800, 600, when=when, seed=i))
+            (root / dep / f"{i:03d}.jpg").write_bytes(jpeg_bytes(640, 480, when=when, seed=i))
     (root / "N1" / "cut.jpg").write_bytes(jpeg_bytes(800, 600, when=T0)[:900])
     csv = write_deployments(base / "d.csv", [deployment("N1"), deployment("N2", lat=43.3)])
     return root, csv
@@ -65,20 +65,30 @@ def test_killed_runs_resume_to_the_same_store(survey: tuple[Path, Path], tmp_pat
 
     out = tmp_path / "killed"
     rng = random.Random(20261127)
-    kills = 0
-    for _ in range(12):
+    kills = mid_run_kills = 0
+    for attempt in range(8):
+        parts_before = len(list(out.glob("work/frames/*/part-*.parquet")))
         proc = subprocess.Popen(
             command(root, csv, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        time.sleep(rng.uniform(0.5, 7.0))
+        if attempt % 3 == 0:
+            time.sleep(rng.uniform(0.2, 3.0))  # during start-up or model loading
+        else:  # mid-run: once this run has written a batch, at a random moment after it
+            deadline = time.monotonic() + 120
+            while (
+                len(list(out.glob("work/frames/*/part-*.parquet"))) == parts_before
+                and proc.poll() is None
+                and time.monotonic() < deadline
+            ):
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 0.3))
         if proc.poll() is not None:
             break  # it finished before the kill
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         kills += 1
-        if kills >= 6:
-            break
-    assert kills >= 5
+        mid_run_kills += attempt % 3 != 0
+    assert kills >= 5 and mid_run_kills >= 3
     subprocess.run(command(root, csv, out), check=True, capture_output=True, timeout=600)
 
     want, got = store.open_store(reference), store.open_store(out)
@@ -89,15 +99,17 @@ def test_killed_runs_resume_to_the_same_store(survey: tuple[Path, Path], tmp_pat
     assert want.execute(IMAGES).fetchall() == got.execute(IMAGES).fetchall()
     # Runs killed before their first write leave no record; the others say "running".
     statuses = [r[0] for r in got.execute("SELECT status FROM runs ORDER BY run_id").fetchall()]
-    assert statuses[-1] == "finished" and set(statuses[:-1]) <= {"running"}
-    assert 3 <= len(statuses) <= kills + 1  # at least two kills landed mid-run
+    assert statuses[-1] == "finished" and statuses.count("running") >= 2
     leftovers = [p for p in out.rglob("*.tmp")]
     assert leftovers == []
 
 
 def test_a_second_writer_is_refused_while_one_runs(tmp_path: Path) -> None:
-    with store.writer_lock(tmp_path), pytest.raises(StoreError, match="another run"):
-        with store.writer_lock(tmp_path):
-            pass
+    with (
+        store.writer_lock(tmp_path),
+        pytest.raises(StoreError, match="another run"),
+        store.writer_lock(tmp_path),
+    ):
+        pass
     with store.writer_lock(tmp_path):  # released: usable again
         pass
