@@ -42,7 +42,8 @@ def test_queries_during_writes_never_fail_nor_go_backwards(tmp_path: Path) -> No
                 (n,) = con.execute("SELECT count(*) FROM detections").fetchall()[0]
                 # A torn Parquet file fails to read: the footer is written last.
                 duckdb.sql(
-                    f"SELECT count(*) FROM read_parquet('{out}/parquet/*.parquet', union_by_name=true)"
+                    f"SELECT count(*) FROM read_parquet('{out}/parquet/*.parquet', "
+                    "union_by_name = true)"
                 ).fetchall()
                 con.close()
                 seen.append(n)
