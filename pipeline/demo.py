@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -138,7 +139,7 @@ def simulate_deployment(rng: np.random.Generator, dep: dict, opts: DemoOptions) 
         for k in range(int(rng.integers(1, 4))):  # a visit passes the camera 1–3 times
             triggers.append((t + timedelta(minutes=float(k * rng.uniform(2, 12))), True))
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for t, leopard in triggers:
         for f in range(3):  # each trigger fires a 3-frame burst, a second apart
             shot = t + timedelta(seconds=f)

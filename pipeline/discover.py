@@ -55,10 +55,15 @@ def parse_timestamp(text: str, what: str) -> datetime:
     return value.replace(tzinfo=None)
 
 
-def read_deployments(csv_path: str | os.PathLike[str]) -> pa.Table:
+def read_deployments(
+    csv_path: str | os.PathLike[str], problems: list[str] | None = None
+) -> pa.Table:
     """Read and validate a Camtrap DP `deployments.csv`; return a DEPLOYMENTS table.
 
-    Raises InputError naming the row and column of the first problem found.
+    A table that cannot be used at all (unreadable, missing columns, no usable row) raises
+    InputError. A bad row (coordinates out of range or swapped, a bad date, a duplicate id)
+    raises InputError naming its line too, unless `problems` is given: then the row is left
+    out, the reason appended to `problems`, and its frames become failure rows in a run.
     """
     path = Path(csv_path)
     try:
@@ -66,49 +71,63 @@ def read_deployments(csv_path: str | os.PathLike[str]) -> pa.Table:
             reader = csv.DictReader(fh)
             header = reader.fieldnames or []
             rows = list(reader)
-    except OSError as exc:
-        raise InputError(f"cannot read deployments table {path}: {exc.strerror}") from exc
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"cannot read deployments table {path}: {exc}") from exc
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise InputError(f"{path.name}: missing column(s) {', '.join(missing)}")
-    if not rows:
-        raise InputError(f"{path.name}: no deployments")
 
-    records, seen = [], set()
+    records: list[dict[str, object]] = []
+    rejected: list[str] = []
+    seen: set[str] = set()
     for line, row in enumerate(rows, start=2):
         where = f"{path.name} line {line}"
-        dep_id = (row["deploymentID"] or "").strip()
-        if not dep_id:
-            raise InputError(f"{where}: empty deploymentID")
-        if dep_id in seen:
-            raise InputError(f"{where}: deploymentID {dep_id!r} appears twice")
-        seen.add(dep_id)
-        lat = _number(row["latitude"], f"{where} latitude")
-        lng = _number(row["longitude"], f"{where} longitude")
-        if not -90 <= lat <= 90 or not -180 <= lng <= 180:
-            swapped = " (latitude and longitude look swapped)" if -90 <= lng <= 90 else ""
-            raise InputError(f"{where}: coordinates {lat}, {lng} out of range{swapped}")
-        start = parse_timestamp(row["deploymentStart"], f"{where} deploymentStart")
-        end = parse_timestamp(row["deploymentEnd"], f"{where} deploymentEnd")
-        if end < start:
-            raise InputError(f"{where}: deploymentEnd {end} is before deploymentStart {start}")
-        offset_text = (row.get("clockOffsetSeconds") or "").strip()
-        offset = int(_number(offset_text, f"{where} clockOffsetSeconds")) if offset_text else 0
-        records.append(
-            {
-                "deploymentID": dep_id,
-                "locationID": (row["locationID"] or "").strip() or dep_id,
-                "locationName": (row.get("locationName") or "").strip() or None,
-                "latitude": lat,
-                "longitude": lng,
-                "deploymentStart": start,
-                "deploymentEnd": end,
-                "cameraID": (row.get("cameraID") or "").strip() or None,
-                "clockOffsetSeconds": offset,
-            }
-        )
+        try:
+            record = _parse_deployment_row(row, where)
+            if record["deploymentID"] in seen:
+                raise InputError(f"{where}: deploymentID {record['deploymentID']!r} appears twice")
+        except InputError as exc:
+            if problems is None:
+                raise
+            rejected.append(str(exc))
+            continue
+        seen.add(str(record["deploymentID"]))
+        records.append(record)
+    if not records:
+        raise InputError(f"{path.name}: no usable deployments. " + "; ".join(rejected))
+    if problems is not None:
+        problems.extend(f"{reason}; deployment left out" for reason in rejected)
     table = add_cell_columns(pa.Table.from_pylist(records))
     return conform(table, DEPLOYMENTS)
+
+
+def _parse_deployment_row(row: dict[str, str | None], where: str) -> dict[str, object]:
+    """Parse one deployments.csv row; raise InputError naming `where` and the problem."""
+    dep_id = (row["deploymentID"] or "").strip()
+    if not dep_id:
+        raise InputError(f"{where}: empty deploymentID")
+    lat = _number(row["latitude"], f"{where} latitude")
+    lng = _number(row["longitude"], f"{where} longitude")
+    if not -90 <= lat <= 90 or not -180 <= lng <= 180:
+        swapped = " (latitude and longitude look swapped)" if -90 <= lng <= 90 else ""
+        raise InputError(f"{where}: coordinates {lat}, {lng} out of range{swapped}")
+    start = parse_timestamp(row["deploymentStart"] or "", f"{where} deploymentStart")
+    end = parse_timestamp(row["deploymentEnd"] or "", f"{where} deploymentEnd")
+    if end < start:
+        raise InputError(f"{where}: deploymentEnd {end} is before deploymentStart {start}")
+    offset_text = (row.get("clockOffsetSeconds") or "").strip()
+    offset = int(_number(offset_text, f"{where} clockOffsetSeconds")) if offset_text else 0
+    return {
+        "deploymentID": dep_id,
+        "locationID": (row["locationID"] or "").strip() or dep_id,
+        "locationName": (row.get("locationName") or "").strip() or None,
+        "latitude": lat,
+        "longitude": lng,
+        "deploymentStart": start,
+        "deploymentEnd": end,
+        "cameraID": (row.get("cameraID") or "").strip() or None,
+        "clockOffsetSeconds": offset,
+    }
 
 
 def _number(text: str | None, what: str) -> float:

@@ -247,13 +247,14 @@ def _run_survey_locked(options: RunOptions, log: TextIO, backbone: Backbone | No
     t0 = time.monotonic()
     started = datetime.now(UTC)
     out_dir = Path(options.out_dir)
-    deployments = read_deployments(options.deployments)
+    deployment_problems: list[str] = []
+    deployments = read_deployments(options.deployments, deployment_problems)
     discovery = discover_frames(
         options.images_root, set(deployments.column("deploymentID").to_pylist())
     )
     run_id = store.new_run_id(started)
     summary = RunSummary(run_id=run_id, frames_found=discovery.frames.num_rows)
-    summary.warnings.extend(discovery.warnings)
+    summary.warnings.extend(deployment_problems + discovery.warnings)
 
     done = store.completed_image_ids(out_dir)
     frames = discovery.frames
@@ -270,7 +271,7 @@ def _run_survey_locked(options: RunOptions, log: TextIO, backbone: Backbone | No
     )
     print(
         f"uncia {__version__} run {run_id}: {frames.num_rows} frame(s) to classify with "
-        f"{backbone.name} ({backbone.precision} on {backbone.device}, weights "
+        f"{classifier.name} on {backbone.name} ({backbone.precision} on {backbone.device}, weights "
         f"{backbone.weights_sha256[:12]}), options {options.to_json()}",
         file=log,
     )

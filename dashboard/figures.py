@@ -1,0 +1,243 @@
+"""Plotly figures and table rows built from query results; no database, no Dash here.
+
+The map is a `go.Choroplethmap` of independent leopard events per H3 hexagon over a MapLibre
+style that is either a plain background (offline) or a raster tile layer.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import plotly.graph_objects as go
+import pyarrow as pa
+
+from dashboard.filters import Period
+from pipeline.hexgrid import cell_outline, cells_geojson
+
+OFFLINE_BACKGROUND = "#e8ebe3"
+OSM_ATTRIBUTION = "© OpenStreetMap contributors"
+# Zero events is a pale sand colour, so hexagons with cameras but no leopard still show.
+EVENT_COLORSCALE = [
+    [0.0, "#f6f1e4"],
+    [0.02, "#fde7b0"],
+    [0.25, "#fdae61"],
+    [0.55, "#e34a33"],
+    [1.0, "#7f0000"],
+]
+MAP_HEIGHT_PX = 560
+MAP_WIDTH_PX = 680  # about what the page gives the map (colour bar aside); picks a first zoom
+
+
+def map_style(tile_url: str | None) -> dict[str, Any]:
+    """Return an inline MapLibre style: a background, plus raster tiles when `tile_url` is set.
+
+    Without tiles the style names no external resource (no glyphs, sprites or sources), so the
+    map renders with no network at all.
+    """
+    layers: list[dict[str, Any]] = [
+        {
+            "id": "background",
+            "type": "background",
+            "paint": {"background-color": OFFLINE_BACKGROUND},
+        }
+    ]
+    # plotly.js drops an empty `sources` object when it updates the figure, and MapLibre then
+    # rejects the style; an empty inline GeoJSON source keeps it present and stays offline.
+    sources: dict[str, Any] = {
+        "empty": {"type": "geojson", "data": {"type": "FeatureCollection", "features": []}}
+    }
+    if tile_url:
+        attribution = OSM_ATTRIBUTION if "openstreetmap.org" in tile_url else "map tiles"
+        sources["tiles"] = {
+            "type": "raster",
+            "tiles": [tile_url],
+            "tileSize": 256,
+            "attribution": attribution,
+        }
+        layers.append({"id": "tiles", "type": "raster", "source": "tiles"})
+    return {"version": 8, "sources": sources, "layers": layers}
+
+
+def _view(geojson: dict[str, Any]) -> tuple[dict[str, float], float]:
+    """Centre and zoom that fit every hexagon in a map of about MAP_WIDTH_PX x MAP_HEIGHT_PX."""
+    lngs = [p[0] for f in geojson["features"] for p in f["geometry"]["coordinates"][0]]
+    lats = [p[1] for f in geojson["features"] for p in f["geometry"]["coordinates"][0]]
+    if not lngs:
+        return {"lat": 0.0, "lon": 0.0}, 1.0
+    lat_c, lng_c = (min(lats) + max(lats)) / 2, (min(lngs) + max(lngs)) / 2
+    lng_span = max(max(lngs) - min(lngs), 1e-3)
+    lat_span = max(max(lats) - min(lats), 1e-3) / math.cos(math.radians(lat_c))
+    # MapLibre's world is 512 px wide at zoom 0.
+    zoom = min(
+        math.log2(MAP_WIDTH_PX * 360 / (512 * lng_span)),
+        math.log2(MAP_HEIGHT_PX * 360 / (512 * lat_span)),
+    )
+    return {"lat": lat_c, "lon": lng_c}, max(0.0, min(14.0, zoom - 0.2))
+
+
+def _rate_text(rate: float | None) -> str:
+    return "–" if rate is None else f"{rate:.2f}"
+
+
+def hotspot_map(
+    summary: pa.Table,
+    cameras: pa.Table | None,
+    style: dict[str, Any],
+    *,
+    selected: str | None = None,
+    title: str = "",
+) -> go.Figure:
+    """Map one hexagon per row of `summary` (queries.hexagon_summary), coloured by events.
+
+    `cameras` (queries.active_cameras) adds camera locations as dots; None leaves them out.
+    Hexagons with cameras but no events are drawn in the palest colour; the `selected`
+    hexagon, when on the map, gets a bold outline.
+    """
+    cells = summary.column("hexagon").to_pylist()
+    events = summary.column("events").to_pylist()
+    geojson = cells_geojson(cells)
+    center, zoom = _view(geojson)
+    customdata = [
+        [n_cam, nights, _rate_text(rate)]
+        for n_cam, nights, rate in zip(
+            summary.column("cameras").to_pylist(),
+            summary.column("trap_nights").to_pylist(),
+            summary.column("events_per_100_trap_nights").to_pylist(),
+            strict=True,
+        )
+    ]
+    fig = go.Figure(
+        go.Choroplethmap(
+            geojson=geojson,
+            locations=cells,
+            z=events,
+            featureidkey="id",
+            zmin=0,
+            zmax=max([1, *events]),
+            colorscale=EVENT_COLORSCALE,
+            marker={"opacity": 0.78, "line": {"width": 0.8, "color": "#5b5340"}},
+            colorbar={"title": {"text": "Events"}, "thickness": 14, "len": 0.85, "y": 0.45},
+            customdata=customdata,
+            hovertemplate=(
+                "<b>%{z} leopard events</b><br>hexagon %{location}<br>"
+                "%{customdata[0]} camera(s), %{customdata[1]} trap-nights<br>"
+                "%{customdata[2]} events per 100 trap-nights<extra></extra>"
+            ),
+            name="Hexagons",
+        )
+    )
+    if cameras is not None and cameras.num_rows:
+        fig.add_trace(
+            go.Scattermap(
+                lat=cameras.column("latitude").to_pylist(),
+                lon=cameras.column("longitude").to_pylist(),
+                mode="markers",
+                marker={"size": 6, "color": "#1d2b36"},
+                customdata=[[c] for c in cameras.column("hexagon").to_pylist()],
+                hovertext=cameras.column("locationName").to_pylist(),
+                hovertemplate="camera %{hovertext}<extra></extra>",
+                name="Cameras",
+                showlegend=False,
+            )
+        )
+    if selected is not None and selected in cells:
+        outline = cell_outline(selected)
+        fig.add_trace(
+            go.Scattermap(
+                lon=[lng for lng, _ in outline],
+                lat=[lat for _, lat in outline],
+                mode="lines",
+                line={"width": 3.5, "color": "#0b4f8a"},
+                hoverinfo="skip",
+                name="Selected hexagon",
+                showlegend=False,
+            )
+        )
+    fig.update_layout(
+        map={"style": style, "center": center, "zoom": zoom},
+        margin={"l": 0, "r": 0, "t": 32 if title else 0, "b": 0},
+        height=MAP_HEIGHT_PX,
+        title={"text": title, "x": 0.01, "font": {"size": 14}},
+        uirevision="hotspots",  # keep the user's pan and zoom when filters change
+        clickmode="event",
+    )
+    if not cells:
+        fig.add_annotation(
+            text="No camera was working in this window.",
+            showarrow=False,
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+            font={"size": 16},
+        )
+    return fig
+
+
+def event_series_figure(series: pa.Table, period: Period, *, title: str = "") -> go.Figure:
+    """Bar chart of independent leopard events per week or month (queries.event_series)."""
+    periods = series.column("period").to_pylist()
+    events = series.column("events").to_pylist()
+    nights = series.column("trap_nights").to_pylist()
+    rates = [_rate_text(100.0 * e / n if n else None) for e, n in zip(events, nights, strict=True)]
+    fig = go.Figure(
+        go.Bar(
+            x=periods,
+            y=events,
+            xperiod="M1" if period is Period.MONTH else 7 * 24 * 3600 * 1000,
+            xperiodalignment="start",
+            marker={"color": "#c2452d"},
+            customdata=list(zip(nights, rates, strict=True)),
+            hovertemplate=(
+                "%{x|%d %b %Y}: <b>%{y} events</b><br>%{customdata[0]} trap-nights, "
+                "%{customdata[1]} per 100<extra></extra>"
+            ),
+            name="Leopard events",
+        )
+    )
+    fig.update_layout(
+        title={"text": title, "x": 0.01, "font": {"size": 14}},
+        yaxis={"title": {"text": f"Events per {period.value}"}, "rangemode": "tozero"},
+        xaxis={"type": "date"},
+        margin={"l": 56, "r": 16, "t": 40, "b": 40},
+        height=300,
+        bargap=0.1,
+        template="plotly_white",
+    )
+    if not periods:
+        fig.add_annotation(
+            text="No camera was working in this window.",
+            showarrow=False,
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+        )
+    return fig
+
+
+def hotspot_rows(summary: pa.Table) -> list[dict[str, Any]]:
+    """Rows for the hotspot table, most events first, the rate rounded to 2 decimals.
+
+    Each row's "id" is its hexagon, so a clicked cell tells which hexagon it belongs to.
+    """
+    rows = summary.to_pylist()
+    for row in rows:
+        row["id"] = row["hexagon"]  # the table reports clicks by row id
+        rate = row["events_per_100_trap_nights"]
+        row["events_per_100_trap_nights"] = None if rate is None else round(rate, 2)
+    rows.sort(key=lambda r: (-r["events"], -(r["events_per_100_trap_nights"] or 0), r["hexagon"]))
+    return rows
+
+
+def message_figure(message: str) -> go.Figure:
+    """An empty figure that says `message` (no data yet, or an error shown elsewhere)."""
+    fig = go.Figure()
+    fig.add_annotation(
+        text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 15}
+    )
+    fig.update_layout(
+        xaxis={"visible": False}, yaxis={"visible": False}, template="plotly_white", height=300
+    )
+    return fig

@@ -1,0 +1,1 @@
+"""The dashboard's page: `hotspots` builds the layout, `callbacks` wires it to the store."""

@@ -1,0 +1,267 @@
+"""The hotspot page's callbacks: plain functions of (context, control values) returning outputs.
+
+Each parses its inputs into `Filters`, asks `queries`, and hands the rows to `figures`. Errors
+become an alert on the page and a traceback in the log, never a stack trace in the browser.
+`register` wires the functions to the Dash app.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import dash
+from dash import Input, Output, State, no_update
+
+from dashboard import figures, queries
+from dashboard.filters import Filters, Season, parse_filters
+from dashboard.pages.hotspots import (
+    NO_STORE,
+    PICK_HEXAGON,
+    Ids,
+    alert,
+    demo_banner,
+    detection_cards,
+    run_info,
+)
+from pipeline.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from dashboard.app import DashboardContext
+
+log = logging.getLogger(__name__)
+
+UNREADABLE = (
+    "The survey data cannot be read right now; the page will try again. "
+    "The server log has the details."
+)
+WAITING = "Waiting for the pipeline's first checkpoint…"
+FAILED = "Something went wrong while updating this view. The server log has the details."
+
+
+def shows_alert(
+    *outputs: str, announce_missing_store: bool = False
+) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., Any]]:
+    """Turn exceptions of a callback returning {output: value} into an alert in its "alert" key.
+
+    The other `outputs` keep their current value (no_update). Before the first checkpoint only
+    the callback with `announce_missing_store` says so; the others show a waiting figure.
+    Only messages written for users reach the page; tracebacks go to the log.
+    """
+
+    def decorate(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+        @functools.wraps(fn)
+        def guarded(ctx: DashboardContext, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            kept: dict[str, Any] = dict.fromkeys(outputs, no_update)
+            try:
+                return fn(ctx, *args, **kwargs)
+            except ConfigError as exc:
+                message = f"Cannot show this view: {exc}."
+            except StoreError:
+                if ctx.reader.version() is None:  # expected before the first checkpoint
+                    log.info("%s: no store in the data folder yet", fn.__name__)
+                    if "figure" in kept:
+                        kept["figure"] = figures.message_figure(WAITING)
+                    return {**kept, "alert": [alert(NO_STORE)] if announce_missing_store else []}
+                log.warning("%s: store not readable", fn.__name__, exc_info=True)
+                message = UNREADABLE
+            except Exception:
+                log.exception("callback %s failed", fn.__name__)
+                message = FAILED
+            return {**kept, "alert": [alert(message)]}
+
+        return guarded
+
+    return decorate
+
+
+def _filters(overview: queries.Overview, controls: dict[str, Any]) -> Filters:
+    default = overview.leopard_threshold if overview.leopard_threshold is not None else 0.5
+    return parse_filters(default_threshold=default, **controls)
+
+
+def refresh_version(ctx: DashboardContext, n_intervals: int | None, current: str | None) -> Any:
+    """Return the store file's new signature when a checkpoint replaced it, else no_update."""
+    version = ctx.reader.version()
+    return no_update if version == current else version
+
+
+@shows_alert("banner", "run_info", "min_date", "max_date", announce_missing_store=True)
+def render_header(ctx: DashboardContext, version: str | None) -> dict[str, Any]:
+    """Demo banner, latest run's model, and the date bounds, from the current store."""
+    with ctx.reader.connect() as con:
+        overview = queries.survey_overview(con)
+    return {
+        "banner": demo_banner(overview),
+        "run_info": run_info(overview),
+        "min_date": overview.first_day.isoformat() if overview.first_day else None,
+        "max_date": overview.last_day.isoformat() if overview.last_day else None,
+        "alert": [],
+    }
+
+
+def toggle_custom_months(season: str | None) -> dict[str, bool]:
+    """The month dropdowns only apply to the Custom season."""
+    custom = season == Season.CUSTOM.value
+    return {"start_disabled": not custom, "end_disabled": not custom}
+
+
+@shows_alert("figure", "rows", "summary")
+def update_map(
+    ctx: DashboardContext, version: str | None, selected: str | None = None, **controls: Any
+) -> dict[str, Any]:
+    """Hotspot map (the `selected` hexagon outlined), table rows and a one-line summary."""
+    with ctx.reader.connect() as con:
+        overview = queries.survey_overview(con)
+        filters = _filters(overview, controls)
+        summary = queries.hexagon_summary(con, filters, ctx.event_gap_minutes(overview))
+        cameras = queries.active_cameras(con, filters)
+    total = sum(summary.column("events").to_pylist())
+    text = (
+        f"{summary.num_rows} hexagons with working cameras · {total} independent leopard "
+        f"events at score ≥ {filters.threshold:.2f} · {filters.describe_season()}"
+    )
+    return {
+        "figure": figures.hotspot_map(summary, cameras, ctx.tiles.style(), selected=selected),
+        "rows": figures.hotspot_rows(summary),
+        "summary": text,
+        "alert": [],
+    }
+
+
+@shows_alert("figure")
+def update_series(
+    ctx: DashboardContext, version: str | None, period: str | None, **controls: Any
+) -> dict[str, Any]:
+    """Weekly or monthly bars of independent leopard events for the controls' values."""
+    with ctx.reader.connect() as con:
+        overview = queries.survey_overview(con)
+        filters = _filters(overview, {**controls, "period": period})
+        series = queries.event_series(con, filters, ctx.event_gap_minutes(overview))
+    title = f"Independent leopard events per {filters.period.value} · {filters.describe_season()}"
+    return {"figure": figures.event_series_figure(series, filters.period, title=title), "alert": []}
+
+
+def select_hexagon(
+    click_data: dict[str, Any] | None,
+    active_cell: dict[str, Any] | None,
+    triggered: str | None,
+) -> str | None:
+    """The hexagon picked last: a map click, a table row; none after a resolution change."""
+    if triggered == Ids.MAP and click_data:
+        point = (click_data.get("points") or [{}])[0]
+        if point.get("location"):
+            return str(point["location"])
+        custom = point.get("customdata")
+        if isinstance(custom, list) and custom:  # a camera dot carries its hexagon
+            return str(custom[0])
+        return None
+    if triggered == Ids.TABLE and active_cell and active_cell.get("row_id"):
+        return str(active_cell["row_id"])
+    return None
+
+
+@shows_alert("title", "cards")
+def show_detections(
+    ctx: DashboardContext, hexagon: str | None, version: str | None, **controls: Any
+) -> dict[str, Any]:
+    """The selected hexagon's frames at or above the threshold, highest score first."""
+    if not hexagon:
+        return {"title": PICK_HEXAGON, "cards": [], "alert": []}
+    limit = ctx.settings.max_detections
+    with ctx.reader.connect() as con:
+        overview = queries.survey_overview(con)
+        filters = _filters(overview, controls)
+        rows = queries.hexagon_detections(con, filters, hexagon, limit).to_pylist()
+    if rows:
+        capped = f", the first {limit}" if len(rows) == limit else ""
+        title = (
+            f"Hexagon {hexagon}: frames scoring ≥ {filters.threshold:.2f}, highest first{capped}"
+        )
+    else:
+        title = f"Hexagon {hexagon}: no frame scores ≥ {filters.threshold:.2f} in this window"
+    return {"title": title, "cards": detection_cards(rows, ctx.url_prefix), "alert": []}
+
+
+def _bind(fn: Callable[..., Any], ctx: DashboardContext) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def bound(*args: Any, **kwargs: Any) -> Any:
+        return fn(ctx, *args, **kwargs)
+
+    return bound
+
+
+def _filter_inputs() -> dict[str, Input]:
+    return {
+        "resolution": Input(Ids.RESOLUTION, "value"),
+        "start_date": Input(Ids.DATES, "start_date"),
+        "end_date": Input(Ids.DATES, "end_date"),
+        "season": Input(Ids.SEASON, "value"),
+        "month_start": Input(Ids.MONTH_START, "value"),
+        "month_end": Input(Ids.MONTH_END, "value"),
+        "threshold": Input(Ids.THRESHOLD, "value"),
+    }
+
+
+def register(app: dash.Dash, ctx: DashboardContext) -> None:
+    """Wire every callback of the page to `app`, bound to `ctx`."""
+    version = Input(Ids.VERSION, "data")
+    app.callback(
+        Output(Ids.VERSION, "data"),
+        Input(Ids.REFRESH, "n_intervals"),
+        State(Ids.VERSION, "data"),
+    )(_bind(refresh_version, ctx))
+    app.callback(
+        output={
+            "banner": Output(Ids.BANNER, "children"),
+            "run_info": Output(Ids.RUN_INFO, "children"),
+            "min_date": Output(Ids.DATES, "min_date_allowed"),
+            "max_date": Output(Ids.DATES, "max_date_allowed"),
+            "alert": Output(Ids.STATUS, "children"),
+        },
+        inputs={"version": version},
+    )(_bind(render_header, ctx))
+    app.callback(
+        output={
+            "start_disabled": Output(Ids.MONTH_START, "disabled"),
+            "end_disabled": Output(Ids.MONTH_END, "disabled"),
+        },
+        inputs={"season": Input(Ids.SEASON, "value")},
+    )(toggle_custom_months)
+    app.callback(
+        output={
+            "figure": Output(Ids.MAP, "figure"),
+            "rows": Output(Ids.TABLE, "data"),
+            "summary": Output(Ids.MAP_SUMMARY, "children"),
+            "alert": Output(Ids.MAP_ALERT, "children"),
+        },
+        inputs={"version": version, "selected": Input(Ids.SELECTED, "data"), **_filter_inputs()},
+    )(_bind(update_map, ctx))
+    app.callback(
+        output={
+            "figure": Output(Ids.SERIES, "figure"),
+            "alert": Output(Ids.SERIES_ALERT, "children"),
+        },
+        inputs={"version": version, "period": Input(Ids.PERIOD, "value"), **_filter_inputs()},
+    )(_bind(update_series, ctx))
+
+    def on_pick(click_data: Any, active_cell: Any, resolution: Any) -> str | None:
+        return select_hexagon(click_data, active_cell, dash.ctx.triggered_id)
+
+    app.callback(
+        Output(Ids.SELECTED, "data"),
+        Input(Ids.MAP, "clickData"),
+        Input(Ids.TABLE, "active_cell"),
+        Input(Ids.RESOLUTION, "value"),
+        prevent_initial_call=True,
+    )(on_pick)
+    app.callback(
+        output={
+            "title": Output(Ids.DETECTIONS_TITLE, "children"),
+            "cards": Output(Ids.DETECTIONS, "children"),
+            "alert": Output(Ids.DETECTIONS_ALERT, "children"),
+        },
+        inputs={"hexagon": Input(Ids.SELECTED, "data"), "version": version, **_filter_inputs()},
+    )(_bind(show_detections, ctx))

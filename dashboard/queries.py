@@ -1,0 +1,314 @@
+"""Every question the dashboard asks the store, as parameterized DuckDB SQL.
+
+`StoreReader` reopens DIR/uncia.duckdb whenever a pipeline checkpoint replaces it, so a running
+survey shows up without a restart. Aggregations group bursts by deployment first and only then
+by hexagon, so they stay fast on stores with millions of frames.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from dashboard.filters import Filters
+from pipeline.bursts import independent_events_sql
+from pipeline.errors import StoreError
+from pipeline.schema import RunKind
+from pipeline.store import StorePaths
+
+DEFAULT_EVENT_GAP_MINUTES = 30.0
+_ALIAS = "survey"
+
+
+class StoreReader:
+    """Read-only access to one output folder's DuckDB file, reopened when the file is replaced.
+
+    Each snapshot is a fresh in-memory DuckDB with the file attached read-only: DuckDB caches
+    database instances by path, so connecting to the same path again would keep serving the
+    replaced file. Cursors on an old snapshot keep working until they are closed.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = StorePaths(Path(data_dir)).duckdb
+        self._lock = threading.Lock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._version: str | None = None
+
+    def version(self) -> str | None:
+        """Return a cheap signature of the store file (inode, mtime, size), None when absent."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """Return a new cursor on the newest snapshot (close it after use).
+
+        Raises StoreError when the folder holds no store yet or the file cannot be read.
+        """
+        with self._lock:
+            current = self.version()
+            if current is None:
+                raise StoreError("no Uncia store in the data folder yet")
+            if self._con is None or current != self._version:
+                self._con = self._attach()
+                self._version = current
+            cursor = self._con.cursor()
+        cursor.execute(f"USE {_ALIAS}")
+        return cursor
+
+    def _attach(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect()
+        quoted = str(self.path).replace("'", "''")
+        try:
+            con.execute(f"ATTACH '{quoted}' AS {_ALIAS} (READ_ONLY)")
+        except duckdb.Error as exc:
+            con.close()
+            raise StoreError(f"cannot read the store: {exc}") from exc
+        return con
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What the header and the controls need: date bounds, the latest run, demo or not."""
+
+    first_day: date | None
+    last_day: date | None
+    is_demo: bool
+    model_name: str | None
+    backbone: str | None
+    leopard_threshold: float | None
+    run_status: str | None
+    event_gap_minutes: float | None
+    n_deployments: int
+
+
+def _first_row(
+    con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None
+) -> tuple[Any, ...] | None:
+    """Run `sql` and return its first row; fetching all rows leaves the cursor free again."""
+    rows = con.execute(sql, params or {}).fetchall()
+    return rows[0] if rows else None
+
+
+def survey_overview(con: duckdb.DuckDBPyConnection) -> Overview:
+    """Summarise the store: first/last deployment day, latest run's model and threshold."""
+    first, last, n_dep = _first_row(  # type: ignore[misc]
+        con,
+        'SELECT min("deploymentStart")::DATE, max("deploymentEnd")::DATE, count(*) '
+        "FROM deployments",
+    )
+    (is_demo,) = _first_row(  # type: ignore[misc]
+        con,
+        "SELECT count(*) FILTER (WHERE kind = $demo) > 0 FROM runs",
+        {"demo": RunKind.DEMO.value},
+    )
+    latest = _first_row(
+        con,
+        "SELECT model_name, backbone, leopard_threshold, status, options_json FROM runs "
+        "ORDER BY started_at DESC, run_id DESC LIMIT 1",
+    )
+    model = backbone = status = None
+    threshold = gap = None
+    if latest:
+        model, backbone, threshold, status, options_json = latest
+        gap = _event_gap_from_options(options_json)
+    return Overview(
+        first_day=first,
+        last_day=last,
+        is_demo=bool(is_demo),
+        model_name=model,
+        backbone=backbone,
+        leopard_threshold=None if threshold is None else round(float(threshold), 4),
+        run_status=status,
+        event_gap_minutes=gap,
+        n_deployments=int(n_dep),
+    )
+
+
+def _event_gap_from_options(options_json: str | None) -> float | None:
+    try:
+        value = json.loads(options_json or "{}").get("event_gap_minutes")
+        return None if value is None else float(value)
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _window(ts: str) -> str:
+    """SQL keeping timestamps `ts` inside the date range and the season's months."""
+    return (
+        f"({ts})::DATE BETWEEN coalesce($start::DATE, DATE '0001-01-01') "
+        f"AND coalesce($end::DATE, DATE '9999-12-31') "
+        f"AND list_contains($months::INTEGER[], month({ts})::INTEGER)"
+    )
+
+
+# Each day a deployment's camera was out (deploymentStart..deploymentEnd, both days included),
+# clipped to the date range, then kept when its month is in the season.
+_NIGHTS = """
+nights AS (
+  SELECT deploymentID, night FROM (
+    SELECT deploymentID, unnest(range(
+             greatest("deploymentStart"::DATE, $start::DATE)::TIMESTAMP,
+             (least("deploymentEnd"::DATE, $end::DATE) + 1)::TIMESTAMP,
+             INTERVAL 1 DAY))::DATE AS night
+    FROM deployments)
+  WHERE list_contains($months::INTEGER[], month(night)::INTEGER)
+)"""
+
+
+def _leopard_bursts() -> str:
+    return f"""
+leopard AS (
+  SELECT burst_id, deploymentID, start_time, end_time FROM bursts
+  WHERE score >= $threshold::FLOAT AND start_time IS NOT NULL AND {_window("start_time")}
+    AND deploymentID IN (SELECT deploymentID FROM deployments)
+)"""
+
+
+def _params(filters: Filters, **extra: Any) -> dict[str, Any]:
+    return {
+        "start": filters.start,
+        "end": filters.end,
+        "months": list(filters.months),
+        "threshold": filters.threshold,
+        **extra,
+    }
+
+
+def hexagon_summary(
+    con: duckdb.DuckDBPyConnection, filters: Filters, event_gap_minutes: float
+) -> pa.Table:
+    """One row per hexagon with a working camera in the window, most events first.
+
+    Columns: hexagon, events (independent leopard events), cameras (distinct locations),
+    trap_nights, events_per_100_trap_nights (null when no trap-nights).
+    """
+    events_sql = independent_events_sql("leopard", event_gap_minutes)
+    sql = f"""
+WITH {_NIGHTS},
+{_leopard_bursts()},
+nights_per_deployment AS (
+  SELECT deploymentID, count(*) AS trap_nights FROM nights GROUP BY deploymentID
+),
+events_per_deployment AS (
+  SELECT deploymentID, count(*) FILTER (WHERE starts_event) AS events
+  FROM ({events_sql}) GROUP BY deploymentID
+),
+per_deployment AS (
+  SELECT d.locationID, d."{filters.h3_column}" AS hexagon,
+         coalesce(n.trap_nights, 0) AS trap_nights, coalesce(e.events, 0) AS events
+  FROM deployments d
+  LEFT JOIN nights_per_deployment n USING (deploymentID)
+  LEFT JOIN events_per_deployment e USING (deploymentID)
+  WHERE n.trap_nights > 0 OR e.events > 0
+)
+SELECT hexagon,
+       sum(events)::BIGINT AS events,
+       count(DISTINCT locationID)::BIGINT AS cameras,
+       sum(trap_nights)::BIGINT AS trap_nights,
+       CASE WHEN sum(trap_nights) > 0
+            THEN 100.0 * sum(events) / sum(trap_nights) END AS events_per_100_trap_nights
+FROM per_deployment
+GROUP BY hexagon
+ORDER BY events DESC, events_per_100_trap_nights DESC NULLS LAST, hexagon
+"""
+    return con.sql(sql, params=_params(filters)).to_arrow_table()
+
+
+def active_cameras(con: duckdb.DuckDBPyConnection, filters: Filters) -> pa.Table:
+    """Camera locations with at least one trap-night in the window, with their hexagon.
+
+    Columns: locationID, locationName, latitude, longitude, hexagon, trap_nights.
+    """
+    sql = f"""
+WITH {_NIGHTS}
+SELECT d.locationID, any_value(d.locationName) AS locationName,
+       avg(d.latitude) AS latitude, avg(d.longitude) AS longitude,
+       any_value(d."{filters.h3_column}") AS hexagon, count(*)::BIGINT AS trap_nights
+FROM nights n JOIN deployments d USING (deploymentID)
+GROUP BY d.locationID
+ORDER BY d.locationID
+"""
+    params = _params(filters)
+    del params["threshold"]
+    return con.sql(sql, params=params).to_arrow_table()
+
+
+def event_series(
+    con: duckdb.DuckDBPyConnection, filters: Filters, event_gap_minutes: float
+) -> pa.Table:
+    """Independent leopard events and trap-nights per week or month (filters.period).
+
+    Columns: period (first day), events, trap_nights. Periods without any working camera are
+    left out rather than shown as zero.
+    """
+    events_sql = independent_events_sql("leopard", event_gap_minutes)
+    sql = f"""
+WITH {_NIGHTS},
+{_leopard_bursts()},
+effort AS (
+  SELECT date_trunc($period, night)::DATE AS period, count(*) AS trap_nights
+  FROM nights GROUP BY 1
+),
+events AS (
+  SELECT date_trunc($period, start_time)::DATE AS period,
+         count(*) FILTER (WHERE starts_event) AS events
+  FROM ({events_sql}) GROUP BY 1
+)
+SELECT period, coalesce(ev.events, 0)::BIGINT AS events,
+       coalesce(ef.trap_nights, 0)::BIGINT AS trap_nights
+FROM effort ef FULL JOIN events ev USING (period)
+ORDER BY period
+"""
+    return con.sql(sql, params=_params(filters, period=filters.period.value)).to_arrow_table()
+
+
+def hexagon_detections(
+    con: duckdb.DuckDBPyConnection, filters: Filters, hexagon: str, limit: int
+) -> pa.Table:
+    """Frames in `hexagon` scoring at least the threshold in the window, highest score first.
+
+    Columns: image_id, captured_at, locationID, locationName, cameraID, score, top5_labels,
+    top5_scores. At most `limit` rows.
+    """
+    sql = f"""
+SELECT x.image_id, x.captured_at, x.locationID, d.locationName, d.cameraID, x.score,
+       x.top5_labels, x.top5_scores
+FROM detections x JOIN deployments d USING (deploymentID)
+WHERE d."{filters.h3_column}" = $hexagon AND x.score >= $threshold::FLOAT
+  AND x.captured_at IS NOT NULL AND {_window("x.captured_at")}
+ORDER BY x.score DESC, x.captured_at, x.image_id
+LIMIT $limit
+"""
+    return con.sql(sql, params=_params(filters, hexagon=hexagon, limit=int(limit))).to_arrow_table()
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """Where a frame's file is, and whether it belongs to the simulated demo."""
+
+    file_path: str
+    simulated: bool
+
+
+def image_source(con: duckdb.DuckDBPyConnection, image_id: str) -> ImageSource | None:
+    """Look `image_id` up in the images table; None when the store has no such frame."""
+    row = _first_row(
+        con,
+        "SELECT i.file_path, coalesce(r.kind = $demo, false) FROM images i "
+        "LEFT JOIN runs r USING (run_id) WHERE i.image_id = $image_id LIMIT 1",
+        {"image_id": image_id, "demo": RunKind.DEMO.value},
+    )
+    if row is None:
+        return None
+    return ImageSource(file_path=row[0], simulated=bool(row[1]))

@@ -1,0 +1,69 @@
+"""The dashboard's frozen settings: which output folder to show, where to serve, which map tiles.
+
+Validation has no side effects; the tile server is probed later, when the first map is drawn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+
+DEFAULT_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+TILE_CHOICES = ("auto", "none")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything `create_app` needs; see docs/dashboard.md for each setting.
+
+    `tiles` is "auto" (OpenStreetMap when reachable, else a plain offline map), "none" (always
+    the offline map) or a raster tile URL template with {z}, {x} and {y}.
+    """
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8050
+    tiles: str = "auto"
+    tile_probe_timeout_s: float = 1.5
+    refresh_seconds: float = 5.0
+    default_resolution: int = 6
+    max_detections: int = 60
+    event_gap_minutes: float | None = None
+    thumbnail_px: int = 320
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"port must be 1–65535, got {self.port}")
+        if self.tiles not in TILE_CHOICES and not _is_tile_template(self.tiles):
+            raise ConfigError(
+                "tiles must be auto, none or an http(s) URL template with {z}, {x} and {y}, "
+                f"got {self.tiles!r}"
+            )
+        if self.tile_probe_timeout_s <= 0:
+            raise ConfigError("tile_probe_timeout_s must be > 0")
+        if self.refresh_seconds < 0.5:
+            raise ConfigError(f"refresh_seconds must be >= 0.5, got {self.refresh_seconds}")
+        if not 5 <= self.default_resolution <= 9:
+            raise ConfigError(f"default_resolution must be 5–9, got {self.default_resolution}")
+        if not 1 <= self.max_detections <= 500:
+            raise ConfigError(f"max_detections must be 1–500, got {self.max_detections}")
+        if self.event_gap_minutes is not None and self.event_gap_minutes < 0:
+            raise ConfigError(f"event_gap_minutes must be >= 0, got {self.event_gap_minutes}")
+        if not 32 <= self.thumbnail_px <= 2048:
+            raise ConfigError(f"thumbnail_px must be 32–2048, got {self.thumbnail_px}")
+
+    @property
+    def tile_url(self) -> str | None:
+        """The tile URL template to try, or None when tiles are off."""
+        if self.tiles == "none":
+            return None
+        return DEFAULT_TILES if self.tiles == "auto" else self.tiles
+
+
+def _is_tile_template(value: str) -> bool:
+    return value.startswith(("http://", "https://")) and all(
+        key in value for key in ("{z}", "{x}", "{y}")
+    )

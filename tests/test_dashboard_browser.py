@@ -1,0 +1,198 @@
+"""The dashboard in a real headless Chromium against a real Dash server on a loopback port.
+
+Loads the page, checks the MapLibre map drew its hexagons, moves the threshold slider, clicks a
+hexagon for its frames, switches the season, and rewrites the store under the open page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+from werkzeug.serving import make_server
+
+from dashboard import Settings, create_app
+from dashboard.filters import Filters
+from dashboard.pages.hotspots import DEMO_BANNER, TITLE
+from dashboard.queries import StoreReader, hexagon_summary
+from pipeline import store
+from pipeline.demo import DemoOptions, build_demo_survey
+from pipeline.hexgrid import cell_center
+from pipeline.schema import TABLES
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+GRAPH = "#hotspot-map .js-plotly-plot"
+MAP_READY = f"""() => {{
+  const g = document.querySelector('{GRAPH}');
+  const sub = g && g._fullLayout && g._fullLayout.map && g._fullLayout.map._subplot;
+  return !!(sub && sub.map && sub.map.loaded() && g.data && g.data[0].locations.length);
+}}"""
+Z_SUM = f"() => document.querySelector('{GRAPH}').data[0].z.reduce((a, b) => a + b, 0)"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make browser)"),
+    pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning"),
+]
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    build_demo_survey(out, DemoOptions(n_stations=12, n_years=2, seed=3))
+    return out
+
+
+def _serve(data_dir: Path, refresh_seconds: float = 5.0) -> tuple[Any, str]:
+    app = create_app(Settings(data_dir=data_dir, tiles="none", refresh_seconds=refresh_seconds))
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server("127.0.0.1", 0, app.server, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}/"
+
+
+@pytest.fixture(scope="module")
+def url(demo_dir: Path) -> Iterator[str]:
+    server, address = _serve(demo_dir)
+    yield address
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, url: str) -> Iterator[Any]:
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    page.wait_for_function(MAP_READY, timeout=30_000)
+    yield page
+    page.close()
+    assert errors == []  # e.g. MapLibre rejecting a style on update: "Map error."
+
+
+def map_pixels(page: Any) -> str:
+    """A digest of the WebGL map canvas alone (no colour bar) as drawn now."""
+    page.mouse.move(1, 1)  # no hover label over the map
+    shot = page.locator("#hotspot-map canvas.maplibregl-canvas").screenshot()
+    return hashlib.sha256(shot).hexdigest()
+
+
+def test_page_shows_title_banner_and_a_drawn_map(page: Any, demo_dir: Path, tmp_path: Path) -> None:
+    with StoreReader(demo_dir).connect() as con:
+        expected = hexagon_summary(con, Filters(resolution=6), 30.0).num_rows
+    assert page.locator("h1").inner_text() == TITLE
+    assert page.get_by_text(DEMO_BANNER).is_visible()
+    assert page.evaluate(f"() => document.querySelector('{GRAPH}').data[0].locations.length") == (
+        expected
+    )
+    assert page.locator("#hotspot-map canvas").count() >= 1
+    page.locator("#hotspot-map").screenshot(path=str(tmp_path / "map.png"))
+    pixels = Image.open(tmp_path / "map.png").convert("RGB")
+    colours = pixels.getcolors(maxcolors=1 << 20) or []
+    # WebGL drew filled hexagons: many colours, and warm (event) ones among them.
+    assert len(colours) > 50
+    warm = sum(n for n, c in colours if isinstance(c, tuple) and c[0] > 200 and c[2] < 120)
+    assert warm > 500
+    assert page.locator("#hotspot-table tbody tr").count() > 1
+
+
+def test_moving_the_threshold_slider_redraws_the_map(page: Any) -> None:
+    before, drawn = page.evaluate(Z_SUM), map_pixels(page)
+    track = page.locator("#threshold .dash-slider-track").bounding_box()
+    page.mouse.click(track["x"] + 0.95 * track["width"], track["y"] + track["height"] / 2)
+    page.wait_for_function(f"() => ({Z_SUM})() < {before}", timeout=15_000)
+    assert float(page.locator("#threshold [role=slider]").get_attribute("aria-valuenow")) > 0.8
+    page.wait_for_function(MAP_READY)
+    page.wait_for_timeout(500)
+    assert map_pixels(page) != drawn  # the canvas itself was redrawn, not only the data
+
+
+def test_clicking_a_hexagon_lists_its_frames_with_thumbnails(page: Any) -> None:
+    cell = page.evaluate(f"() => document.querySelector('{GRAPH}').data[0].locations[0]")
+    lat, lng = cell_center(cell)
+    x, y = page.evaluate(
+        f"""([lng, lat]) => {{
+          const map = document.querySelector('{GRAPH}')._fullLayout.map._subplot.map;
+          const p = map.project([lng, lat]);
+          const box = map.getContainer().getBoundingClientRect();
+          return [box.left + p.x, box.top + p.y];
+        }}""",
+        [lng, lat],
+    )
+    page.mouse.click(x + 6, y + 9)  # a little off centre, clear of a camera dot
+    page.wait_for_selector("#detections figure img", timeout=15_000)
+    assert cell in page.locator("#detections-title").inner_text()
+    names = f"() => document.querySelector('{GRAPH}').data.map(t => t.name)"
+    page.wait_for_function(f"() => ({names})().includes('Selected hexagon')")
+    first = page.locator("#detections figure img").first
+    first.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => document.querySelector('#detections figure img').naturalWidth > 0",
+        timeout=15_000,
+    )
+    assert "/thumbnail/" in first.get_attribute("src")
+    assert "score" in page.locator("#detections figure").first.inner_text()
+
+
+def test_season_filter_changes_the_series(page: Any) -> None:
+    months_js = (
+        "() => document.querySelector('#event-series .js-plotly-plot').data[0].x"
+        ".map(d => Number(String(d).slice(5, 7)))"
+    )
+    page.wait_for_function(f"() => ({months_js})().length > 0")
+    assert set(page.evaluate(months_js)) - {6, 7, 8}
+    page.get_by_text("Summer (Jun–Aug)").click()
+    only_summer = (
+        f"() => {{ const m = ({months_js})(); return m.length && m.every(x => x >= 6 && x <= 8); }}"
+    )
+    page.wait_for_function(only_summer, timeout=15_000)
+
+
+def test_store_rewritten_under_an_open_page_shows_up(
+    browser: Any, demo_dir: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "live"
+    shutil.copytree(demo_dir, data)
+    server, address = _serve(data, refresh_seconds=0.5)
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    try:
+        page.goto(address)
+        page.wait_for_function(MAP_READY, timeout=30_000)
+        assert page.evaluate(Z_SUM) > 0
+        tables = {name: pq.read_table(store.StorePaths(data).table(name)) for name in TABLES}
+        keep = pc.less(tables["bursts"]["score"], pa.scalar(0.3, pa.float32()))
+        store.write_tables(data, {**tables, "bursts": tables["bursts"].filter(keep)})
+        page.wait_for_function(f"() => ({Z_SUM})() === 0", timeout=15_000)
+    finally:
+        page.close()
+        server.shutdown()

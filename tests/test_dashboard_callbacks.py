@@ -1,0 +1,280 @@
+"""The dashboard's callbacks called as plain functions, plus the thumbnail route and tile probe.
+
+Most tests read a small simulated survey built by pipeline.demo; a few rewrite or break a store
+to check live reload and the alerts a user sees instead of stack traces.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from dash import no_update
+from PIL import Image, ImageStat
+
+from dashboard import Settings, create_app
+from dashboard.app import DashboardContext, TileSource, build_context
+from dashboard.pages import callbacks
+from dashboard.pages.hotspots import DEMO_BANNER, NO_STORE, PICK_HEXAGON, Ids, layout
+from pipeline import store
+from pipeline.demo import DemoOptions, build_demo_survey
+from pipeline.schema import TABLES
+
+# Dash 4 warns that DataTable will move out of the core some day; dash-ag-grid is not installed.
+pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
+
+CONTROLS: dict[str, Any] = {
+    "resolution": 6,
+    "start_date": None,
+    "end_date": None,
+    "season": "all",
+    "month_start": 11,
+    "month_end": 3,
+    "threshold": 0.5,
+}
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    build_demo_survey(out, DemoOptions(n_stations=12, n_years=2, seed=3))
+    return out
+
+
+@pytest.fixture
+def ctx(demo_dir: Path) -> DashboardContext:
+    return build_context(Settings(data_dir=demo_dir, tiles="none", max_detections=25))
+
+
+def texts(component: Any) -> str:
+    """All text inside a Dash component tree, for assertions on what the page shows."""
+    if component is None or component is no_update:
+        return ""
+    if isinstance(component, str | int | float):
+        return str(component)
+    if isinstance(component, list | tuple):
+        return " ".join(texts(c) for c in component)
+    return texts(getattr(component, "children", None))
+
+
+def test_map_shows_every_hexagon_and_events_drop_with_threshold(ctx: DashboardContext) -> None:
+    low = callbacks.update_map(ctx, "v1", **{**CONTROLS, "threshold": 0.3})
+    high = callbacks.update_map(ctx, "v1", **{**CONTROLS, "threshold": 0.95})
+    assert low["alert"] == [] and high["alert"] == []
+    low_trace, high_trace = low["figure"].data[0], high["figure"].data[0]
+    assert set(low_trace.locations) == set(high_trace.locations)  # cameras, whatever the score
+    assert sum(high_trace.z) < sum(low_trace.z)
+    assert len(low["rows"]) == len(low_trace.locations)
+    assert [r["events"] for r in low["rows"]] == sorted(low_trace.z, reverse=True)
+    assert f"{sum(low_trace.z)} independent leopard events" in low["summary"]
+
+
+def test_map_resolution_changes_the_hexagons(ctx: DashboardContext) -> None:
+    r5 = callbacks.update_map(ctx, "v1", **{**CONTROLS, "resolution": 5})["figure"].data[0]
+    r8 = callbacks.update_map(ctx, "v1", **{**CONTROLS, "resolution": 8})["figure"].data[0]
+    assert len(r5.locations) < len(r8.locations)
+    assert sum(r5.z) == sum(r8.z)
+
+
+def test_series_follows_season_and_period(ctx: DashboardContext) -> None:
+    monthly = callbacks.update_series(ctx, "v1", "month", **CONTROLS)["figure"].data[0]
+    weekly = callbacks.update_series(ctx, "v1", "week", **CONTROLS)["figure"].data[0]
+    summer = callbacks.update_series(ctx, "v1", "month", **{**CONTROLS, "season": "summer"})
+    assert len(weekly.x) > len(monthly.x)
+    assert sum(weekly.y) == sum(monthly.y) > 0
+    assert {d.month for d in summer["figure"].data[0].x} <= {6, 7, 8}
+    assert "Summer" in summer["figure"].layout.title.text
+
+
+def test_custom_months_are_enabled_only_for_custom_season() -> None:
+    assert callbacks.toggle_custom_months("custom") == {
+        "start_disabled": False,
+        "end_disabled": False,
+    }
+    assert callbacks.toggle_custom_months("winter")["start_disabled"] is True
+
+
+def test_bad_control_values_show_an_alert_and_keep_the_figure(ctx: DashboardContext) -> None:
+    out = callbacks.update_map(
+        ctx, "v1", **{**CONTROLS, "start_date": "2024-05-01", "end_date": "2024-01-01"}
+    )
+    assert out["figure"] is no_update
+    assert "start date is after the end date" in texts(out["alert"])
+    out = callbacks.update_series(ctx, "v1", "fortnight", **CONTROLS)
+    assert "unknown period" in texts(out["alert"])
+
+
+def test_picking_a_hexagon_from_map_dot_or_table() -> None:
+    cell = "862411aafffffff"
+    hexagon_click = {"points": [{"curveNumber": 0, "location": cell, "z": 3}]}
+    dot_click = {"points": [{"curveNumber": 1, "customdata": [cell], "lat": 43.1}]}
+    row = {"row": 0, "column": 0, "row_id": cell, "column_id": "hexagon"}
+    assert callbacks.select_hexagon(hexagon_click, None, Ids.MAP) == cell
+    assert callbacks.select_hexagon(dot_click, None, Ids.MAP) == cell
+    assert callbacks.select_hexagon(None, row, Ids.TABLE) == cell
+    assert callbacks.select_hexagon(hexagon_click, row, Ids.RESOLUTION) is None
+
+
+def test_detections_of_a_hexagon_list_thumbnails_highest_score_first(
+    ctx: DashboardContext,
+) -> None:
+    rows = callbacks.update_map(ctx, "v1", **CONTROLS)["rows"]
+    busiest = rows[0]["hexagon"]
+    out = callbacks.show_detections(ctx, busiest, "v1", **CONTROLS)
+    cards = out["cards"]
+    assert 0 < len(cards) <= 25
+    assert busiest in out["title"]
+    scores = [float(m) for m in re.findall(r"score (\d\.\d+)", texts(cards))]
+    assert scores == sorted(scores, reverse=True) and min(scores) >= 0.5
+    image = cards[0].children[0]
+    assert re.fullmatch(r"/thumbnail/[0-9a-f]+", image.src)
+    assert "snow leopard" in texts(cards[0])
+
+
+def test_no_hexagon_picked_asks_for_a_click(ctx: DashboardContext) -> None:
+    out = callbacks.show_detections(ctx, None, "v1", **CONTROLS)
+    assert out["title"] == PICK_HEXAGON and out["cards"] == []
+
+
+def test_header_says_demo_and_names_the_model(ctx: DashboardContext) -> None:
+    out = callbacks.render_header(ctx, "v1")
+    assert DEMO_BANNER in texts(out["banner"])
+    assert "model simulated" in out["run_info"]
+    assert out["min_date"] < out["max_date"]
+
+
+def test_version_changes_only_when_the_store_is_replaced(tmp_path: Path, demo_dir: Path) -> None:
+    data = tmp_path / "live"
+    shutil.copytree(demo_dir, data)
+    ctx = build_context(Settings(data_dir=data, tiles="none"))
+    first = callbacks.refresh_version(ctx, 1, None)
+    assert callbacks.refresh_version(ctx, 2, first) is no_update
+    before = callbacks.update_map(ctx, first, **CONTROLS)["figure"].data[0]
+    tables = {name: pq.read_table(store.StorePaths(data).table(name)) for name in TABLES}
+    keep = pc.less(tables["bursts"]["score"], pa.scalar(0.5, pa.float32()))
+    store.write_tables(data, {**tables, "bursts": tables["bursts"].filter(keep)})
+    second = callbacks.refresh_version(ctx, 3, first)
+    assert second not in (first, no_update)
+    after = callbacks.update_map(ctx, second, **CONTROLS)["figure"].data[0]
+    assert sum(before.z) > 0 and sum(after.z) == 0
+
+
+def test_missing_store_shows_a_waiting_message_without_paths(tmp_path: Path) -> None:
+    ctx = build_context(Settings(data_dir=tmp_path / "empty", tiles="none"))
+    header = callbacks.render_header(ctx, None)
+    assert texts(header["alert"]) == NO_STORE
+    assert str(tmp_path) not in texts(header["alert"])
+    assert NO_STORE in texts(layout(ctx).children)
+    out = callbacks.update_map(ctx, None, **CONTROLS)
+    assert out["alert"] == []  # said once, in the header, not above every view
+    assert out["figure"].layout.annotations[0].text == callbacks.WAITING
+
+
+def test_unexpected_failure_shows_alert_and_logs_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A DuckDB file that is not an Uncia store: the query fails deep inside DuckDB.
+    con = duckdb.connect(str(tmp_path / store.DUCKDB_NAME))
+    con.execute("CREATE TABLE deployments (x INTEGER)")
+    con.close()
+    ctx = build_context(Settings(data_dir=tmp_path, tiles="none"))
+    with caplog.at_level(logging.ERROR):
+        out = callbacks.update_map(ctx, None, **CONTROLS)
+    shown = texts(out["alert"])
+    assert shown == callbacks.FAILED
+    assert "Traceback" not in shown and str(tmp_path) not in shown
+    assert any(r.exc_info for r in caplog.records if "update_map" in r.getMessage())
+
+
+def test_thumbnails_serve_only_frames_in_the_store(tmp_path: Path, demo_dir: Path) -> None:
+    data = tmp_path / "real"
+    tables = {name: pq.read_table(store.StorePaths(demo_dir).table(name)) for name in TABLES}
+    photo = tmp_path / "IMG_0001.JPG"
+    Image.new("RGB", (1000, 800), (200, 30, 30)).save(photo)
+    ids = tables["images"]["image_id"].to_pylist()
+    real_id, missing_id = ids[0], ids[1]
+    paths = [
+        str(photo) if i == real_id else p
+        for i, p in zip(ids, tables["images"]["file_path"].to_pylist(), strict=True)
+    ]
+    images = tables["images"].set_column(
+        tables["images"].schema.get_field_index("file_path"), "file_path", pa.array(paths)
+    )
+    runs = tables["runs"].set_column(
+        tables["runs"].schema.get_field_index("kind"), "kind", pa.array(["pipeline"])
+    )
+    store.write_tables(data, {**tables, "images": images, "runs": runs})
+    client = create_app(Settings(data_dir=data, tiles="none")).server.test_client()
+
+    real = client.get(f"/thumbnail/{real_id}")
+    assert real.status_code == 200 and real.mimetype == "image/jpeg"
+    thumb = Image.open(io.BytesIO(real.data))
+    assert thumb.size == (320, 256)
+    assert ImageStat.Stat(thumb).mean[0] > 150  # still the red photograph
+
+    gone = client.get(f"/thumbnail/{missing_id}")  # a real run whose file is not there
+    assert gone.status_code == 404 and gone.mimetype == "image/png"
+    assert client.get("/thumbnail/not-an-image-id").status_code == 404
+    assert client.get("/thumbnail/..").status_code == 404
+    # Paths in the URL never reach the file system (Dash answers them with its page).
+    for url in ("/thumbnail/..%2F..%2Fetc%2Fpasswd", f"/thumbnail/{photo}"):
+        response = client.get(url)
+        assert b"root:" not in response.data and not response.mimetype.startswith("image/")
+
+
+def test_simulated_frames_get_a_placeholder(demo_dir: Path) -> None:
+    client = create_app(Settings(data_dir=demo_dir, tiles="none")).server.test_client()
+    with duckdb.connect(str(store.StorePaths(demo_dir).duckdb), read_only=True) as con:
+        (image_id,) = con.execute("SELECT image_id FROM detections LIMIT 1").fetchall()[0]
+    response = client.get(f"/thumbnail/{image_id}")
+    assert response.status_code == 200 and response.mimetype == "image/png"
+    placeholder = Image.open(io.BytesIO(response.data)).convert("L")
+    dark = sum(placeholder.histogram()[:100])
+    assert dark > 200  # it carries lettering, not just a blank tile
+
+
+class _TileHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        buf = io.BytesIO()
+        Image.new("RGB", (256, 256), "white").save(buf, format="PNG")
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.end_headers()
+        self.wfile.write(buf.getvalue())
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def tile_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TileHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/{{z}}/{{x}}/{{y}}.png"
+    server.shutdown()
+
+
+def test_reachable_tile_server_draws_raster_tiles(tile_server: str) -> None:
+    style = TileSource(tile_server, timeout_s=2).style()
+    assert style["sources"]["tiles"]["tiles"] == [tile_server]
+
+
+def test_unreachable_tile_server_falls_back_to_offline_map() -> None:
+    with ThreadingHTTPServer(("127.0.0.1", 0), _TileHandler) as probe:
+        port = probe.server_port  # bound, then closed: nothing listens there
+    style = TileSource(f"http://127.0.0.1:{port}/{{z}}/{{x}}/{{y}}.png", timeout_s=1).style()
+    assert "tiles" not in style["sources"]
+    assert [layer["type"] for layer in style["layers"]] == ["background"]
+    assert "tiles" not in TileSource(None, timeout_s=1).style()["sources"]

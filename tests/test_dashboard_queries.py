@@ -1,0 +1,385 @@
+"""The dashboard's queries on a real DuckDB store holding a hand-made survey with known answers.
+
+Three cameras: A and C share one r7 hexagon (A all of 2023, C ten days in March), B is far east
+and runs over the new year (Nov 2023 to Mar 2024). Leopard bursts are placed to test the
+threshold, the 30-minute independence rule, seasons across the new year and date ranges.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from dashboard.filters import Filters, Period, Season
+from dashboard.queries import (
+    StoreReader,
+    active_cameras,
+    event_series,
+    hexagon_detections,
+    hexagon_summary,
+    image_source,
+    survey_overview,
+)
+from pipeline import store
+from pipeline.errors import StoreError
+from pipeline.hexgrid import add_cell_columns, cell_center, cell_for
+from pipeline.schema import BURSTS, DEPLOYMENTS, DETECTIONS, IMAGES, RUNS, conform
+
+GAP = 30.0
+# A cell in the western Tost mountains; A and C sit near its centre, B is 40 km east.
+A_CELL_R7 = cell_for(43.10, 100.50, 7)
+A_LAT, A_LNG = cell_center(A_CELL_R7)
+LOCATIONS = {
+    "A": (A_LAT, A_LNG),
+    "C": (A_LAT + 0.004, A_LNG + 0.004),
+    "B": (43.25, 101.00),
+}
+DEPLOYMENT_DAYS = {
+    "A-2023": ("A", datetime(2023, 1, 1, 10), datetime(2023, 12, 31, 10)),
+    "C-2023": ("C", datetime(2023, 3, 1, 9), datetime(2023, 3, 10, 16)),
+    "B-2023": ("B", datetime(2023, 11, 1, 12), datetime(2024, 3, 31, 12)),
+}
+
+
+def deployments_table() -> pa.Table:
+    rows = []
+    for dep_id, (loc, start, end) in DEPLOYMENT_DAYS.items():
+        lat, lng = LOCATIONS[loc]
+        rows.append(
+            {
+                "deploymentID": dep_id,
+                "locationID": loc,
+                "locationName": f"station {loc}",
+                "latitude": lat,
+                "longitude": lng,
+                "deploymentStart": start,
+                "deploymentEnd": end,
+                "cameraID": f"CAM-{loc}",
+                "clockOffsetSeconds": 0,
+            }
+        )
+    return conform(add_cell_columns(pa.Table.from_pylist(rows)), DEPLOYMENTS)
+
+
+def burst(dep_id: str, start: datetime | None, score: float, minutes: int = 1) -> dict[str, Any]:
+    end = None if start is None else start.replace(minute=start.minute + minutes)
+    stamp = "untimed" if start is None else f"{start:%Y%m%dT%H%M%S}"
+    return {
+        "burst_id": f"{dep_id}/{stamp}",
+        "deploymentID": dep_id,
+        "locationID": DEPLOYMENT_DAYS[dep_id][0],
+        "start_time": start,
+        "end_time": end,
+        "n_frames": 3,
+        "score": score,
+        "aggregation": "max",
+        "best_image_id": f"img-{dep_id}-{stamp}",
+    }
+
+
+BURST_ROWS = [
+    # A: one event of two bursts 19 min apart, then a burst exactly 30 min after -> new event.
+    burst("A-2023", datetime(2023, 2, 10, 6, 0), 0.9),
+    burst("A-2023", datetime(2023, 2, 10, 6, 20), 0.8),
+    burst("A-2023", datetime(2023, 2, 10, 6, 51), 0.7),
+    burst("A-2023", datetime(2023, 7, 15, 20, 0), 0.6),  # summer
+    burst("A-2023", datetime(2023, 7, 16, 20, 0), 0.3),  # below 0.5
+    burst("A-2023", None, 0.99),  # no capture time: cannot be placed, never counted
+    burst("C-2023", datetime(2023, 3, 5, 4, 0), 0.99),
+    # B: winter across the new year.
+    burst("B-2023", datetime(2023, 12, 20, 22, 0), 0.95),
+    burst("B-2023", datetime(2024, 1, 5, 3, 0), 0.55),
+    burst("B-2023", datetime(2024, 3, 10, 3, 0), 0.4),
+]
+
+
+def frames_for(bursts: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
+    """One detection (and image) per timed burst, with the burst's score."""
+    dep = {r["deploymentID"]: r for r in deployments_table().to_pylist()}
+    detections, images = [], []
+    for b in bursts:
+        if b["start_time"] is None:
+            continue
+        d = dep[b["deploymentID"]]
+        image_id = b["best_image_id"]
+        path = f"/surveys/tost/{image_id}.jpg"
+        detections.append(
+            {
+                **{k: d[k] for k in ("deploymentID", "locationID", "latitude", "longitude")},
+                **{f"h3_r{r}": d[f"h3_r{r}"] for r in range(5, 10)},
+                "image_id": image_id,
+                "run_id": "run-2",
+                "captured_at": b["start_time"],
+                "time_flag": "ok",
+                "score": b["score"],
+                "top5_labels": ["snow leopard", "lynx", "ibex", "ram", "hare"],
+                "top5_scores": [b["score"], 0.02, 0.01, 0.01, 0.0],
+                "burst_id": b["burst_id"],
+                "model_name": "head-v2",
+                "backbone": "resnet50",
+                "weights_sha256": "abc",
+                "file_path": path,
+            }
+        )
+        images.append(
+            {
+                "image_id": image_id,
+                "run_id": "run-2",
+                "deploymentID": b["deploymentID"],
+                "file_path": path,
+                "relative_path": f"{image_id}.jpg",
+                "file_size": 1000,
+                "content_sha256": None,
+                "width": 640,
+                "height": 480,
+                "exif_datetime": None,
+                "captured_at": b["start_time"],
+                "utc_offset_minutes": None,
+                "time_flag": "ok",
+                "status": "ok",
+                "failure": None,
+            }
+        )
+    return conform(pa.Table.from_pylist(detections), DETECTIONS), conform(
+        pa.Table.from_pylist(images), IMAGES
+    )
+
+
+def run_row(run_id: str, started: datetime, kind: str, model: str, threshold: float) -> dict:
+    return {
+        "run_id": run_id,
+        "kind": kind,
+        "status": "finished",
+        "started_at": started,
+        "finished_at": started,
+        "images_root": "/surveys/tost",
+        "model_name": model,
+        "backbone": "resnet50",
+        "weights_sha256": "abc",
+        "leopard_threshold": threshold,
+        "options_json": "{}",
+        "frames_done": 10,
+        "frames_failed": 0,
+        "frames_skipped": 0,
+        "uncia_version": "0.1.0",
+    }
+
+
+RUNS_ROWS = [
+    run_row("run-1", datetime(2024, 5, 1, tzinfo=UTC), "pipeline", "head-v1", 0.6),
+    run_row("run-2", datetime(2024, 6, 1, tzinfo=UTC), "pipeline", "head-v2", 0.65),
+]
+
+
+def write_survey(
+    out_dir: Path, bursts: list[dict[str, Any]] = BURST_ROWS, runs: list[dict] = RUNS_ROWS
+) -> Path:
+    detections, images = frames_for(bursts)
+    store.write_tables(
+        out_dir,
+        {
+            "deployments": deployments_table(),
+            "bursts": conform(pa.Table.from_pylist(bursts), BURSTS),
+            "detections": detections,
+            "images": images,
+            "runs": conform(pa.Table.from_pylist(runs), RUNS),
+        },
+    )
+    return out_dir
+
+
+@pytest.fixture
+def reader(tmp_path: Path) -> StoreReader:
+    return StoreReader(write_survey(tmp_path / "survey"))
+
+
+def by_cell(table: pa.Table) -> dict[str, dict[str, Any]]:
+    return {row["hexagon"]: row for row in table.to_pylist()}
+
+
+def cell(loc: str, resolution: int = 7) -> str:
+    return cell_for(*LOCATIONS[loc], resolution)
+
+
+def test_fixture_places_a_and_c_in_one_r7_hexagon_and_b_elsewhere() -> None:
+    assert cell("A") == cell("C") != cell("B")
+
+
+def test_events_per_hexagon_follow_threshold_and_independence(reader: StoreReader) -> None:
+    with reader.connect() as con:
+        at_half = by_cell(hexagon_summary(con, Filters(resolution=7, threshold=0.5), GAP))
+        at_075 = by_cell(hexagon_summary(con, Filters(resolution=7, threshold=0.75), GAP))
+    # A: 06:00+06:20 is one event, 06:51 (30 min after 06:21) another, July a third; C adds one.
+    assert at_half[cell("A")]["events"] == 4
+    assert at_half[cell("B")]["events"] == 2
+    # At 0.75 the 06:51 and July bursts drop out, and so does B's 0.55 burst.
+    assert at_075[cell("A")]["events"] == 2
+    assert at_075[cell("B")]["events"] == 1
+
+
+def test_hexagon_rows_count_cameras_trap_nights_and_rate(reader: StoreReader) -> None:
+    with reader.connect() as con:
+        rows = by_cell(hexagon_summary(con, Filters(resolution=7, threshold=0.5), GAP))
+    a = rows[cell("A")]
+    assert a["cameras"] == 2
+    assert a["trap_nights"] == 365 + 10  # every day of 2023, and 1–10 March
+    assert a["events_per_100_trap_nights"] == pytest.approx(100 * 4 / 375)
+    assert rows[cell("B")]["trap_nights"] == 30 + 31 + 31 + 29 + 31  # Nov 2023 – Mar 2024
+
+
+def test_hexagons_with_cameras_but_no_events_are_kept(reader: StoreReader) -> None:
+    with reader.connect() as con:
+        rows = by_cell(hexagon_summary(con, Filters(resolution=7, threshold=0.999), GAP))
+    assert set(rows) == {cell("A"), cell("B")}
+    assert all(r["events"] == 0 for r in rows.values())
+
+
+def test_rows_are_sorted_by_events(reader: StoreReader) -> None:
+    with reader.connect() as con:
+        events = hexagon_summary(con, Filters(resolution=7), GAP).column("events").to_pylist()
+    assert events == sorted(events, reverse=True)
+
+
+def test_winter_season_wraps_across_the_new_year(reader: StoreReader) -> None:
+    with reader.connect() as con:
+        rows = by_cell(hexagon_summary(con, Filters(resolution=7, season=Season.WINTER), GAP))
+    assert rows[cell("B")]["events"] == 2  # 20 Dec and 5 Jan
+    assert rows[cell("B")]["trap_nights"] == 152  # all of B's days are in Nov–Mar
+    assert rows[cell("A")]["events"] == 3  # February (2) and C's March event, not July
+    assert rows[cell("A")]["trap_nights"] == (31 + 28 + 31) + (30 + 31) + 10
+
+
+def test_custom_months_wrap_like_presets(reader: StoreReader) -> None:
+    custom = Filters(resolution=7, season=Season.CUSTOM, month_start=12, month_end=1)
+    with reader.connect() as con:
+        rows = by_cell(hexagon_summary(con, custom, GAP))
+    assert rows[cell("B")]["events"] == 2
+    assert rows[cell("B")]["trap_nights"] == 31 + 31
+    assert rows[cell("A")]["events"] == 0  # A's events are in Feb, Mar and Jul
+
+
+def test_summer_drops_hexagons_without_working_cameras(reader: StoreReader) -> None:
+    with reader.connect() as con:
+        rows = by_cell(hexagon_summary(con, Filters(resolution=7, season=Season.SUMMER), GAP))
+    assert set(rows) == {cell("A")}
+    assert rows[cell("A")]["events"] == 1
+    assert rows[cell("A")]["trap_nights"] == 30 + 31 + 31
+
+
+def test_date_range_is_inclusive_and_clips_trap_nights(reader: StoreReader) -> None:
+    window = Filters(resolution=7, start=date(2023, 6, 1), end=date(2023, 12, 20))
+    with reader.connect() as con:
+        rows = by_cell(hexagon_summary(con, window, GAP))
+    assert rows[cell("A")]["events"] == 1  # July
+    assert rows[cell("A")]["trap_nights"] == 203  # 1 June – 20 December
+    assert rows[cell("B")]["events"] == 1  # 20 December 22:00 is inside an end date of the 20th
+    assert rows[cell("B")]["trap_nights"] == 30 + 20
+
+
+def test_coarser_resolution_merges_hexagons(reader: StoreReader) -> None:
+    with reader.connect() as con:
+        r5 = hexagon_summary(con, Filters(resolution=5), GAP)
+        r9 = hexagon_summary(con, Filters(resolution=9), GAP)
+    assert sum(r5.column("events").to_pylist()) == sum(r9.column("events").to_pylist()) == 6
+    assert r9.num_rows == 3  # each camera its own r9 cell
+
+
+def test_event_series_counts_per_month_and_keeps_months_with_effort(reader: StoreReader) -> None:
+    with reader.connect() as con:
+        series = event_series(con, Filters(period=Period.MONTH), GAP).to_pylist()
+    months = {r["period"]: r["events"] for r in series}
+    assert months[date(2023, 2, 1)] == 2
+    assert months[date(2023, 3, 1)] == 1
+    assert months[date(2023, 7, 1)] == 1
+    assert months[date(2024, 1, 1)] == 1
+    assert months[date(2023, 5, 1)] == 0  # cameras out, no leopard
+    assert len(months) == 15  # Jan 2023 – Mar 2024
+    assert sum(months.values()) == 6
+
+
+def test_event_series_by_week_and_season(reader: StoreReader) -> None:
+    with reader.connect() as con:
+        weekly = event_series(con, Filters(period=Period.WEEK), GAP).to_pylist()
+        winter = event_series(
+            con, Filters(period=Period.MONTH, season=Season.WINTER), GAP
+        ).to_pylist()
+    week_of_feb_10 = {r["period"]: r["events"] for r in weekly}[date(2023, 2, 6)]
+    assert week_of_feb_10 == 2
+    assert {r["period"].month for r in winter} == {11, 12, 1, 2, 3}
+
+
+def test_detections_of_a_hexagon_highest_score_first(reader: StoreReader) -> None:
+    with reader.connect() as con:
+        rows = hexagon_detections(con, Filters(resolution=7, threshold=0.5), cell("A"), 10)
+        top2 = hexagon_detections(con, Filters(resolution=7, threshold=0.5), cell("A"), 2)
+    assert [round(r["score"], 2) for r in rows.to_pylist()] == [0.99, 0.9, 0.8, 0.7, 0.6]
+    assert {r["locationID"] for r in rows.to_pylist()} == {"A", "C"}
+    assert top2.num_rows == 2
+    assert rows.column("cameraID")[0].as_py() == "CAM-C"
+
+
+def test_active_cameras_follow_the_window(reader: StoreReader) -> None:
+    with reader.connect() as con:
+        summer = active_cameras(con, Filters(resolution=7, season=Season.SUMMER))
+        year = active_cameras(con, Filters(resolution=7))
+    assert summer.column("locationID").to_pylist() == ["A"]
+    assert sorted(year.column("locationID").to_pylist()) == ["A", "B", "C"]
+
+
+def test_overview_reports_latest_run_and_date_bounds(reader: StoreReader) -> None:
+    with reader.connect() as con:
+        overview = survey_overview(con)
+    assert overview.model_name == "head-v2"
+    assert overview.leopard_threshold == pytest.approx(0.65)
+    assert not overview.is_demo
+    assert (overview.first_day, overview.last_day) == (date(2023, 1, 1), date(2024, 3, 31))
+
+
+def test_demo_runs_are_flagged(tmp_path: Path) -> None:
+    runs = [run_row("demo-seed7", datetime(2024, 1, 1, tzinfo=UTC), "demo", "simulated", 0.5)]
+    reader = StoreReader(write_survey(tmp_path, runs=runs))
+    with reader.connect() as con:
+        assert survey_overview(con).is_demo
+
+
+def test_image_source_only_knows_images_in_the_store(reader: StoreReader) -> None:
+    with reader.connect() as con:
+        known = image_source(con, "img-C-2023-20230305T040000")
+        unknown = image_source(con, "../../etc/passwd")
+    assert known is not None and known.file_path.endswith("img-C-2023-20230305T040000.jpg")
+    assert not known.simulated
+    assert unknown is None
+
+
+def test_rewritten_store_is_seen_by_the_next_query(tmp_path: Path) -> None:
+    out = write_survey(tmp_path)
+    reader = StoreReader(out)
+    with reader.connect() as con:
+        before = by_cell(hexagon_summary(con, Filters(resolution=7), GAP))[cell("B")]["events"]
+    old_version = reader.version()
+    write_survey(out, [*BURST_ROWS, burst("B-2023", datetime(2024, 2, 1, 5, 0), 0.97)])
+    assert reader.version() != old_version
+    with reader.connect() as con:
+        after = by_cell(hexagon_summary(con, Filters(resolution=7), GAP))[cell("B")]["events"]
+    assert (before, after) == (2, 3)
+
+
+def test_cursor_open_during_a_rewrite_keeps_its_snapshot(tmp_path: Path) -> None:
+    out = write_survey(tmp_path)
+    reader = StoreReader(out)
+    con = reader.connect()
+    write_survey(out, [*BURST_ROWS, burst("B-2023", datetime(2024, 2, 1, 5, 0), 0.97)])
+    rows = by_cell(hexagon_summary(con, Filters(resolution=7), GAP))
+    con.close()
+    assert rows[cell("B")]["events"] == 2
+
+
+def test_missing_store_raises_store_error(tmp_path: Path) -> None:
+    reader = StoreReader(tmp_path / "nothing-here")
+    assert reader.version() is None
+    with pytest.raises(StoreError):
+        reader.connect()
