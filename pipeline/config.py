@@ -49,6 +49,8 @@ class RunOptions:
     progress: bool = True
     engine: str = "local"
     spark_master: str = "local[2]"
+    model_dir: Path | None = None  # a head from `uncia train`; None: zero-shot ImageNet
+    tta_flip: bool = False
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONE_CHOICES:
@@ -57,6 +59,8 @@ class RunOptions:
             raise ConfigError(f"device must be one of {DEVICE_CHOICES}, got {self.device!r}")
         if self.engine not in ENGINE_CHOICES:
             raise ConfigError(f"engine must be one of {ENGINE_CHOICES}, got {self.engine!r}")
+        if self.engine == "spark" and (self.model_dir is not None or self.tta_flip):
+            raise ConfigError("--model and --tta-flip work with --engine local only, for now")
         if self.precision not in PRECISION_CHOICES:
             raise ConfigError(f"precision must be one of {PRECISION_CHOICES}")
         if self.aggregation not in {a.value for a in BurstAggregation}:
@@ -140,6 +144,8 @@ def resolve_run_options(
 ) -> RunOptions:
     """Merge defaults < config file < environment < command line into RunOptions.
 
+    With a model folder (`model_dir`), its backbone and threshold replace the defaults.
+
     `cli` holds only the options the user gave (None means "not given").
     """
     env = os.environ if env is None else env
@@ -160,4 +166,9 @@ def resolve_run_options(
     for required in ("images_root", "deployments", "out_dir"):
         if required not in merged:
             raise ConfigError(f"missing required option {required}")
+    if merged.get("model_dir") is not None:
+        # A trained model brings its backbone and threshold, just above the defaults.
+        from pipeline.head import model_run_defaults
+
+        merged = {**model_run_defaults(merged["model_dir"]), **merged}
     return RunOptions(**merged)

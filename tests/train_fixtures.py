@@ -1,0 +1,93 @@
+"""A labelled survey made in code for the training tests: frames with a big spotted coat (the
+"leopard") or plain textures, in several deployments, in bursts with EXIF times."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+T0 = datetime(2024, 3, 1, 5, 0, 0)
+
+
+def spotted_jpeg(seed: int, when: datetime | None = None, size: int = 256) -> bytes:
+    """A tawny frame covered by dark rosettes: the visual signature of a spotted cat."""
+    rng = np.random.default_rng(seed)
+    base = np.array([170, 140, 95]) + rng.integers(-20, 20, 3)
+    image = Image.new("RGB", (size, size), tuple(int(x) for x in base))
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(30, 45))):
+        x, y = rng.integers(0, size, 2)
+        r = int(rng.integers(8, 18))
+        draw.ellipse((x - r, y - r, x + r, y + r), outline=(40, 30, 20), width=4)
+        draw.ellipse((x - r // 3, y - r // 3, x + r // 3, y + r // 3), fill=(60, 45, 30))
+    return _jpeg(image, when)
+
+
+def plain_jpeg(seed: int, when: datetime | None = None, size: int = 256) -> bytes:
+    """A smooth grey-green gradient with a little noise: rock, grass, an empty frame."""
+    rng = np.random.default_rng(seed)
+    top, bottom = rng.integers(60, 200, 3), rng.integers(60, 200, 3)
+    ramp = np.linspace(0.0, 1.0, size)[:, None, None]
+    pixels = top * (1 - ramp) + bottom * ramp + rng.normal(0, 6, (size, size, 3))
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).filter(ImageFilter.BLUR)
+    return _jpeg(image, when)
+
+
+def _jpeg(image: Image.Image, when: datetime | None) -> bytes:
+    exif = Image.Exif()
+    if when is not None:
+        exif.get_ifd(0x8769)[36867] = when.strftime("%Y:%m:%d %H:%M:%S")
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90, exif=exif)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Survey:
+    root: Path
+    labels: Path
+    deployments: list[str]
+    n_frames: int
+    n_bursts: int
+    leopard_files: list[str]
+
+
+def make_survey(
+    base: Path, n_deployments: int = 5, frames_per_burst: int = 3, seed: int = 0
+) -> Survey:
+    """ROOT/<CAM-i>/IMG_*.JPG: per deployment one leopard burst and two empty bursts (an hour
+    apart, frames 2 s apart), and labels.csv naming each file's label."""
+    root = base / "images"
+    rows, leopards, seq = [], [], seed * 1000
+    for d in range(n_deployments):
+        dep = f"CAM-{d + 1}"
+        (root / dep).mkdir(parents=True)
+        for b, label in enumerate(("snow_leopard", "empty", "empty")):
+            for f in range(frames_per_burst):
+                when = T0 + timedelta(days=d, hours=b, seconds=2 * f)
+                name = f"{dep}/IMG_{b}{f:03d}.JPG"
+                seq += 1
+                maker = spotted_jpeg if label == "snow_leopard" else plain_jpeg
+                (root / name).write_bytes(maker(seq, when))
+                rows.append({"file": name, "label": label})
+                if label == "snow_leopard":
+                    leopards.append(name)
+    labels = base / "labels.csv"
+    with labels.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["file", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return Survey(
+        root,
+        labels,
+        [f"CAM-{d + 1}" for d in range(n_deployments)],
+        len(rows),
+        3 * n_deployments,
+        leopards,
+    )
