@@ -15,6 +15,7 @@ a partial file and a killed run loses at most the batch in flight. A re-run skip
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import secrets
@@ -85,6 +86,14 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
+@functools.cache
+def _process_umask() -> int:
+    """The process umask, read once (reading it means setting it, so not on every write)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 @contextmanager
 def _atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
@@ -94,6 +103,9 @@ def _atomic_path(path: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp makes the file private (0600); give it the permissions of any new file, so a
+        # dashboard running as another user can read the store.
+        os.chmod(tmp, 0o666 & ~_process_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -157,3 +157,10 @@ def test_ddl_matches_schema() -> None:
 def test_open_store_without_a_store_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="uncia run"):
         store.open_store(tmp_path)
+
+
+def test_store_files_are_readable_by_other_users(out: Path) -> None:
+    part = store.write_frame_part(out, "run1", frame_rows("run1", [("a1", "A", 0, 0.5)]))
+    store.finalize(out, BurstOptions())
+    for path in (part, out / "uncia.duckdb", out / "parquet" / "detections.parquet"):
+        assert path.stat().st_mode & 0o044 == 0o044, path
