@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dashboard import Settings, create_app
+from dashboard.server import make_server
 from pipeline.errors import UnciaError
 from pipeline.store import StorePaths
 
@@ -39,8 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UnciaError as exc:
         print(f"uncia: error: {exc}", file=sys.stderr)
         return 2
-    print(f"Uncia dashboard on http://{args.host}:{args.port}/ (data: {data_dir})")
-    app.run(host=args.host, port=args.port, debug=False)
+    server = make_server(app, args.host, args.port)  # waitress, not Flask's development server
+    print(f"Uncia dashboard on http://{args.host}:{server.port}/ (data: {data_dir})", flush=True)
+    try:
+        server.run()
+    finally:
+        server.close()
     return 0
 
 

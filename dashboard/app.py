@@ -13,8 +13,10 @@ from typing import Any
 
 import dash
 
+from dashboard.auth import authenticator_for, install_auth
+from dashboard.callback_cache import CallbackCache, install_callback_cache
 from dashboard.figures import map_style
-from dashboard.pages import callbacks, hotspots
+from dashboard.pages import callbacks, hotspots, individuals
 from dashboard.queries import DEFAULT_EVENT_GAP_MINUTES, Overview, StoreReader
 from dashboard.settings import Settings
 from dashboard.thumbnails import ThumbnailService, register_thumbnails
@@ -122,12 +124,23 @@ def create_app(settings: Settings) -> dash.Dash:
     )
     ctx = build_context(settings, url_prefix=app.config.requests_pathname_prefix)
     app.index_string = hotspots.INDEX_STRING
-    app.layout = lambda: hotspots.layout(ctx)
+    app.layout = lambda: dash.html.Div([hotspots.layout(ctx), individuals.layout(ctx)])
     callbacks.register(app, ctx)
+    individuals.register(app, ctx)
     register_thumbnails(
         app.server,
-        ThumbnailService(ctx.reader, settings.thumbnail_px),
+        ThumbnailService(ctx.reader, settings.thumbnail_px, settings.image_roots),
         prefix=app.config.routes_pathname_prefix,
     )
+    # Last, so it sees every route; write callbacks are marked with auth.require_role.
+    install_auth(
+        app.server,
+        authenticator_for(
+            settings.auth_file, settings.trusted_user_header, settings.trusted_proxies
+        ),
+        host=settings.host,
+        callback_map=app.callback_map,
+    )
+    install_callback_cache(app.server, settings.data_dir, app.callback_map, CallbackCache())
     ctx.tiles.start_probe()
     return app

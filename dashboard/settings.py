@@ -5,6 +5,7 @@ Validation has no side effects; the tile server is probed later, when the first 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from pipeline.errors import ConfigError
 
 DEFAULT_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 TILE_CHOICES = ("auto", "none")
+_HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -32,9 +34,25 @@ class Settings:
     max_detections: int = 60
     event_gap_minutes: float | None = None
     thumbnail_px: int = 320
+    auth_file: Path | None = None  # TOML users file (docs/security.md); None: no Basic auth
+    trusted_user_header: str | None = None  # e.g. X-Forwarded-User, set by a reverse proxy
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # who may set that header
+    image_roots: tuple[Path, ...] = ()  # thumbnails only from here; (): the runs' images_root
+    gap_days: int = 7  # a camera silent for longer than this many days counts as down
+    min_trap_nights: int = 30  # hexagons with less effort show as "too little effort"
+    public_resolution: int = 5  # public exports merge hexagons up to this H3 resolution
+    public_min_cameras: int = 3  # public exports leave out cells with fewer cameras
+    max_review_bursts: int = 24  # candidate bursts in the review gallery
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
+        object.__setattr__(self, "image_roots", tuple(Path(p) for p in self.image_roots))
+        if self.auth_file is not None:
+            object.__setattr__(self, "auth_file", Path(self.auth_file))
+        if self.trusted_user_header is not None and not _HEADER.fullmatch(
+            self.trusted_user_header
+        ):
+            raise ConfigError(f"not a header name: {self.trusted_user_header!r}")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be 1–65535, got {self.port}")
         if self.tiles not in TILE_CHOICES and not _is_tile_template(self.tiles):
@@ -54,6 +72,16 @@ class Settings:
             raise ConfigError(f"event_gap_minutes must be >= 0, got {self.event_gap_minutes}")
         if not 32 <= self.thumbnail_px <= 2048:
             raise ConfigError(f"thumbnail_px must be 32–2048, got {self.thumbnail_px}")
+        if not 1 <= self.gap_days <= 365:
+            raise ConfigError(f"gap_days must be 1–365, got {self.gap_days}")
+        if self.min_trap_nights < 0:
+            raise ConfigError(f"min_trap_nights must be >= 0, got {self.min_trap_nights}")
+        if not 0 <= self.public_resolution <= 9:
+            raise ConfigError(f"public_resolution must be 0–9, got {self.public_resolution}")
+        if self.public_min_cameras < 1:
+            raise ConfigError(f"public_min_cameras must be >= 1, got {self.public_min_cameras}")
+        if not 1 <= self.max_review_bursts <= 200:
+            raise ConfigError(f"max_review_bursts must be 1–200, got {self.max_review_bursts}")
 
     @property
     def tile_url(self) -> str | None:

@@ -1,6 +1,7 @@
 """Small JPEG thumbnails of detection frames, served at /thumbnail/<image_id>.
 
-Only files named in the store's images table are ever read: the URL carries an id, never a path.
+Only files named in the store's images table are ever read: the URL carries an id, never a path,
+and the file (symlinks resolved) must lie under an image root, else the answer is a bare 404.
 Simulated demo frames have no file, so they get a generated placeholder that says "simulated".
 """
 
@@ -8,13 +9,16 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Flask, Response
+import duckdb
+from flask import Flask, Response, request
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from dashboard.queries import StoreReader, image_source
@@ -37,9 +41,12 @@ class Thumbnail:
 class ThumbnailService:
     """Looks image ids up in the store and renders thumbnails, keeping recent ones in memory."""
 
-    def __init__(self, reader: StoreReader, size_px: int = 320) -> None:
+    def __init__(
+        self, reader: StoreReader, size_px: int = 320, image_roots: Sequence[Path] = ()
+    ) -> None:
         self.reader = reader
         self.size_px = size_px
+        self.image_roots = tuple(image_roots)  # (): the images_root of the store's runs
         self._cache: OrderedDict[str, Thumbnail] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -56,9 +63,17 @@ class ThumbnailService:
                 return self._cache[image_id]
         with self.reader.connect() as con:
             source = image_source(con, image_id)
+            roots = self.image_roots or _run_image_roots(con)
         if source is None:
             return None
-        thumb = self._render(Path(source.file_path), simulated=source.simulated)
+        if source.simulated and source.file_path.startswith("simulated://"):
+            thumb = placeholder("simulated", "demo frame: no photograph", self.size_px)
+        else:
+            path = _confined(source.file_path, roots)
+            if path is None:
+                log.warning("thumbnail %s refused: its file is outside the image roots", image_id)
+                return None
+            thumb = self._render(path, simulated=source.simulated)
         with self._lock:
             self._cache[image_id] = thumb
             while len(self._cache) > CACHE_ENTRIES:
@@ -81,6 +96,28 @@ class ThumbnailService:
             log.warning("cannot make a thumbnail of %s: %s", path, exc)
             return placeholder("unreadable image", "see the images table", self.size_px)
         return Thumbnail(buf.getvalue(), "image/jpeg")
+
+
+def _run_image_roots(con: duckdb.DuckDBPyConnection) -> tuple[Path, ...]:
+    rows = con.execute(
+        "SELECT DISTINCT images_root FROM runs WHERE images_root IS NOT NULL"
+    ).fetchall()
+    return tuple(Path(root) for (root,) in rows if root)
+
+
+def _confined(file_path: str, roots: Sequence[Path]) -> Path | None:
+    """The real path of `file_path` when it lies under one of `roots` (both resolved), else None.
+
+    Resolving first means `..` parts and symlinks pointing out of a root are refused.
+    """
+    if "\0" in file_path or not os.path.isabs(file_path):
+        return None
+    real = os.path.realpath(file_path)
+    for root in roots:
+        real_root = os.path.realpath(root)
+        if os.path.isabs(real_root) and os.path.commonpath([real, real_root]) == real_root:
+            return Path(real)
+    return None
 
 
 def placeholder(title: str, subtitle: str, size_px: int, status: int = 200) -> Thumbnail:
@@ -117,3 +154,12 @@ def register_thumbnails(server: Flask, service: ThumbnailService, prefix: str = 
     server.add_url_rule(
         f"{prefix}thumbnail/<image_id>", "uncia_thumbnail", serve_thumbnail, methods=["GET"]
     )
+    base = f"{prefix}thumbnail/"
+
+    # Anything with a slash after thumbnail/ (%2F decodes to one) is no id: 404, not the page
+    # that Dash's catch-all route would give.
+    @server.before_request
+    def refuse_paths() -> Response | None:
+        if request.path.startswith(base) and "/" in request.path[len(base) :]:
+            return Response("no such frame", status=404, mimetype="text/plain")
+        return None
