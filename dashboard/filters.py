@@ -70,6 +70,7 @@ class Filters:
     month_end: int = 12
     threshold: float = 0.5
     period: Period = Period.MONTH
+    verified_only: bool = False  # count only bursts a person confirmed in the review gallery
 
     def __post_init__(self) -> None:
         if self.resolution not in H3_RESOLUTIONS:
@@ -113,6 +114,7 @@ def parse_filters(
     threshold: Any,
     period: Any = None,
     default_threshold: float = 0.5,
+    verified: Any = None,
 ) -> Filters:
     """Build `Filters` from raw control values (strings, numbers or None).
 
@@ -128,6 +130,7 @@ def parse_filters(
         month_end=_integer(month_end if month_end is not None else 12, "last month"),
         threshold=_number(threshold if threshold is not None else default_threshold),
         period=_choice(period, Period, Period.MONTH, "period"),
+        verified_only=verified in (True, "verified"),
     )
 
 

@@ -205,15 +205,19 @@ def test_thumbnails_serve_only_frames_in_the_store(tmp_path: Path, demo_dir: Pat
     Image.new("RGB", (1000, 800), (200, 30, 30)).save(photo)
     ids = tables["images"]["image_id"].to_pylist()
     real_id, missing_id = ids[0], ids[1]
+    moved = {real_id: str(photo), missing_id: str(tmp_path / "moved" / "IMG_0002.JPG")}
     paths = [
-        str(photo) if i == real_id else p
-        for i, p in zip(ids, tables["images"]["file_path"].to_pylist(), strict=True)
+        moved.get(i, p) for i, p in zip(ids, tables["images"]["file_path"].to_pylist(), strict=True)
     ]
     images = tables["images"].set_column(
         tables["images"].schema.get_field_index("file_path"), "file_path", pa.array(paths)
     )
     runs = tables["runs"].set_column(
         tables["runs"].schema.get_field_index("kind"), "kind", pa.array(["pipeline"])
+    )
+    # Thumbnails come only from under a run's images_root (tests/test_dashboard_security.py).
+    runs = runs.set_column(
+        runs.schema.get_field_index("images_root"), "images_root", pa.array([str(tmp_path)])
     )
     store.write_tables(data, {**tables, "images": images, "runs": runs})
     client = create_app(Settings(data_dir=data, tiles="none")).server.test_client()

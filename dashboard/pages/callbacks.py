@@ -17,6 +17,7 @@ from dash import Input, Output, State, no_update
 
 from dashboard import figures, queries
 from dashboard.filters import Filters, Season, parse_filters
+from dashboard.pages import insights
 from dashboard.pages.hotspots import (
     NO_STORE,
     PICK_HEXAGON,
@@ -110,38 +111,44 @@ def toggle_custom_months(season: str | None) -> dict[str, bool]:
 
 @shows_alert("figure", "rows", "summary")
 def update_map(
-    ctx: DashboardContext, version: str | None, selected: str | None = None, **controls: Any
+    ctx: DashboardContext,
+    version: str | None,
+    selected: str | None = None,
+    map_mode: str | None = None,
+    layer: str | None = None,
+    year_a: Any = None,
+    year_b: Any = None,
+    reviews: str | None = None,
+    **controls: Any,
 ) -> dict[str, Any]:
-    """Hotspot map (the `selected` hexagon outlined), table rows and a one-line summary."""
+    """Hotspot map in the chosen mode and layer (the `selected` hexagon outlined), table rows
+    with Gi* columns, and a one-line summary; camera gaps are taken out of the effort."""
+    view = insights.parse_view(map_mode, layer, year_a, year_b)
     with ctx.reader.connect() as con:
         overview = queries.survey_overview(con)
         filters = _filters(overview, controls)
-        summary = queries.hexagon_summary(con, filters, ctx.event_gap_minutes(overview))
-        cameras = queries.active_cameras(con, filters)
-    total = sum(summary.column("events").to_pylist())
-    text = (
-        f"{summary.num_rows} hexagons with working cameras · {total} independent leopard "
-        f"events at score ≥ {filters.threshold:.2f} · {filters.describe_season()}"
-    )
-    return {
-        "figure": figures.hotspot_map(summary, cameras, ctx.tiles.style(), selected=selected),
-        "rows": figures.hotspot_rows(summary),
-        "summary": text,
-        "alert": [],
-    }
+        out = insights.map_outputs(ctx, con, overview, filters, view, selected)
+    return {**out, "alert": []}
 
 
 @shows_alert("figure")
 def update_series(
-    ctx: DashboardContext, version: str | None, period: str | None, **controls: Any
+    ctx: DashboardContext,
+    version: str | None,
+    period: str | None,
+    selected: str | None = None,
+    layer: str | None = None,
+    reviews: str | None = None,
+    **controls: Any,
 ) -> dict[str, Any]:
-    """Weekly or monthly bars of independent leopard events for the controls' values."""
+    """Weekly or monthly bars of independent events of the layer, for the selected hexagon
+    (all hexagons when none is selected)."""
+    view = insights.parse_view(None, layer)
     with ctx.reader.connect() as con:
         overview = queries.survey_overview(con)
         filters = _filters(overview, {**controls, "period": period})
-        series = queries.event_series(con, filters, ctx.event_gap_minutes(overview))
-    title = f"Independent leopard events per {filters.period.value} · {filters.describe_season()}"
-    return {"figure": figures.event_series_figure(series, filters.period, title=title), "alert": []}
+        figure = insights.series_outputs(ctx, con, overview, filters, view.layer, selected)
+    return {"figure": figure, "alert": []}
 
 
 def select_hexagon(
@@ -150,15 +157,19 @@ def select_hexagon(
     triggered: str | None,
 ) -> str | None:
     """The hexagon picked last: a map click, a table row; none after a resolution change."""
-    if triggered == Ids.MAP and click_data:
-        point = (click_data.get("points") or [{}])[0]
+    # The browser sends these; anything may arrive, so shapes are checked, never trusted.
+    if triggered == Ids.MAP and isinstance(click_data, dict):
+        points = click_data.get("points")
+        point = points[0] if isinstance(points, list) and points else {}
+        if not isinstance(point, dict):
+            return None
         if point.get("location"):
             return str(point["location"])
         custom = point.get("customdata")
         if isinstance(custom, list) and custom:  # a camera dot carries its hexagon
             return str(custom[0])
         return None
-    if triggered == Ids.TABLE and active_cell and active_cell.get("row_id"):
+    if triggered == Ids.TABLE and isinstance(active_cell, dict) and active_cell.get("row_id"):
         return str(active_cell["row_id"])
     return None
 
@@ -202,6 +213,7 @@ def _filter_inputs() -> dict[str, Input]:
         "month_start": Input(Ids.MONTH_START, "value"),
         "month_end": Input(Ids.MONTH_END, "value"),
         "threshold": Input(Ids.THRESHOLD, "value"),
+        "verified": Input(insights.InsightIds.SOURCE, "value"),
     }
 
 
@@ -237,15 +249,32 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
             "summary": Output(Ids.MAP_SUMMARY, "children"),
             "alert": Output(Ids.MAP_ALERT, "children"),
         },
-        inputs={"version": version, "selected": Input(Ids.SELECTED, "data"), **_filter_inputs()},
+        inputs={
+            "version": version,
+            "selected": Input(Ids.SELECTED, "data"),
+            "map_mode": Input(insights.InsightIds.MODE, "value"),
+            "layer": Input(insights.InsightIds.LAYER, "value"),
+            "year_a": Input(insights.InsightIds.YEAR_A, "value"),
+            "year_b": Input(insights.InsightIds.YEAR_B, "value"),
+            "reviews": Input(insights.InsightIds.REVIEWS, "data"),
+            **_filter_inputs(),
+        },
     )(_bind(update_map, ctx))
     app.callback(
         output={
             "figure": Output(Ids.SERIES, "figure"),
             "alert": Output(Ids.SERIES_ALERT, "children"),
         },
-        inputs={"version": version, "period": Input(Ids.PERIOD, "value"), **_filter_inputs()},
+        inputs={
+            "version": version,
+            "period": Input(Ids.PERIOD, "value"),
+            "selected": Input(Ids.SELECTED, "data"),
+            "layer": Input(insights.InsightIds.LAYER, "value"),
+            "reviews": Input(insights.InsightIds.REVIEWS, "data"),
+            **_filter_inputs(),
+        },
     )(_bind(update_series, ctx))
+    insights.register(app, ctx, _filter_inputs())
 
     def on_pick(click_data: Any, active_cell: Any, resolution: Any) -> str | None:
         return select_hexagon(click_data, active_cell, dash.ctx.triggered_id)

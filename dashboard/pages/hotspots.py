@@ -14,6 +14,7 @@ from dash import dcc, html
 from dash.dash_table.DataTable import DataTable
 
 from dashboard.filters import MONTH_NAMES, SEASON_LABELS, Period, Season
+from dashboard.pages import insights
 from dashboard.queries import Overview, survey_overview
 from pipeline.errors import UnciaError
 
@@ -168,6 +169,7 @@ def controls(ctx: DashboardContext, overview: Overview | None) -> html.Div:
                     inline=True,
                 ),
             ),
+            *insights.controls(ctx),
         ],
         className="controls",
     )
@@ -179,6 +181,10 @@ TABLE_COLUMNS: list[Any] = [
     {"id": "cameras", "name": "Cameras", "type": "numeric"},
     {"id": "trap_nights", "name": "Trap-nights", "type": "numeric"},
     {"id": "events_per_100_trap_nights", "name": "Per 100 trap-nights", "type": "numeric"},
+    {"id": "enough_effort", "name": "Enough effort"},
+    {"id": "gi_z", "name": "Gi* z", "type": "numeric"},
+    {"id": "gi_q", "name": "q (FDR)", "type": "numeric"},
+    {"id": "hotspot", "name": "Hotspot"},
 ]
 
 
@@ -247,6 +253,7 @@ def layout(ctx: DashboardContext) -> html.Div:
                 ],
                 className="panel",
             ),
+            *insights.sections(),
             dcc.Store(id=Ids.VERSION, data=version),
             dcc.Store(id=Ids.SELECTED, data=None),
             dcc.Interval(id=Ids.REFRESH, interval=int(ctx.settings.refresh_seconds * 1000)),
@@ -330,6 +337,14 @@ h2 { font-size: 16px; margin: 4px 0 8px; }
              padding: 6px; font-size: 12px; }
 .detection img { width: 100%; aspect-ratio: 4 / 3; object-fit: cover; background: #d9d3c3; }
 .top5 { margin: 4px 0 0; padding-left: 18px; color: #555; }
+.insights > div { flex: 1 1 480px; min-width: 0; }
+.review-card:focus { outline: 3px solid #0b4f8a; }
+.review-actions { display: flex; flex-wrap: wrap; gap: 4px; align-items: center; margin-top: 4px; }
+.review-actions .relabel { min-width: 110px; }
+.decision.confirm { color: #1a7a35; font-weight: 600; }
+.decision.reject, .decision.relabel { color: #9b2c1f; font-weight: 600; }
+.reviewer { display: flex; gap: 8px; align-items: center; margin: 6px 0; font-size: 13px; }
+.exports { display: flex; flex-wrap: wrap; gap: 8px; margin: 8px 0; }
 </style>
 </head>
 <body>

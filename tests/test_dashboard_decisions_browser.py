@@ -1,0 +1,163 @@
+"""The decision views in a real headless Chromium: season and significance map modes, a click
+on a hexagon into the review gallery, a keyboard confirmation that the verified view counts,
+and every export downloaded and read back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import geopandas as gpd
+import pytest
+from werkzeug.serving import make_server
+
+from dashboard import Settings, create_app
+from dashboard.pages.downloads import EXPORT_LABELS, ExportFormat
+from pipeline.demo import DemoOptions, build_demo_survey
+from pipeline.hexgrid import cell_center
+from pipeline.reviews import read_reviews
+from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, GRAPH, MAP_READY, Z_SUM
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make browser)"),
+    pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning"),
+]
+TRACE_NAMES = f"() => document.querySelector('{GRAPH}').data.map(t => t.name)"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    data = tmp_path_factory.mktemp("demo")
+    build_demo_survey(data, DemoOptions(n_stations=12, n_years=2, seed=3))
+    app = create_app(Settings(data_dir=data, tiles="none", min_trap_nights=420))
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server("127.0.0.1", 0, app.server, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/", data
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def page(served: tuple[str, Path]) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1300}, accept_downloads=True)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(served[0])
+        page.wait_for_function(MAP_READY, timeout=30_000)
+        yield page
+        browser.close()
+        assert errors == []
+
+
+def test_season_filter_and_significance_and_effort_modes(page: Any) -> None:
+    months = (
+        "() => document.querySelector('#event-series .js-plotly-plot').data[0].x"
+        ".map(d => Number(String(d).slice(5, 7)))"
+    )
+    page.get_by_text("Winter (Nov–Mar)").click()
+    page.wait_for_function(
+        f"() => {{ const m = ({months})(); return m.length && m.every(x => x >= 11 || x <= 3); }}",
+        timeout=15_000,
+    )
+    page.wait_for_function(
+        "() => document.querySelector('#map-summary').innerText.includes('Winter')",
+        timeout=15_000,
+    )
+    page.get_by_text("Hot / cold spots (Gi*)").click()
+    page.wait_for_function(
+        f"() => ({TRACE_NAMES})().every(n => ['hot', 'cold', 'not significant', "
+        "'too little effort', 'Selected hexagon'].includes(n))",
+        timeout=15_000,
+    )
+    page.get_by_text("Events per 100 trap-nights").click()
+    page.wait_for_function(f"() => ({TRACE_NAMES})().includes('too little effort')", timeout=15_000)
+    page.get_by_text("Independent events", exact=True).click()
+    page.get_by_text("All year", exact=True).click()
+    page.wait_for_function(f"() => ({TRACE_NAMES})()[0] === 'Hexagons'", timeout=15_000)
+
+
+def test_click_a_hexagon_into_the_gallery_and_confirm_by_keyboard(
+    page: Any, served: tuple[str, Path]
+) -> None:
+    page.wait_for_function(MAP_READY)
+    cell = page.evaluate(f"() => document.querySelector('{GRAPH}').data[0].locations[0]")
+    lat, lng = cell_center(cell)
+    x, y = page.evaluate(
+        f"""([lng, lat]) => {{
+          const map = document.querySelector('{GRAPH}')._fullLayout.map._subplot.map;
+          const p = map.project([lng, lat]);
+          const box = map.getContainer().getBoundingClientRect();
+          return [box.left + p.x, box.top + p.y];
+        }}""",
+        [lng, lat],
+    )
+    page.mouse.click(x + 6, y + 9)
+    page.wait_for_function(
+        f"() => document.querySelector('#review-title').innerText.includes('{cell}')",
+        timeout=15_000,
+    )
+    card = page.locator("#review-gallery .review-card").first
+    burst = card.get_attribute("data-burst")
+    card.focus()
+    page.keyboard.press("c")
+    page.wait_for_function(
+        "() => document.querySelector('#review-gallery .review-card')"
+        ".innerText.includes('confirm (snow_leopard)')",
+        timeout=15_000,
+    )
+    # focus moved on to the second card by itself: x rejects that one
+    second = page.locator("#review-gallery .review-card").nth(1).get_attribute("data-burst")
+    page.wait_for_function(
+        f"() => document.activeElement.getAttribute('data-burst') === '{second}'", timeout=15_000
+    )
+    page.keyboard.press("x")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#review-gallery .review-card')[1]"
+        ".innerText.includes('reject (not_leopard)')",
+        timeout=15_000,
+    )
+    latest = {r["burst_id"]: r["decision"] for r in read_reviews(served[1]).to_pylist()}
+    assert latest == {burst: "confirm", second: "reject"}
+    page.get_by_text("Human-verified only").click()
+    page.wait_for_function(f"() => ({Z_SUM})() === 1", timeout=15_000)
+    page.get_by_text("All machine detections").click()
+    page.wait_for_function(f"() => ({Z_SUM})() > 1", timeout=15_000)
+
+
+def download(page: Any, fmt: ExportFormat, folder: Path) -> Path:
+    with page.expect_download(timeout=30_000) as info:
+        page.get_by_text(EXPORT_LABELS[fmt], exact=True).click()
+    target = folder / info.value.suggested_filename
+    info.value.save_as(target)
+    return target
+
+
+def test_every_export_downloads_and_reads_back(page: Any, tmp_path: Path) -> None:
+    hexagons = page.evaluate(f"() => document.querySelector('{GRAPH}').data[0].locations.length")
+    csv_file = download(page, ExportFormat.CSV, tmp_path)
+    assert duckdb.sql(f"SELECT count(*) FROM read_csv('{csv_file}')").fetchall() == [(hexagons,)]
+    gpkg = gpd.read_file(download(page, ExportFormat.GPKG, tmp_path))
+    assert len(gpkg) == hexagons and gpkg.crs.to_epsg() == 4326
+    geojson = json.loads(download(page, ExportFormat.GEOJSON, tmp_path).read_text())
+    assert len(geojson["features"]) == hexagons
+    report = download(page, ExportFormat.HTML, tmp_path).read_text()
+    assert "Methods" in report and "Simulated data" in report
+    assert download(page, ExportFormat.PDF, tmp_path).read_bytes()[:5] == b"%PDF-"
+    labels = download(page, ExportFormat.LABELS, tmp_path).read_text().splitlines()
+    assert labels[0] == "file,label" and labels[1].endswith(",snow_leopard")
+    page.get_by_text("Public version").click()
+    public = download(page, ExportFormat.CSV, tmp_path)
+    assert "public" in public.name
+    fewer = duckdb.sql(f"SELECT count(*) FROM read_csv('{public}')").fetchall()[0][0]
+    assert fewer < hexagons
