@@ -2,7 +2,12 @@
 
     uncia run ROOT --deployments CSV --out DIR [options]   classify a survey into a store
     uncia serve --data DIR [--host H] [--port P]           serve the hotspot dashboard
+    uncia hash-password --user NAME --role reviewer        print a users-file entry
     uncia demo --out DIR                                   build the simulated demo survey
+    uncia train --images ROOT --labels CSV --out MODEL     train a leopard head
+    uncia evaluate --model MODEL --images ROOT --labels CSV --out REPORT   measure it
+    uncia localize --data DIR [--method lime|gradcam]      boxes, heat maps, crops
+    uncia identify --data DIR                              spot-pattern matches, individuals
 
 Any UnciaError prints one line and exits with status 2.
 """
@@ -16,6 +21,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline import __version__
+from pipeline.cli_identify import add_identify_commands, identify_command, localize_command
+from pipeline.cli_serve import (
+    add_hash_password_command,
+    add_serve_access_options,
+    hash_password_command,
+    serve_command,
+)
+from pipeline.cli_train import add_train_commands, evaluate_command, train_command
 from pipeline.errors import UnciaError
 
 EXIT_ERROR = 2
@@ -98,6 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-seconds", type=float, help="rebuild the tables this often while running (60)"
     )
     run.add_argument(
+        "--model",
+        dest="model_dir",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="score with a head from `uncia train` instead of the zero-shot ImageNet class",
+    )
+    run.add_argument(
+        "--tta-flip",
+        action="store_true",
+        default=None,
+        help="average each frame's features with its mirror image's (twice the model time)",
+    )
+    run.add_argument(
         "--engine", choices=("local", "spark"), help="local (default): this machine; spark: Spark"
     )
     run.add_argument(
@@ -135,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="map tiles: auto (use OpenStreetMap when reachable), none, or a tile URL template",
     )
+    add_serve_access_options(serve)
 
     demo = sub.add_parser("demo", help="build the simulated demo survey")
     demo.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
@@ -142,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--if-missing", action="store_true", help="do nothing when DIR already holds a store"
     )
+    add_train_commands(sub)
+    add_identify_commands(sub)
+    add_hash_password_command(sub)
     return parser
 
 
@@ -157,17 +187,6 @@ def _run(args: argparse.Namespace) -> int:
     if options.strict and summary.problems:
         print(f"--strict: {summary.problems} problem(s) above", file=sys.stderr)
         return EXIT_STRICT
-    return 0
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from dashboard import create_app
-    from dashboard.settings import Settings
-
-    settings = Settings(data_dir=args.data, host=args.host, port=args.port, tiles=args.tiles)
-    app = create_app(settings)
-    print(f"Uncia dashboard on http://{args.host}:{args.port}/ (data: {args.data})")
-    app.run(host=args.host, port=args.port, debug=False)
     return 0
 
 
@@ -190,7 +209,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)
-    handlers = {"run": _run, "serve": _serve, "demo": _demo}
+    handlers = {
+        "run": _run,
+        "serve": serve_command,
+        "demo": _demo,
+        "train": train_command,
+        "evaluate": evaluate_command,
+        "localize": localize_command,
+        "identify": identify_command,
+        "hash-password": hash_password_command,
+    }
     try:
         return handlers[args.command](args)
     except UnciaError as exc:

@@ -66,3 +66,29 @@ def cell_center(cell: str) -> tuple[float, float]:
     """Return (lat, lng) of the centre of `cell`."""
     lat, lng = h3.cell_to_latlng(cell)
     return lat, lng
+
+
+def grid_ring(cell: str, k: int = 1) -> list[str]:
+    """Return the cells exactly `k` steps from `cell` (k = 0 gives `cell` itself)."""
+    return sorted(h3.grid_ring(cell, k))
+
+
+def neighbours_within(cells: Sequence[str], k: int = 1) -> dict[str, list[str]]:
+    """Return, for each of `cells`, the other `cells` at most `k` H3 steps away.
+
+    Cells not in `cells` are ignored, so a hexagon without cameras never counts as a
+    neighbour. Every cell of `cells` is a key, with an empty list when it has no neighbour.
+    """
+    present = set(cells)
+    out: dict[str, list[str]] = {}
+    for cell in cells:
+        near = set(h3.grid_disk(cell, k)) - {cell}
+        out[cell] = sorted(near & present)
+    return out
+
+
+def cell_parent(cell: str, resolution: int) -> str:
+    """Return the cell at the coarser `resolution` holding `cell` (itself when already there)."""
+    if h3.get_resolution(cell) <= resolution:
+        return cell
+    return h3.cell_to_parent(cell, resolution)

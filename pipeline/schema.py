@@ -217,6 +217,96 @@ EVALUATED_FRAMES = pa.schema(
     ]
 )
 
+
+class ReviewDecision(StrEnum):
+    """What a person decided about a candidate leopard burst in the dashboard's review gallery."""
+
+    CONFIRM = "confirm"  # a snow leopard
+    REJECT = "reject"  # not a snow leopard
+    RELABEL = "relabel"  # something else, named in `label`
+
+
+# DIR/reviews/<time>-<id>.parquet: append-only review decisions, one file per decision; never
+# part of TABLES, so a pipeline checkpoint (store.finalize) never rewrites them.
+REVIEWS = pa.schema(
+    [
+        pa.field("review_id", pa.string(), nullable=False),
+        pa.field("burst_id", pa.string(), nullable=False),
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("decision", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("reviewer", pa.string(), nullable=False),
+        pa.field("reviewed_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("score", pa.float32()),
+        pa.field("model_name", pa.string()),
+    ]
+)
+
+
+class LocalizeMethod(StrEnum):
+    LIME = "lime"
+    GRADCAM = "gradcam"
+
+
+class MatchDecision(StrEnum):
+    ACCEPT = "accept"
+    REJECT = "reject"
+
+
+# Tables of `uncia localize` and `uncia identify`. They are not in TABLES (which `store.finalize`
+# rebuilds from run parts): each lives in its own file DIR/parquet/<name>.parquet, written
+# atomically by its command, and the dashboard reads it when present (docs/schema.md).
+# LOCALIZATIONS: one row per (frame, method, target) localized; paths are relative to DIR.
+LOCALIZATIONS = pa.schema(
+    [
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("method", pa.string(), nullable=False),
+        pa.field("target", pa.string(), nullable=False),
+        pa.field("score", pa.float32()),
+        pa.field("target_score", pa.float32()),
+        pa.field("box_x", pa.float32()),
+        pa.field("box_y", pa.float32()),
+        pa.field("box_width", pa.float32()),
+        pa.field("box_height", pa.float32()),
+        pa.field("heatmap_path", pa.string()),
+        pa.field("crop_path", pa.string()),
+        pa.field("seconds", pa.float32()),
+        pa.field("failure", pa.string()),
+    ]
+)
+# MATCHES: the ranked candidates of every crop (top k), from `uncia identify`.
+MATCHES = pa.schema(
+    [
+        pa.field("query_id", pa.string(), nullable=False),
+        pa.field("candidate_id", pa.string(), nullable=False),
+        pa.field("rank", pa.int32(), nullable=False),
+        pa.field("score", pa.float32(), nullable=False),
+        pa.field("inliers", pa.int32(), nullable=False),
+        pa.field("mirrored", pa.bool_(), nullable=False),
+        pa.field("proposed", pa.bool_(), nullable=False),
+    ]
+)
+# MATCH_REVIEWS: a person's decisions on proposed matches, append-only (one file per decision).
+MATCH_REVIEWS = pa.schema(
+    [
+        pa.field("query_id", pa.string(), nullable=False),
+        pa.field("candidate_id", pa.string(), nullable=False),
+        pa.field("decision", pa.string(), nullable=False),
+        pa.field("reviewer", pa.string(), nullable=False),
+        pa.field("decided_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    ]
+)
+# INDIVIDUALS: image_id -> individualID, from accepted matches joined by union-find.
+INDIVIDUALS = pa.schema(
+    [
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("individualID", pa.string(), nullable=False),
+        pa.field("sightings", pa.int32(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "deployments": DEPLOYMENTS,
     "images": IMAGES,
