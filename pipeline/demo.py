@@ -41,7 +41,7 @@ class DemoOptions:
     n_years: int = 4
     seed: int = 7
     background_triggers_per_day: float = 1.5
-    leopard_visits_per_day: float = 0.2
+    leopard_visits_per_day: float = 0.26
     threshold: float = 0.5
 
 
