@@ -67,6 +67,15 @@ def add_identify_commands(sub: Any) -> None:
     )
     localize.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     localize.add_argument("--limit", type=int, metavar="N", help="localize at most N frames")
+    localize.add_argument(
+        "--engine",
+        choices=("local", "spark"),
+        default="local",
+        help="local (default) or spark: explanations run on Spark workers (ImageNet targets)",
+    )
+    localize.add_argument(
+        "--spark-master", default="local[2]", metavar="URL", help="Spark master (local[2])"
+    )
 
     identify = sub.add_parser(
         "identify", help="match localized crops by spot pattern and form individuals"
@@ -118,6 +127,8 @@ def localize_command(args: argparse.Namespace) -> int:
         input_size=args.input_size,
         device=args.device,
         limit=args.limit,
+        engine=args.engine,
+        spark_master=args.spark_master,
     )
     summary = run_localize(options)
     print(

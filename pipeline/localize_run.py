@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, ImageOps
 
-from pipeline.decode import decode_frame
+from pipeline.decode import DecodedFrame, decode_frame
 from pipeline.embed import Backbone, load_backbone
 from pipeline.errors import ConfigError, StoreError
 from pipeline.imagenet import SNOW_LEOPARD_CLASS
@@ -63,8 +63,12 @@ class LocalizeOptions:
     input_size: int | None = None
     device: str = "auto"
     limit: int | None = None
+    engine: str = "local"
+    spark_master: str = "local[2]"
 
     def __post_init__(self) -> None:
+        if self.engine not in ("local", "spark"):
+            raise ConfigError(f"engine must be local or spark, got {self.engine!r}")
         if self.method not in {m.value for m in LocalizeMethod}:
             raise ConfigError(f"unknown method {self.method!r}: choose lime or gradcam")
         if self.input_size is not None and not 64 <= self.input_size <= 1024:
@@ -202,9 +206,8 @@ def run_localize(options: LocalizeOptions) -> dict[str, Any]:
         skipped += len(members) - len(todo)
         if options.limit is not None:
             todo = todo[: max(0, options.limit - done)]
-        for frame in todo:
-            start = time.perf_counter()
-            decoded = decode_frame(frame["file_path"], _input_size(options, backbone))
+        explain = _explain_on_spark if options.engine == "spark" else _explain_locally
+        for frame, decoded, explanation, start in explain(todo, backbone, target, options):
             row: dict[str, Any] = {
                 "image_id": frame["image_id"],
                 "run_id": run_id,
@@ -212,11 +215,10 @@ def run_localize(options: LocalizeOptions) -> dict[str, Any]:
                 "target": target.name,
                 "score": frame["score"],
             }
-            if decoded.pixels is None:
+            if decoded.pixels is None or explanation is None:
                 rows.append({**row, "failure": decoded.failure})
                 failed += 1
                 continue
-            explanation = _explain(decoded.pixels, backbone, target, options)
             try:
                 heat_rel, crop_rel = _save_pictures(
                     data_dir, frame["image_id"], frame["file_path"], decoded.pixels, explanation
@@ -258,6 +260,81 @@ def run_localize(options: LocalizeOptions) -> dict[str, Any]:
     }
 
 
+_Explained = tuple[dict[str, Any], DecodedFrame, Explanation | None, float]
+
+
+def _explain_locally(
+    frames: list[dict[str, Any]], backbone: Backbone, target: Target, options: LocalizeOptions
+) -> Iterator[_Explained]:
+    """The local engine: decode and explain each frame in this process."""
+    for frame in frames:
+        start = time.perf_counter()
+        decoded = decode_frame(frame["file_path"], _input_size(options, backbone))
+        if decoded.pixels is None:
+            yield frame, decoded, None, start
+            continue
+        yield frame, decoded, _explain(decoded.pixels, backbone, target, options), start
+
+
+def _explain_on_spark(
+    frames: list[dict[str, Any]], backbone: Backbone, target: Target, options: LocalizeOptions
+) -> Iterator[_Explained]:
+    """The Spark engine: workers run `localize_partition` (the same `_explain`); the driver
+    decodes each frame once more only to draw its heat map and crop."""
+    from functools import partial
+
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    from pipeline.spark_engine import spark_session
+
+    if not isinstance(target, ImageNetTarget):
+        raise ConfigError(
+            "--engine spark localizes ImageNet classes only: give --target-class, or use the "
+            "local engine for a trained head"
+        )
+    if not frames:
+        return
+    spark = spark_session(options.spark_master, batch_size=8)
+    cfg = LocalizeWorkerConfig(
+        backbone=backbone.name,
+        weights=backbone.weights_source if backbone.name == "resnet50" else None,
+        device=options.device,
+        method=options.method,
+        target_classes=target.classes,
+        samples=options.samples,
+        input_size=options.input_size,
+        box_fraction=options.box_fraction,
+    )
+    todo = pa.Table.from_pylist(
+        [{"image_id": f["image_id"], "file_path": f["file_path"]} for f in frames]
+    )
+    partitions = max(1, min(len(frames), spark.sparkContext.defaultParallelism))
+    result = (
+        spark.createDataFrame(todo)
+        .repartition(partitions)
+        .mapInArrow(partial(localize_partition, cfg=cfg), from_arrow_schema(LOCALIZED_BOXES))
+        .toArrow()
+    )
+    by_id = {r["image_id"]: r for r in result.to_pylist()}
+    for frame in frames:
+        start = time.perf_counter()
+        decoded = decode_frame(frame["file_path"], _input_size(options, backbone))
+        found = by_id.get(frame["image_id"])
+        if decoded.pixels is None or found is None or found["failure"]:
+            failure = (found or {}).get("failure") or decoded.failure or "not localized"
+            yield frame, DecodedFrame(None, None, None, None, None, None, failure), None, start
+            continue
+        side = SHIPPED_HEATMAP_SIDE
+        heatmap = np.asarray(found["heatmap"], dtype=np.float32).reshape(side, side)
+        box = (found["box_x"], found["box_y"], found["box_width"], found["box_height"])
+        yield (
+            frame,
+            decoded,
+            Explanation(options.method, heatmap, box, found["target_score"]),
+            start,
+        )
+
+
 GRADCAM_INPUT_SIZE = 320
 
 
@@ -295,6 +372,7 @@ class LocalizeWorkerConfig:
     target_classes: tuple[int, ...]
     samples: int = LimeOptions().samples
     input_size: int | None = None
+    box_fraction: float | None = None
 
 
 LOCALIZED_BOXES = pa.schema(
@@ -305,9 +383,12 @@ LOCALIZED_BOXES = pa.schema(
         pa.field("box_y", pa.float32()),
         pa.field("box_width", pa.float32()),
         pa.field("box_height", pa.float32()),
+        pa.field("heatmap", pa.list_(pa.float32())),  # flattened, SHIPPED_HEATMAP_SIDE square
         pa.field("failure", pa.string()),
     ]
 )
+# Heat maps travel back from workers at this side: enough for the picture, a few KB a frame.
+SHIPPED_HEATMAP_SIDE = 64
 
 _WORKER_MODELS: dict[tuple[str, str | None, str], Backbone] = {}
 
@@ -324,7 +405,11 @@ def localize_partition(
     backbone = _WORKER_MODELS[key]
     target = ImageNetTarget(backbone, cfg.target_classes)
     options = LocalizeOptions(
-        data_dir=Path("."), method=cfg.method, samples=cfg.samples, input_size=cfg.input_size
+        data_dir=Path("."),
+        method=cfg.method,
+        samples=cfg.samples,
+        input_size=cfg.input_size,
+        box_fraction=cfg.box_fraction,
     )
     for batch in batches:
         rows = []
@@ -343,6 +428,11 @@ def localize_partition(
                     "box_y": y,
                     "box_width": w,
                     "box_height": h,
+                    "heatmap": cv2.resize(
+                        explanation.heatmap.astype(np.float32),
+                        (SHIPPED_HEATMAP_SIDE, SHIPPED_HEATMAP_SIDE),
+                        interpolation=cv2.INTER_AREA,
+                    ).ravel(),
                 }
             )
         yield from pa.Table.from_pylist(rows, schema=LOCALIZED_BOXES).to_batches()

@@ -91,8 +91,8 @@ def classify_partition(
         yield from part.to_batches()
 
 
-def spark_session(options: RunOptions) -> SparkSession:
-    """Start (or reuse) a Spark session for `options.spark_master`, tuned for image batches.
+def spark_session(master: str, batch_size: int) -> SparkSession:
+    """Start (or reuse) a Spark session for `master`, one Arrow batch per `batch_size` rows.
 
     Raises ConfigError when pyspark or Java is missing, naming the fix.
     """
@@ -108,10 +108,10 @@ def spark_session(options: RunOptions) -> SparkSession:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     spark = (
-        SparkSession.builder.master(options.spark_master)
+        SparkSession.builder.master(master)
         .appName("uncia")
         # One Arrow batch is one model batch: the default 10,000 rows is far too much memory.
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(options.batch_size))
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size))
         .config("spark.python.worker.reuse", "true")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
@@ -136,7 +136,7 @@ def classify_on_spark(
     log: TextIO = sys.stderr,
 ) -> Iterator[pa.Table]:
     """The Spark engine: yield FRAME_RESULTS tables, one per chunk of frames, as they finish."""
-    spark = spark_session(options)
+    spark = spark_session(options.spark_master, options.batch_size)
     parallelism = max(1, spark.sparkContext.defaultParallelism)
     task_cpus = int(spark.conf.get("spark.task.cpus", "1") or 1)
     cfg = WorkerConfig(
