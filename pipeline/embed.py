@@ -47,7 +47,8 @@ class Backbone:
     """A loaded, frozen, inference-only backbone.
 
     `trunk` maps normalized NCHW images to pooled (N, feature_dim) features; `head` is the
-    network's own ImageNet classifier on those features. Use `load_backbone` to build one.
+    network's own ImageNet classifier on those features. `load_backbone` builds one from
+    checked weights; `build_backbone` wraps a network loaded some other way.
     """
 
     name: str
@@ -149,17 +150,8 @@ def load_backbone(
         raise ConfigError(f"unknown backbone {name!r}: choose one of {', '.join(BACKBONES)}")
     device = resolve_device(device)
     precision = resolve_precision(device, precision)
-    if name == "resnet50":
-        from torchvision.models import resnet50
-
-        path, source = _find_resnet50_weights(weights, download)
-        network: nn.Module = resnet50(weights=None)
-    else:
-        from efficientnet_lite_pytorch import EfficientNet
-
-        path, source = _find_lite0_weights(weights)
-        # from_name, not from_pretrained: no print() and no non-strict load.
-        network = EfficientNet.from_name("efficientnet-lite0")
+    path, source = locate_weights(name, weights, download=download)
+    network = untrained_network(name)
     _load_state_dict_strictly(network, path, name)
     return build_backbone(
         name,
@@ -169,6 +161,34 @@ def load_backbone(
         device=device,
         precision=precision,
     )
+
+
+def locate_weights(
+    name: str, weights: str | os.PathLike[str] | None = None, *, download: bool = True
+) -> tuple[Path, str]:
+    """Return (weights file, where it came from) for backbone `name`, as `load_backbone`
+    finds it: `weights` if given, else the hub cache / a download (resnet50) or the packaged
+    file (efficientnet_lite0). Raises ConfigError or WeightsNotFoundError."""
+    if name not in BACKBONES:
+        raise ConfigError(f"unknown backbone {name!r}: choose one of {', '.join(BACKBONES)}")
+    if name == "resnet50":
+        return _find_resnet50_weights(weights, download)
+    return _find_lite0_weights(weights)
+
+
+def untrained_network(name: str) -> nn.Module:
+    """Return the whole network `name` (with its ImageNet head) as its library builds it, with
+    freshly initialized weights. Raises ConfigError for an unknown name."""
+    if name == "resnet50":
+        from torchvision.models import resnet50
+
+        return resnet50(weights=None)
+    if name == "efficientnet_lite0":
+        from efficientnet_lite_pytorch import EfficientNet
+
+        # from_name, not from_pretrained: no print() and no non-strict load.
+        return EfficientNet.from_name("efficientnet-lite0")
+    raise ConfigError(f"unknown backbone {name!r}: choose one of {', '.join(BACKBONES)}")
 
 
 def build_backbone(
