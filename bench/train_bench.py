@@ -82,7 +82,9 @@ def fill_cache(cache_dir: Path, backbone: Any, root: Path, rows: list[dict], see
     from pipeline.embedding_cache import EmbeddingCache, _sha256_of
     from pipeline.schema import EMBEDDINGS
 
-    cache = EmbeddingCache(cache_dir, backbone.name, backbone.weights_sha256, backbone.input_size)
+    cache = EmbeddingCache(
+        cache_dir, backbone.name, backbone.weights_sha256, backbone.input_size, backbone.precision
+    )
     if cache.parts():
         return
     rng = np.random.default_rng(seed)

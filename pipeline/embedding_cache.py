@@ -58,14 +58,29 @@ class Embedded:
         return sum(f is not None for f in self.failure)
 
 
+# Bump when Backbone.embed's numbers change for the same weights (v2: BatchNorm folded).
+FEATURE_VERSION = 2
+
+
 class EmbeddingCache:
     """The cached embeddings of one backbone (name + weights sha256) at one input size."""
 
-    def __init__(self, root: Path, backbone: str, weights_sha256: str, input_size: int) -> None:
+    def __init__(
+        self,
+        root: Path,
+        backbone: str,
+        weights_sha256: str,
+        input_size: int,
+        precision: str = "fp32",
+    ) -> None:
         self.backbone = backbone
         self.weights_sha256 = weights_sha256
         self.input_size = input_size
-        self.folder = Path(root) / f"{backbone}-{weights_sha256[:16]}-{input_size}px"
+        # bf16 and fp32 features differ, and so do features of another embedding code version:
+        # each gets a folder of its own rather than mixing in one cache.
+        self.folder = Path(root) / (
+            f"{backbone}-{weights_sha256[:16]}-{input_size}px-{precision}-v{FEATURE_VERSION}"
+        )
 
     def parts(self) -> list[Path]:
         return sorted(self.folder.glob("part-*.parquet")) if self.folder.is_dir() else []

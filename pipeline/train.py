@@ -131,7 +131,13 @@ def embed_labelled(
 ) -> LabelledEmbeddings:
     """Embed LABELLED `frames` through the cache; add content hashes, capture times, bursts."""
     cache = (
-        EmbeddingCache(cache_dir, backbone.name, backbone.weights_sha256, backbone.input_size)
+        EmbeddingCache(
+            cache_dir,
+            backbone.name,
+            backbone.weights_sha256,
+            backbone.input_size,
+            backbone.precision,
+        )
         if cache_dir is not None
         else None
     )

@@ -70,7 +70,7 @@ def test_second_training_run_decodes_nothing(
     assert f"0 from cache, {survey.n_frames} decoded" in first
     assert f"{survey.n_frames} from cache, 0 decoded" in second
     parts = list(
-        (model_dir.parent / ".uncia-cache").glob("efficientnet_lite0-*-224px/part-*.parquet")
+        (model_dir.parent / ".uncia-cache").glob("efficientnet_lite0-*-224px-*/part-*.parquet")
     )
     assert parts  # the default cache sits beside the model folder
     cached = pq.read_table(parts[0])
