@@ -16,11 +16,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline import __version__
+# The command line's one process-wide setting: idle OpenMP threads sleep instead of spinning,
+# leaving the cores to the JPEG decoders (measured: about 10% more frames/s on 2 cores). It
+# must precede the first torch import, which the subcommand modules below bring in.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from pipeline import __version__  # noqa: E402
 from pipeline.cli_identify import add_identify_commands, identify_command, localize_command
 from pipeline.cli_serve import (
     add_hash_password_command,
