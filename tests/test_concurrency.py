@@ -22,7 +22,9 @@ WRITER = textwrap.dedent(
     from pipeline import store
     out = Path(sys.argv[1])
     for seed in range(2, 8):  # each pass adds a survey's worth of parts, then rebuilds
-        build_demo_survey(out, DemoOptions(n_stations=6, n_years=1, seed=seed))
+        # another first year each pass: new deployments, so the store only ever grows
+        build_demo_survey(out, DemoOptions(n_stations=6, n_years=1, seed=seed,
+                                           first_year=2000 + seed))
         store.finalize(out, BurstOptions())
     """
 )
