@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from dashboard.filters import Filters
+from dashboard.queries import per_hexagon_sql
 from dashboard.species import Layer, labels_of
 from dashboard.stats import DEFAULT_ALPHA, Hotness, gi_star
 from pipeline.bursts import independent_events_sql
@@ -232,35 +233,16 @@ def layer_summary(
     enough_effort (trap_nights >= `min_trap_nights`).
     """
     events_sql = independent_events_sql("sightings", event_gap_minutes)
+    per_hexagon = per_hexagon_sql(
+        filters.h3_column,
+        events_sql,
+        cameras_need_nights=True,
+        extra=",\n       sum(trap_nights) >= $min_nights AS enough_effort",
+    )
     sql = f"""
 WITH {_NIGHTS},
 {_sightings(layer, filters.verified_only)},
-nights_per_deployment AS (
-  SELECT deploymentID, count(*) AS trap_nights FROM nights GROUP BY deploymentID
-),
-events_per_deployment AS (
-  SELECT deploymentID, count(*) FILTER (WHERE starts_event) AS events
-  FROM ({events_sql}) GROUP BY deploymentID
-),
-per_deployment AS (
-  SELECT d.locationID, d."{filters.h3_column}" AS hexagon,
-         coalesce(n.trap_nights, 0) AS trap_nights, coalesce(e.events, 0) AS events
-  FROM deployments d
-  LEFT JOIN nights_per_deployment n USING (deploymentID)
-  LEFT JOIN events_per_deployment e USING (deploymentID)
-  WHERE n.trap_nights > 0 OR e.events > 0
-)
-SELECT hexagon,
-       sum(events)::BIGINT AS events,
-       count(DISTINCT locationID) FILTER (WHERE trap_nights > 0)::BIGINT AS cameras,
-       sum(trap_nights)::BIGINT AS trap_nights,
-       CASE WHEN sum(trap_nights) > 0
-            THEN 100.0 * sum(events) / sum(trap_nights) END AS events_per_100_trap_nights,
-       sum(trap_nights) >= $min_nights AS enough_effort
-FROM per_deployment
-GROUP BY hexagon
-ORDER BY events DESC, events_per_100_trap_nights DESC NULLS LAST, hexagon
-"""
+{per_hexagon}"""
     params = _params(filters, layer, min_nights=int(min_trap_nights))
     return con.sql(sql, params=params).to_arrow_table()
 

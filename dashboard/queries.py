@@ -185,6 +185,46 @@ def _params(filters: Filters, **extra: Any) -> dict[str, Any]:
     }
 
 
+def per_hexagon_sql(
+    h3_column: str, events_sql: str, *, cameras_need_nights: bool = False, extra: str = ""
+) -> str:
+    """The tail of a hotspot-summary query: per deployment, then per hexagon, most events first.
+
+    Needs relations `nights` (deploymentID, night) and `deployments` in its WITH clause;
+    `events_sql` is a relation with deploymentID and `starts_event`. Counting per deployment
+    first, then summing per cell, keeps the grouping small on large stores. `extra` adds
+    select items; `cameras_need_nights` counts only cameras with at least one trap-night.
+    """
+    cameras = "count(DISTINCT locationID)"
+    if cameras_need_nights:
+        cameras += " FILTER (WHERE trap_nights > 0)"
+    return f"""nights_per_deployment AS (
+  SELECT deploymentID, count(*) AS trap_nights FROM nights GROUP BY deploymentID
+),
+events_per_deployment AS (
+  SELECT deploymentID, count(*) FILTER (WHERE starts_event) AS events
+  FROM ({events_sql}) GROUP BY deploymentID
+),
+per_deployment AS (
+  SELECT d.locationID, d."{h3_column}" AS hexagon,
+         coalesce(n.trap_nights, 0) AS trap_nights, coalesce(e.events, 0) AS events
+  FROM deployments d
+  LEFT JOIN nights_per_deployment n USING (deploymentID)
+  LEFT JOIN events_per_deployment e USING (deploymentID)
+  WHERE n.trap_nights > 0 OR e.events > 0
+)
+SELECT hexagon,
+       sum(events)::BIGINT AS events,
+       {cameras}::BIGINT AS cameras,
+       sum(trap_nights)::BIGINT AS trap_nights,
+       CASE WHEN sum(trap_nights) > 0
+            THEN 100.0 * sum(events) / sum(trap_nights) END AS events_per_100_trap_nights{extra}
+FROM per_deployment
+GROUP BY hexagon
+ORDER BY events DESC, events_per_100_trap_nights DESC NULLS LAST, hexagon
+"""
+
+
 def hexagon_summary(
     con: duckdb.DuckDBPyConnection, filters: Filters, event_gap_minutes: float
 ) -> pa.Table:
@@ -197,31 +237,7 @@ def hexagon_summary(
     sql = f"""
 WITH {_NIGHTS},
 {_leopard_bursts()},
-nights_per_deployment AS (
-  SELECT deploymentID, count(*) AS trap_nights FROM nights GROUP BY deploymentID
-),
-events_per_deployment AS (
-  SELECT deploymentID, count(*) FILTER (WHERE starts_event) AS events
-  FROM ({events_sql}) GROUP BY deploymentID
-),
-per_deployment AS (
-  SELECT d.locationID, d."{filters.h3_column}" AS hexagon,
-         coalesce(n.trap_nights, 0) AS trap_nights, coalesce(e.events, 0) AS events
-  FROM deployments d
-  LEFT JOIN nights_per_deployment n USING (deploymentID)
-  LEFT JOIN events_per_deployment e USING (deploymentID)
-  WHERE n.trap_nights > 0 OR e.events > 0
-)
-SELECT hexagon,
-       sum(events)::BIGINT AS events,
-       count(DISTINCT locationID)::BIGINT AS cameras,
-       sum(trap_nights)::BIGINT AS trap_nights,
-       CASE WHEN sum(trap_nights) > 0
-            THEN 100.0 * sum(events) / sum(trap_nights) END AS events_per_100_trap_nights
-FROM per_deployment
-GROUP BY hexagon
-ORDER BY events DESC, events_per_100_trap_nights DESC NULLS LAST, hexagon
-"""
+{per_hexagon_sql(filters.h3_column, events_sql)}"""
     return con.sql(sql, params=_params(filters)).to_arrow_table()
 
 
