@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import pyarrow as pa
 
 from dashboard.analysis import Change
-from dashboard.figures import EVENT_COLORSCALE, MAP_HEIGHT_PX, _view
+from dashboard.figures import EVENT_COLORSCALE, MAP_HEIGHT_PX, _view, add_centred_note
 from dashboard.stats import Hotness
 from pipeline.hexgrid import cell_outline, cells_geojson
 
@@ -70,15 +70,7 @@ def _finish(fig: go.Figure, cells: list[str], selected: str | None, style: dict)
         legend={"x": 0.01, "y": 0.99, "bgcolor": "rgba(255,255,255,0.8)"},
     )
     if not cells:
-        fig.add_annotation(
-            text="No camera was working in this window.",
-            showarrow=False,
-            x=0.5,
-            y=0.5,
-            xref="paper",
-            yref="paper",
-            font={"size": 16},
-        )
+        add_centred_note(fig, "No camera was working in this window.")
     return fig
 
 

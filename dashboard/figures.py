@@ -29,6 +29,19 @@ MAP_HEIGHT_PX = 560
 MAP_WIDTH_PX = 680  # about what the page gives the map (colour bar aside); picks a first zoom
 
 
+def add_centred_note(fig: go.Figure, text: str, size: int | None = 16) -> None:
+    """Write `text` across the middle of an empty figure (font `size`; None: plotly's)."""
+    fig.add_annotation(
+        text=text,
+        showarrow=False,
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
+        font={"size": size} if size else {},
+    )
+
+
 def map_style(tile_url: str | None) -> dict[str, Any]:
     """Return an inline MapLibre style: a background, plus raster tiles when `tile_url` is set.
 
@@ -163,15 +176,7 @@ def hotspot_map(
         clickmode="event",
     )
     if not cells:
-        fig.add_annotation(
-            text="No camera was working in this window.",
-            showarrow=False,
-            x=0.5,
-            y=0.5,
-            xref="paper",
-            yref="paper",
-            font={"size": 16},
-        )
+        add_centred_note(fig, "No camera was working in this window.")
     return fig
 
 
@@ -206,14 +211,7 @@ def event_series_figure(series: pa.Table, period: Period, *, title: str = "") ->
         template="plotly_white",
     )
     if not periods:
-        fig.add_annotation(
-            text="No camera was working in this window.",
-            showarrow=False,
-            x=0.5,
-            y=0.5,
-            xref="paper",
-            yref="paper",
-        )
+        add_centred_note(fig, "No camera was working in this window.", size=None)
     return fig
 
 
@@ -234,9 +232,7 @@ def hotspot_rows(summary: pa.Table) -> list[dict[str, Any]]:
 def message_figure(message: str) -> go.Figure:
     """An empty figure that says `message` (no data yet, or an error shown elsewhere)."""
     fig = go.Figure()
-    fig.add_annotation(
-        text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 15}
-    )
+    add_centred_note(fig, message, size=15)
     fig.update_layout(
         xaxis={"visible": False}, yaxis={"visible": False}, template="plotly_white", height=300
     )
