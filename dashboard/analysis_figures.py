@@ -8,13 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import plotly.graph_objects as go
 import pyarrow as pa
 
 from dashboard.analysis import Change
-from dashboard.figures import EVENT_COLORSCALE, MAP_HEIGHT_PX, _view, add_centred_note
+from dashboard.figures import (
+    EVENT_COLORSCALE,
+    MAP_HEIGHT_PX,
+    Figure,
+    _view,
+    add_centred_note,
+    figure,
+    selected_outline,
+)
 from dashboard.stats import Hotness
-from pipeline.hexgrid import cell_outline, cells_geojson
+from pipeline.hexgrid import cells_geojson
 
 LOW_EFFORT_COLOUR = "#9e9e9e"
 CLASS_COLOURS: dict[str, str] = {
@@ -30,79 +37,79 @@ CLASS_COLOURS: dict[str, str] = {
 }
 
 
-def _constant_trace(cells: list[str], name: str, colour: str, hover: list[str]) -> go.Choroplethmap:
-    return go.Choroplethmap(
-        geojson=cells_geojson(cells),
-        locations=cells,
-        z=[1] * len(cells),
-        featureidkey="id",
-        colorscale=[[0, colour], [1, colour]],
-        showscale=False,
-        showlegend=True,
-        name=name,
-        marker={"opacity": 0.8, "line": {"width": 0.8, "color": "#5b5340"}},
-        text=hover,
-        hovertemplate="%{text}<extra></extra>",
-    )
+def _constant_trace(cells: list[str], name: str, colour: str, hover: list[str]) -> dict[str, Any]:
+    return {
+        "type": "choroplethmap",
+        "geojson": cells_geojson(cells),
+        "locations": cells,
+        "z": [1] * len(cells),
+        "featureidkey": "id",
+        "colorscale": [[0, colour], [1, colour]],
+        "showscale": False,
+        "showlegend": True,
+        "name": name,
+        "marker": {"opacity": 0.8, "line": {"width": 0.8, "color": "#5b5340"}},
+        "text": hover,
+        "hovertemplate": "%{text}<extra></extra>",
+    }
 
 
-def _finish(fig: go.Figure, cells: list[str], selected: str | None, style: dict) -> go.Figure:
+def _finish(
+    traces: list[dict[str, Any]], cells: list[str], selected: str | None, style: dict
+) -> Figure:
     center, zoom = _view(cells_geojson(cells))
     if selected is not None and selected in cells:
-        outline = cell_outline(selected)
-        fig.add_trace(
-            go.Scattermap(
-                lon=[p[0] for p in outline],
-                lat=[p[1] for p in outline],
-                mode="lines",
-                line={"width": 3.5, "color": "#0b4f8a"},
-                hoverinfo="skip",
-                name="Selected hexagon",
-                showlegend=False,
-            )
-        )
-    fig.update_layout(
-        map={"style": style, "center": center, "zoom": zoom},
-        margin={"l": 0, "r": 0, "t": 0, "b": 0},
-        height=MAP_HEIGHT_PX,
-        uirevision="hotspots",
-        clickmode="event",
-        legend={"x": 0.01, "y": 0.99, "bgcolor": "rgba(255,255,255,0.8)"},
+        traces.append(selected_outline(selected))
+    fig = figure(
+        traces,
+        {
+            "map": {"style": style, "center": center, "zoom": zoom},
+            "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
+            "height": MAP_HEIGHT_PX,
+            "uirevision": "hotspots",
+            "clickmode": "event",
+            "legend": {"x": 0.01, "y": 0.99, "bgcolor": "rgba(255,255,255,0.8)"},
+        },
     )
     if not cells:
         add_centred_note(fig, "No camera was working in this window.")
     return fig
 
 
-def rate_map(summary: pa.Table, style: dict[str, Any], *, selected: str | None = None) -> go.Figure:
+def rate_map(summary: pa.Table, style: dict[str, Any], *, selected: str | None = None) -> Figure:
     """Events per 100 trap-nights; hexagons with too little effort drawn grey, not cold."""
     rows = summary.to_pylist()
     judged = [r for r in rows if r["enough_effort"]]
     low = [r for r in rows if not r["enough_effort"]]
     rates = [r["events_per_100_trap_nights"] or 0.0 for r in judged]
-    fig = go.Figure(
-        go.Choroplethmap(
-            geojson=cells_geojson([r["hexagon"] for r in judged]),
-            locations=[r["hexagon"] for r in judged],
-            z=rates,
-            featureidkey="id",
-            zmin=0,
-            zmax=max([1.0, *rates]),
-            colorscale=EVENT_COLORSCALE,
-            marker={"opacity": 0.8, "line": {"width": 0.8, "color": "#5b5340"}},
-            colorbar={"title": {"text": "per 100<br>trap-nights"}, "thickness": 14, "len": 0.8},
-            customdata=[[r["events"], r["trap_nights"], r["cameras"]] for r in judged],
-            hovertemplate=(
+    traces = [
+        {
+            "type": "choroplethmap",
+            "geojson": cells_geojson([r["hexagon"] for r in judged]),
+            "locations": [r["hexagon"] for r in judged],
+            "z": rates,
+            "featureidkey": "id",
+            "zmin": 0,
+            "zmax": max([1.0, *rates]),
+            "colorscale": EVENT_COLORSCALE,
+            "marker": {"opacity": 0.8, "line": {"width": 0.8, "color": "#5b5340"}},
+            "colorbar": {
+                "title": {"text": "per 100<br>trap-nights"},
+                "thickness": 14,
+                "len": 0.8,
+            },
+            "customdata": [[r["events"], r["trap_nights"], r["cameras"]] for r in judged],
+            "hovertemplate": (
                 "<b>%{z:.2f} events per 100 trap-nights</b><br>hexagon %{location}<br>"
                 "%{customdata[0]} events, %{customdata[1]} trap-nights, "
                 "%{customdata[2]} camera(s)<extra></extra>"
             ),
-            name="Events per 100 trap-nights",
-            showlegend=False,
-        )
-    )
+            "name": "Events per 100 trap-nights",
+            "showlegend": False,
+        }
+    ]
     if low:
-        fig.add_trace(
+        traces.append(
             _constant_trace(
                 [r["hexagon"] for r in low],
                 Hotness.TOO_LITTLE_EFFORT.value,
@@ -113,7 +120,7 @@ def rate_map(summary: pa.Table, style: dict[str, Any], *, selected: str | None =
                 ],
             )
         )
-    return _finish(fig, [r["hexagon"] for r in rows], selected, style)
+    return _finish(traces, [r["hexagon"] for r in rows], selected, style)
 
 
 def category_map(
@@ -124,14 +131,14 @@ def category_map(
     *,
     hover: list[str],
     selected: str | None = None,
-) -> go.Figure:
+) -> Figure:
     """One trace per class of `column` (in `order`, absent classes skipped)."""
     rows = table.to_pylist()
-    fig = go.Figure()
+    traces = []
     for cls in order:
         picked = [(r, h) for r, h in zip(rows, hover, strict=True) if r[column] == cls]
         if picked:
-            fig.add_trace(
+            traces.append(
                 _constant_trace(
                     [r["hexagon"] for r, _ in picked],
                     cls,
@@ -139,12 +146,12 @@ def category_map(
                     [h for _, h in picked],
                 )
             )
-    return _finish(fig, [r["hexagon"] for r in rows], selected, style)
+    return _finish(traces, [r["hexagon"] for r in rows], selected, style)
 
 
 def significance_map(
     summary: pa.Table, style: dict[str, Any], *, selected: str | None = None
-) -> go.Figure:
+) -> Figure:
     """Gi* hot / cold / not significant / too little effort per hexagon."""
     hover = [
         f"hexagon {r['hexagon']}: {r['hotspot']}"
@@ -157,7 +164,7 @@ def significance_map(
 
 def change_map(
     change: pa.Table, style: dict[str, Any], year_a: int, year_b: int, *, selected: str | None
-) -> go.Figure:
+) -> Figure:
     """Hotspots that appeared or vanished between `year_a` and `year_b`."""
 
     def rate(v: float | None) -> str:
@@ -172,58 +179,62 @@ def change_map(
     return category_map(change, "change", order, style, hover=hover, selected=selected)
 
 
-def diel_figure(diel: pa.Table, *, title: str = "") -> go.Figure:
+def diel_figure(diel: pa.Table, *, title: str = "") -> Figure:
     """Bars of independent events by hour of day (local station time)."""
-    fig = go.Figure(
-        go.Bar(
-            x=diel.column("hour").to_pylist(),
-            y=diel.column("events").to_pylist(),
-            marker={"color": "#5b4a8b"},
-            hovertemplate="%{x}:00–%{x}:59: <b>%{y} events</b><extra></extra>",
-            name="Events by hour",
-        )
+    bars = {
+        "type": "bar",
+        "x": diel.column("hour").to_pylist(),
+        "y": diel.column("events").to_pylist(),
+        "marker": {"color": "#5b4a8b"},
+        "hovertemplate": "%{x}:00–%{x}:59: <b>%{y} events</b><extra></extra>",
+        "name": "Events by hour",
+    }
+    return figure(
+        [bars],
+        {
+            "title": {"text": title, "x": 0.01, "font": {"size": 14}},
+            "xaxis": {"title": {"text": "Hour of day"}, "dtick": 3, "range": [-0.5, 23.5]},
+            "yaxis": {"title": {"text": "Events"}, "rangemode": "tozero"},
+            "margin": {"l": 56, "r": 16, "t": 40, "b": 40},
+            "height": 260,
+        },
+        theme="plotly_white",
     )
-    fig.update_layout(
-        title={"text": title, "x": 0.01, "font": {"size": 14}},
-        xaxis={"title": {"text": "Hour of day"}, "dtick": 3, "range": [-0.5, 23.5]},
-        yaxis={"title": {"text": "Events"}, "rangemode": "tozero"},
-        margin={"l": 56, "r": 16, "t": 40, "b": 40},
-        height=260,
-        template="plotly_white",
-    )
-    return fig
 
 
-def timeline_figure(timeline: pa.Table, *, title: str = "") -> go.Figure:
+def timeline_figure(timeline: pa.Table, *, title: str = "") -> Figure:
     """Per-camera operation: green where it worked, red where it was down (a gap)."""
     rows = timeline.to_pylist()
-    fig = go.Figure()
+    traces = []
     for kind, colour in (("working", "#1a9850"), ("down", "#d73027")):
         part = [r for r in rows if r["kind"] == kind]
-        fig.add_trace(
-            go.Bar(
-                base=[r["start"].isoformat() for r in part],
-                x=[((r["end"] - r["start"]).days + 1) * 86_400_000 for r in part],
-                y=[r["locationName"] or r["locationID"] for r in part],
-                orientation="h",
-                marker={"color": colour},
-                name=kind,
-                customdata=[[r["deploymentID"], r["start"], r["end"]] for r in part],
-                hovertemplate=(
+        traces.append(
+            {
+                "type": "bar",
+                "base": [r["start"].isoformat() for r in part],
+                "x": [((r["end"] - r["start"]).days + 1) * 86_400_000 for r in part],
+                "y": [r["locationName"] or r["locationID"] for r in part],
+                "orientation": "h",
+                "marker": {"color": colour},
+                "name": kind,
+                "customdata": [[r["deploymentID"], r["start"], r["end"]] for r in part],
+                "hovertemplate": (
                     f"%{{customdata[0]}}: {kind} %{{customdata[1]}} to %{{customdata[2]}}"
                     "<extra></extra>"
                 ),
-            )
+            }
         )
     cameras = len({r["locationID"] for r in rows})
-    fig.update_layout(
-        title={"text": title, "x": 0.01, "font": {"size": 14}},
-        barmode="overlay",
-        xaxis={"type": "date"},
-        yaxis={"autorange": "reversed"},
-        height=max(220, 40 + 22 * cameras),
-        margin={"l": 120, "r": 16, "t": 40, "b": 30},
-        template="plotly_white",
-        legend={"orientation": "h", "y": 1.08, "x": 1, "xanchor": "right"},
+    return figure(
+        traces,
+        {
+            "title": {"text": title, "x": 0.01, "font": {"size": 14}},
+            "barmode": "overlay",
+            "xaxis": {"type": "date"},
+            "yaxis": {"autorange": "reversed"},
+            "height": max(220, 40 + 22 * cameras),
+            "margin": {"l": 120, "r": 16, "t": 40, "b": 30},
+            "legend": {"orientation": "h", "y": 1.08, "x": 1, "xanchor": "right"},
+        },
+        theme="plotly_white",
     )
-    return fig

@@ -1,15 +1,19 @@
 """Plotly figures and table rows built from query results; no database, no Dash here.
 
-The map is a `go.Choroplethmap` of independent leopard events per H3 hexagon over a MapLibre
-style that is either a plain background (offline) or a raster tile layer.
+Figures are plain plotly.js dicts (`{"data": [...], "layout": {...}}`), as Dash accepts them:
+building `plotly.graph_objects` figures validates and deep-copies every property and template,
+which cost more CPU per callback than the queries themselves (docs/benchmarks.md).
+
+The map is a `choroplethmap` trace of independent leopard events per H3 hexagon over a
+MapLibre style that is either a plain background (offline) or a raster tile layer.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
-import plotly.graph_objects as go
 import pyarrow as pa
 
 from dashboard.filters import Period
@@ -27,18 +31,43 @@ EVENT_COLORSCALE = [
 ]
 MAP_HEIGHT_PX = 560
 MAP_WIDTH_PX = 680  # about what the page gives the map (colour bar aside); picks a first zoom
+# The trace types this dashboard draws; templates keep only their defaults.
+TRACE_TYPES = ("bar", "choroplethmap", "scattermap")
+
+Figure = dict[str, Any]
 
 
-def add_centred_note(fig: go.Figure, text: str, size: int | None = 16) -> None:
+@functools.cache
+def template(name: str) -> dict[str, Any]:
+    """Plotly's named template (e.g. "plotly_white") as a plain dict, made once.
+
+    plotly.js knows no template names, so a dict figure carries the template itself; the trace
+    defaults are cut down to the trace types drawn here.
+    """
+    import plotly.io as pio
+
+    full = pio.templates[name].to_plotly_json()
+    data = {k: v for k, v in full.get("data", {}).items() if k in TRACE_TYPES}
+    return {"data": data, "layout": full["layout"]}
+
+
+def figure(data: list[dict[str, Any]], layout: dict[str, Any], *, theme: str = "plotly") -> Figure:
+    """A plotly.js figure dict with the named template (Dash serializes it as is)."""
+    return {"data": data, "layout": {"template": template(theme), **layout}}
+
+
+def add_centred_note(fig: Figure, text: str, size: int | None = 16) -> None:
     """Write `text` across the middle of an empty figure (font `size`; None: plotly's)."""
-    fig.add_annotation(
-        text=text,
-        showarrow=False,
-        x=0.5,
-        y=0.5,
-        xref="paper",
-        yref="paper",
-        font={"size": size} if size else {},
+    fig["layout"].setdefault("annotations", []).append(
+        {
+            "text": text,
+            "showarrow": False,
+            "x": 0.5,
+            "y": 0.5,
+            "xref": "paper",
+            "yref": "paper",
+            "font": {"size": size} if size else {},
+        }
     )
 
 
@@ -93,6 +122,21 @@ def _rate_text(rate: float | None) -> str:
     return "–" if rate is None else f"{rate:.2f}"
 
 
+def selected_outline(cell: str) -> dict[str, Any]:
+    """A bold line around the selected hexagon, drawn over the map's other traces."""
+    outline = cell_outline(cell)
+    return {
+        "type": "scattermap",
+        "lon": [lng for lng, _ in outline],
+        "lat": [lat for _, lat in outline],
+        "mode": "lines",
+        "line": {"width": 3.5, "color": "#0b4f8a"},
+        "hoverinfo": "skip",
+        "name": "Selected hexagon",
+        "showlegend": False,
+    }
+
+
 def hotspot_map(
     summary: pa.Table,
     cameras: pa.Table | None,
@@ -100,7 +144,7 @@ def hotspot_map(
     *,
     selected: str | None = None,
     title: str = "",
-) -> go.Figure:
+) -> Figure:
     """Map one hexagon per row of `summary` (queries.hexagon_summary), coloured by events.
 
     `cameras` (queries.active_cameras) adds camera locations as dots; None leaves them out.
@@ -120,95 +164,92 @@ def hotspot_map(
             strict=True,
         )
     ]
-    fig = go.Figure(
-        go.Choroplethmap(
-            geojson=geojson,
-            locations=cells,
-            z=events,
-            featureidkey="id",
-            zmin=0,
-            zmax=max([1, *events]),
-            colorscale=EVENT_COLORSCALE,
-            marker={"opacity": 0.78, "line": {"width": 0.8, "color": "#5b5340"}},
-            colorbar={"title": {"text": "Events"}, "thickness": 14, "len": 0.85, "y": 0.45},
-            customdata=customdata,
-            hovertemplate=(
+    traces: list[dict[str, Any]] = [
+        {
+            "type": "choroplethmap",
+            "geojson": geojson,
+            "locations": cells,
+            "z": events,
+            "featureidkey": "id",
+            "zmin": 0,
+            "zmax": max([1, *events]),
+            "colorscale": EVENT_COLORSCALE,
+            "marker": {"opacity": 0.78, "line": {"width": 0.8, "color": "#5b5340"}},
+            "colorbar": {"title": {"text": "Events"}, "thickness": 14, "len": 0.85, "y": 0.45},
+            "customdata": customdata,
+            "hovertemplate": (
                 "<b>%{z} leopard events</b><br>hexagon %{location}<br>"
                 "%{customdata[0]} camera(s), %{customdata[1]} trap-nights<br>"
                 "%{customdata[2]} events per 100 trap-nights<extra></extra>"
             ),
-            name="Hexagons",
-        )
-    )
+            "name": "Hexagons",
+        }
+    ]
     if cameras is not None and cameras.num_rows:
-        fig.add_trace(
-            go.Scattermap(
-                lat=cameras.column("latitude").to_pylist(),
-                lon=cameras.column("longitude").to_pylist(),
-                mode="markers",
-                marker={"size": 6, "color": "#1d2b36"},
-                customdata=[[c] for c in cameras.column("hexagon").to_pylist()],
-                hovertext=cameras.column("locationName").to_pylist(),
-                hovertemplate="camera %{hovertext}<extra></extra>",
-                name="Cameras",
-                showlegend=False,
-            )
+        traces.append(
+            {
+                "type": "scattermap",
+                "lat": cameras.column("latitude").to_pylist(),
+                "lon": cameras.column("longitude").to_pylist(),
+                "mode": "markers",
+                "marker": {"size": 6, "color": "#1d2b36"},
+                "customdata": [[c] for c in cameras.column("hexagon").to_pylist()],
+                "hovertext": cameras.column("locationName").to_pylist(),
+                "hovertemplate": "camera %{hovertext}<extra></extra>",
+                "name": "Cameras",
+                "showlegend": False,
+            }
         )
     if selected is not None and selected in cells:
-        outline = cell_outline(selected)
-        fig.add_trace(
-            go.Scattermap(
-                lon=[lng for lng, _ in outline],
-                lat=[lat for _, lat in outline],
-                mode="lines",
-                line={"width": 3.5, "color": "#0b4f8a"},
-                hoverinfo="skip",
-                name="Selected hexagon",
-                showlegend=False,
-            )
-        )
-    fig.update_layout(
-        map={"style": style, "center": center, "zoom": zoom},
-        margin={"l": 0, "r": 0, "t": 32 if title else 0, "b": 0},
-        height=MAP_HEIGHT_PX,
-        title={"text": title, "x": 0.01, "font": {"size": 14}},
-        uirevision="hotspots",  # keep the user's pan and zoom when filters change
-        clickmode="event",
+        traces.append(selected_outline(selected))
+    fig = figure(
+        traces,
+        {
+            "map": {"style": style, "center": center, "zoom": zoom},
+            "margin": {"l": 0, "r": 0, "t": 32 if title else 0, "b": 0},
+            "height": MAP_HEIGHT_PX,
+            "title": {"text": title, "x": 0.01, "font": {"size": 14}},
+            "uirevision": "hotspots",  # keep the user's pan and zoom when filters change
+            "clickmode": "event",
+        },
     )
     if not cells:
         add_centred_note(fig, "No camera was working in this window.")
     return fig
 
 
-def event_series_figure(series: pa.Table, period: Period, *, title: str = "") -> go.Figure:
+def event_series_figure(series: pa.Table, period: Period, *, title: str = "") -> Figure:
     """Bar chart of independent leopard events per week or month (queries.event_series)."""
     periods = series.column("period").to_pylist()
     events = series.column("events").to_pylist()
     nights = series.column("trap_nights").to_pylist()
     rates = [_rate_text(100.0 * e / n if n else None) for e, n in zip(events, nights, strict=True)]
-    fig = go.Figure(
-        go.Bar(
-            x=periods,
-            y=events,
-            xperiod="M1" if period is Period.MONTH else 7 * 24 * 3600 * 1000,
-            xperiodalignment="start",
-            marker={"color": "#c2452d"},
-            customdata=list(zip(nights, rates, strict=True)),
-            hovertemplate=(
-                "%{x|%d %b %Y}: <b>%{y} events</b><br>%{customdata[0]} trap-nights, "
-                "%{customdata[1]} per 100<extra></extra>"
-            ),
-            name="Leopard events",
-        )
-    )
-    fig.update_layout(
-        title={"text": title, "x": 0.01, "font": {"size": 14}},
-        yaxis={"title": {"text": f"Events per {period.value}"}, "rangemode": "tozero"},
-        xaxis={"type": "date"},
-        margin={"l": 56, "r": 16, "t": 40, "b": 40},
-        height=300,
-        bargap=0.1,
-        template="plotly_white",
+    fig = figure(
+        [
+            {
+                "type": "bar",
+                "x": periods,
+                "y": events,
+                "xperiod": "M1" if period is Period.MONTH else 7 * 24 * 3600 * 1000,
+                "xperiodalignment": "start",
+                "marker": {"color": "#c2452d"},
+                "customdata": [list(pair) for pair in zip(nights, rates, strict=True)],
+                "hovertemplate": (
+                    "%{x|%d %b %Y}: <b>%{y} events</b><br>%{customdata[0]} trap-nights, "
+                    "%{customdata[1]} per 100<extra></extra>"
+                ),
+                "name": "Leopard events",
+            }
+        ],
+        {
+            "title": {"text": title, "x": 0.01, "font": {"size": 14}},
+            "yaxis": {"title": {"text": f"Events per {period.value}"}, "rangemode": "tozero"},
+            "xaxis": {"type": "date"},
+            "margin": {"l": 56, "r": 16, "t": 40, "b": 40},
+            "height": 300,
+            "bargap": 0.1,
+        },
+        theme="plotly_white",
     )
     if not periods:
         add_centred_note(fig, "No camera was working in this window.", size=None)
@@ -229,11 +270,12 @@ def hotspot_rows(summary: pa.Table) -> list[dict[str, Any]]:
     return rows
 
 
-def message_figure(message: str) -> go.Figure:
+def message_figure(message: str) -> Figure:
     """An empty figure that says `message` (no data yet, or an error shown elsewhere)."""
-    fig = go.Figure()
-    add_centred_note(fig, message, size=15)
-    fig.update_layout(
-        xaxis={"visible": False}, yaxis={"visible": False}, template="plotly_white", height=300
+    fig = figure(
+        [],
+        {"xaxis": {"visible": False}, "yaxis": {"visible": False}, "height": 300},
+        theme="plotly_white",
     )
+    add_centred_note(fig, message, size=15)
     return fig

@@ -73,29 +73,31 @@ def test_map_shows_every_hexagon_and_events_drop_with_threshold(ctx: DashboardCo
     low = callbacks.update_map(ctx, "v1", **{**CONTROLS, "threshold": 0.3})
     high = callbacks.update_map(ctx, "v1", **{**CONTROLS, "threshold": 0.95})
     assert low["alert"] == [] and high["alert"] == []
-    low_trace, high_trace = low["figure"].data[0], high["figure"].data[0]
-    assert set(low_trace.locations) == set(high_trace.locations)  # cameras, whatever the score
-    assert sum(high_trace.z) < sum(low_trace.z)
-    assert len(low["rows"]) == len(low_trace.locations)
-    assert [r["events"] for r in low["rows"]] == sorted(low_trace.z, reverse=True)
-    assert f"{sum(low_trace.z)} independent leopard events" in low["summary"]
+    low_trace, high_trace = low["figure"]["data"][0], high["figure"]["data"][0]
+    assert set(low_trace["locations"]) == set(
+        high_trace["locations"]
+    )  # cameras, whatever the score
+    assert sum(high_trace["z"]) < sum(low_trace["z"])
+    assert len(low["rows"]) == len(low_trace["locations"])
+    assert [r["events"] for r in low["rows"]] == sorted(low_trace["z"], reverse=True)
+    assert f"{sum(low_trace['z'])} independent leopard events" in low["summary"]
 
 
 def test_map_resolution_changes_the_hexagons(ctx: DashboardContext) -> None:
-    r5 = callbacks.update_map(ctx, "v1", **{**CONTROLS, "resolution": 5})["figure"].data[0]
-    r8 = callbacks.update_map(ctx, "v1", **{**CONTROLS, "resolution": 8})["figure"].data[0]
-    assert len(r5.locations) < len(r8.locations)
-    assert sum(r5.z) == sum(r8.z)
+    r5 = callbacks.update_map(ctx, "v1", **{**CONTROLS, "resolution": 5})["figure"]["data"][0]
+    r8 = callbacks.update_map(ctx, "v1", **{**CONTROLS, "resolution": 8})["figure"]["data"][0]
+    assert len(r5["locations"]) < len(r8["locations"])
+    assert sum(r5["z"]) == sum(r8["z"])
 
 
 def test_series_follows_season_and_period(ctx: DashboardContext) -> None:
-    monthly = callbacks.update_series(ctx, "v1", "month", **CONTROLS)["figure"].data[0]
-    weekly = callbacks.update_series(ctx, "v1", "week", **CONTROLS)["figure"].data[0]
+    monthly = callbacks.update_series(ctx, "v1", "month", **CONTROLS)["figure"]["data"][0]
+    weekly = callbacks.update_series(ctx, "v1", "week", **CONTROLS)["figure"]["data"][0]
     summer = callbacks.update_series(ctx, "v1", "month", **{**CONTROLS, "season": "summer"})
-    assert len(weekly.x) > len(monthly.x)
-    assert sum(weekly.y) == sum(monthly.y) > 0
-    assert {d.month for d in summer["figure"].data[0].x} <= {6, 7, 8}
-    assert "Summer" in summer["figure"].layout.title.text
+    assert len(weekly["x"]) > len(monthly["x"])
+    assert sum(weekly["y"]) == sum(monthly["y"]) > 0
+    assert {d.month for d in summer["figure"]["data"][0]["x"]} <= {6, 7, 8}
+    assert "Summer" in summer["figure"]["layout"]["title"]["text"]
 
 
 def test_custom_months_are_enabled_only_for_custom_season() -> None:
@@ -161,14 +163,14 @@ def test_version_changes_only_when_the_store_is_replaced(tmp_path: Path, demo_di
     ctx = build_context(Settings(data_dir=data, tiles="none"))
     first = callbacks.refresh_version(ctx, 1, None)
     assert callbacks.refresh_version(ctx, 2, first) is no_update
-    before = callbacks.update_map(ctx, first, **CONTROLS)["figure"].data[0]
+    before = callbacks.update_map(ctx, first, **CONTROLS)["figure"]["data"][0]
     tables = {name: pq.read_table(store.StorePaths(data).table(name)) for name in TABLES}
     keep = pc.less(tables["bursts"]["score"], pa.scalar(0.5, pa.float32()))
     store.write_tables(data, {**tables, "bursts": tables["bursts"].filter(keep)})
     second = callbacks.refresh_version(ctx, 3, first)
     assert second not in (first, no_update)
-    after = callbacks.update_map(ctx, second, **CONTROLS)["figure"].data[0]
-    assert sum(before.z) > 0 and sum(after.z) == 0
+    after = callbacks.update_map(ctx, second, **CONTROLS)["figure"]["data"][0]
+    assert sum(before["z"]) > 0 and sum(after["z"]) == 0
 
 
 def test_missing_store_shows_a_waiting_message_without_paths(tmp_path: Path) -> None:
@@ -179,7 +181,7 @@ def test_missing_store_shows_a_waiting_message_without_paths(tmp_path: Path) -> 
     assert NO_STORE in texts(layout(ctx).children)
     out = callbacks.update_map(ctx, None, **CONTROLS)
     assert out["alert"] == []  # said once, in the header, not above every view
-    assert out["figure"].layout.annotations[0].text == callbacks.WAITING
+    assert out["figure"]["layout"]["annotations"][0]["text"] == callbacks.WAITING
 
 
 def test_unexpected_failure_shows_alert_and_logs_traceback(

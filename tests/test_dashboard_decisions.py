@@ -42,7 +42,7 @@ def ctx(demo_dir: Path) -> DashboardContext:
 
 
 def names(figure: Any) -> list[str]:
-    return [t.name for t in figure.data]
+    return [t["name"] for t in figure["data"]]
 
 
 def test_map_modes_show_rate_effort_significance_and_change(ctx: DashboardContext) -> None:
@@ -50,7 +50,7 @@ def test_map_modes_show_rate_effort_significance_and_change(ctx: DashboardContex
     assert rate["alert"] == []
     # 420 trap-nights is more than some demo hexagons have: they are grey, not cold
     assert "too little effort" in names(rate["figure"])
-    low = rate["figure"].data[names(rate["figure"]).index("too little effort")].locations
+    low = rate["figure"]["data"][names(rate["figure"]).index("too little effort")]["locations"]
     assert {r["hexagon"] for r in rate["rows"] if r["enough_effort"] == "no"} == set(low)
     assert "with too little effort" in rate["summary"]
     sig = callbacks.update_map(ctx, "v", map_mode="significance", **CONTROLS)
@@ -62,7 +62,7 @@ def test_map_modes_show_rate_effort_significance_and_change(ctx: DashboardContex
         "too little effort",
     }
     change = callbacks.update_map(ctx, "v", map_mode="change", year_a=2021, year_b=2022, **CONTROLS)
-    assert change["alert"] == [] and change["figure"].data
+    assert change["alert"] == [] and change["figure"]["data"]
     bad = callbacks.update_map(ctx, "v", map_mode="sideways", **CONTROLS)
     assert "unknown map mode" in texts(bad["alert"])
 
@@ -86,11 +86,11 @@ def test_layers_count_other_animals_from_zero_shot_labels(ctx: DashboardContext)
     prey = callbacks.update_map(ctx, "v", layer="prey", **CONTROLS)
     livestock = callbacks.update_map(ctx, "v", layer="livestock", **CONTROLS)
     # the demo's background triggers carry ibex, ram and ox labels, far more than leopards
-    assert sum(prey["figure"].data[0].z) > sum(leopard["figure"].data[0].z) > 0
-    assert sum(livestock["figure"].data[0].z) > 0
+    assert sum(prey["figure"]["data"][0]["z"]) > sum(leopard["figure"]["data"][0]["z"]) > 0
+    assert sum(livestock["figure"]["data"][0]["z"]) > 0
     assert "ibex & prey events by zero-shot labels" in prey["summary"]
     series = callbacks.update_series(ctx, "v", "month", layer="prey", **CONTROLS)
-    assert series["figure"].layout.title.text.startswith("Ibex & wild prey")
+    assert series["figure"]["layout"]["title"]["text"].startswith("Ibex & wild prey")
 
 
 def test_confirming_a_burst_counts_it_in_the_verified_view(ctx: DashboardContext) -> None:
@@ -102,12 +102,12 @@ def test_confirming_a_burst_counts_it_in_the_verified_view(ctx: DashboardContext
     scores = [float(texts(c).split("score ")[1].split()[0]) for c in gallery["cards"]]
     assert scores == sorted(scores, reverse=True)
     before = callbacks.update_map(ctx, "v", verified="verified", **CONTROLS)
-    assert sum(before["figure"].data[0].z) == 0  # nothing reviewed yet
+    assert sum(before["figure"]["data"][0]["z"]) == 0  # nothing reviewed yet
     trigger = {"type": insights.InsightIds.REVIEW_BUTTON, "burst": burst, "decision": "confirm"}
     out = review.record_decision(ctx, trigger, {}, "Bayara")
     assert out["alert"] == [] and out["reviews"]
     after = callbacks.update_map(ctx, "v", verified="verified", reviews=out["reviews"], **CONTROLS)
-    assert sum(after["figure"].data[0].z) == 1
+    assert sum(after["figure"]["data"][0]["z"]) == 1
     shown = review.show_gallery(ctx, cell, "v", out["reviews"], **CONTROLS)
     assert "confirm (snow_leopard) by Bayara" in texts(shown["cards"][0])
     assert read_reviews(ctx.settings.data_dir).column("burst_id").to_pylist() == [burst]

@@ -53,26 +53,26 @@ def luminance(color: str) -> float:
 
 def test_map_has_one_feature_per_hexagon_keyed_by_cell() -> None:
     fig = hotspot_map(summary([5, 2, 0]), None, map_style(None))
-    trace = fig.data[0]
-    assert trace.type == "choroplethmap"
-    assert list(trace.locations) == CELLS[:3]
-    assert [f["id"] for f in trace.geojson["features"]] == CELLS[:3]
-    assert all(len(f["geometry"]["coordinates"][0]) == 7 for f in trace.geojson["features"])
+    trace = fig["data"][0]
+    assert trace["type"] == "choroplethmap"
+    assert list(trace["locations"]) == CELLS[:3]
+    assert [f["id"] for f in trace["geojson"]["features"]] == CELLS[:3]
+    assert all(len(f["geometry"]["coordinates"][0]) == 7 for f in trace["geojson"]["features"])
 
 
 def test_colours_follow_events_and_zero_is_palest() -> None:
     fig = hotspot_map(summary([5, 2, 0]), None, map_style(None))
-    trace = fig.data[0]
-    assert list(trace.z) == [5, 2, 0]
-    assert (trace.zmin, trace.zmax) == (0, 5)
-    scale = [c for _, c in trace.colorscale]
+    trace = fig["data"][0]
+    assert list(trace["z"]) == [5, 2, 0]
+    assert (trace["zmin"], trace["zmax"]) == (0, 5)
+    scale = [c for _, c in trace["colorscale"]]
     assert luminance(scale[0]) == max(luminance(c) for c in scale)  # no events: lightest
     assert luminance(scale[-1]) == min(luminance(c) for c in scale)  # most events: darkest
 
 
 def test_offline_style_names_no_external_resource() -> None:
     fig = hotspot_map(summary([1, 0]), cameras(), map_style(None))
-    style = fig.to_plotly_json()["layout"]["map"]["style"]
+    style = fig["layout"]["map"]["style"]
     text = json.dumps(style)
     assert "http" not in text and "glyphs" not in text and "sprite" not in text
     assert [layer["type"] for layer in style["layers"]] == ["background"]
@@ -88,22 +88,22 @@ def test_tile_style_draws_raster_tiles_with_attribution() -> None:
 
 def test_camera_dots_carry_their_hexagon_for_clicks() -> None:
     fig = hotspot_map(summary([1, 0]), cameras(), map_style(None))
-    dots = fig.data[1]
-    assert dots.type == "scattermap"
-    assert [c[0] for c in dots.customdata] == CELLS[:2]
+    dots = fig["data"][1]
+    assert dots["type"] == "scattermap"
+    assert [c[0] for c in dots["customdata"]] == CELLS[:2]
 
 
 def test_view_is_centred_on_the_hexagons_and_zooms_out_for_wider_spread() -> None:
-    tight = hotspot_map(summary([1]), None, map_style(None)).layout.map
-    wide = hotspot_map(summary([1, 1, 1, 1]), None, map_style(None)).layout.map
-    assert 43.0 < tight.center.lat < 43.3 and 100.3 < tight.center.lon < 100.8
-    assert wide.zoom < tight.zoom
+    tight = hotspot_map(summary([1]), None, map_style(None))["layout"]["map"]
+    wide = hotspot_map(summary([1, 1, 1, 1]), None, map_style(None))["layout"]["map"]
+    assert 43.0 < tight["center"]["lat"] < 43.3 and 100.3 < tight["center"]["lon"] < 100.8
+    assert wide["zoom"] < tight["zoom"]
 
 
 def test_empty_map_says_no_camera_worked() -> None:
     fig = hotspot_map(summary([]), None, map_style(None))
-    assert list(fig.data[0].locations) == []
-    assert "No camera" in fig.layout.annotations[0].text
+    assert list(fig["data"][0]["locations"]) == []
+    assert "No camera" in fig["layout"]["annotations"][0]["text"]
 
 
 def test_series_bars_are_events_per_period() -> None:
@@ -115,11 +115,11 @@ def test_series_bars_are_events_per_period() -> None:
         }
     )
     fig = event_series_figure(series, Period.MONTH, title="per month")
-    bars = fig.data[0]
-    assert bars.type == "bar"
-    assert list(bars.y) == [3, 0, 7]
-    assert list(bars.x) == [date(2023, 1, 1), date(2023, 2, 1), date(2023, 3, 1)]
-    assert fig.layout.yaxis.title.text == "Events per month"
+    bars = fig["data"][0]
+    assert bars["type"] == "bar"
+    assert list(bars["y"]) == [3, 0, 7]
+    assert list(bars["x"]) == [date(2023, 1, 1), date(2023, 2, 1), date(2023, 3, 1)]
+    assert fig["layout"]["yaxis"]["title"]["text"] == "Events per month"
 
 
 def test_table_rows_are_sorted_rounded_and_keyed_by_hexagon() -> None:
