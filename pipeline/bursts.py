@@ -92,6 +92,11 @@ def independent_events_sql(bursts: str, event_gap_minutes: float) -> str:
 
     A leopard burst starts a new independent event when it begins at least
     `event_gap_minutes` after the previous leopard burst of the same deployment ended.
+
+    Bursts are ordered by start, then end time only: two bursts with the same start and end
+    are interchangeable (the count of events is the same in either order), and leaving the
+    string burst_id out of the sort keys makes this window about a third cheaper on large
+    stores (bench/dashboard_bench.py).
     """
     gap_s = float(event_gap_minutes) * 60.0
     return f"""
@@ -100,7 +105,8 @@ def independent_events_sql(bursts: str, event_gap_minutes: float) -> str:
             OR epoch(start_time - prev_end) >= {gap_s}) AS starts_event
     FROM (
       SELECT *, lag(end_time) OVER (
-                  PARTITION BY deploymentID ORDER BY start_time NULLS LAST, burst_id) AS prev_end
+                  PARTITION BY deploymentID
+                  ORDER BY start_time NULLS LAST, end_time NULLS LAST) AS prev_end
       FROM {bursts}
     )
     """
