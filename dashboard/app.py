@@ -20,6 +20,7 @@ from dashboard.pages import callbacks, hotspots, individuals
 from dashboard.queries import DEFAULT_EVENT_GAP_MINUTES, Overview, StoreReader
 from dashboard.settings import Settings
 from dashboard.thumbnails import ThumbnailService, register_thumbnails
+from dashboard.warmup import StoreWarmer
 from pipeline import __version__
 
 log = logging.getLogger(__name__)
@@ -143,4 +144,7 @@ def create_app(settings: Settings) -> dash.Dash:
     )
     install_callback_cache(app.server, settings.data_dir, app.callback_map, CallbackCache())
     ctx.tiles.start_probe()
+    warmer = StoreWarmer(ctx, interval_s=settings.refresh_seconds)
+    app.server.extensions["uncia_warmer"] = warmer
+    warmer.start()
     return app

@@ -1,0 +1,68 @@
+"""Prepare each store snapshot before the first visitor asks for it.
+
+A snapshot's first map pays once for its camera gaps, its materialized operating nights and a
+cold DuckDB buffer pool (about a second on a 10-million-row store, bench/dashboard_bench.py).
+`StoreWarmer` pays that in a background thread when the server starts and again whenever a
+pipeline checkpoint replaces the store, by drawing the default view the way a browser would.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dashboard.app import DashboardContext
+
+log = logging.getLogger(__name__)
+
+
+class StoreWarmer:
+    """Draws the default map and series for each new store version, off the request path."""
+
+    def __init__(self, ctx: DashboardContext, interval_s: float) -> None:
+        self.ctx = ctx
+        self.interval_s = interval_s
+        self.warmed_version: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def warm_once(self) -> bool:
+        """Warm the current store version unless done already; True when it did."""
+        from dashboard.pages import callbacks  # the pages import this module's app
+
+        version = self.ctx.reader.version()
+        if version is None or version == self.warmed_version:
+            return False
+        controls = {
+            "resolution": self.ctx.settings.default_resolution,
+            "start_date": None,
+            "end_date": None,
+            "season": "all",
+            "month_start": None,
+            "month_end": None,
+            "threshold": None,
+        }
+        # The callbacks turn errors into alerts, so a store that cannot be read only logs.
+        callbacks.update_map(self.ctx, version, **controls)
+        callbacks.update_series(self.ctx, version, "month", **controls)
+        self.warmed_version = version
+        log.debug("warmed store version %s", version)
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.warm_once()
+            except Exception:  # never let warming take the server down
+                log.warning("warming the store failed", exc_info=True)
+            self._stop.wait(self.interval_s)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="uncia-warmup", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,48 @@
+"""The store warmer prepares each new snapshot off the request path (real store, real DuckDB)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from dashboard.app import build_context
+from dashboard.pages import insights
+from dashboard.settings import Settings
+from dashboard.warmup import StoreWarmer
+from pipeline import store
+from pipeline.demo import DemoOptions, build_demo_survey
+from pipeline.schema import TABLES
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    build_demo_survey(out, DemoOptions(n_stations=8, n_years=1, seed=5))
+    return out
+
+
+def test_warmer_prepares_each_new_store_version_once(demo_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(demo_dir, data)
+    ctx = build_context(Settings(data_dir=data, tiles="none"))
+    warmer = StoreWarmer(ctx, interval_s=60)
+    first = ctx.reader.version()
+    assert warmer.warm_once() is True
+    assert warmer.warmed_version == first
+    gaps = insights._GAP_CACHES[ctx.reader]
+    assert len(gaps._tables) == 1  # the snapshot's camera gaps are ready before any visitor
+    assert warmer.warm_once() is False  # nothing new: no work
+    tables = {name: pq.read_table(store.StorePaths(data).table(name)) for name in TABLES}
+    store.write_tables(data, tables)  # a checkpoint replaces the store
+    assert ctx.reader.version() != first
+    assert warmer.warm_once() is True
+    assert len(gaps._tables) == 2
+
+
+def test_warmer_waits_quietly_for_a_store(tmp_path: Path) -> None:
+    ctx = build_context(Settings(data_dir=tmp_path / "empty", tiles="none"))
+    warmer = StoreWarmer(ctx, interval_s=60)
+    assert warmer.warm_once() is False and warmer.warmed_version is None
