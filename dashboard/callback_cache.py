@@ -1,9 +1,10 @@
 """A small in-memory cache of callback answers, so many people looking at the same view cost one
 computation: keyed by the user, the data folder's state and the exact request body.
 
-A pipeline checkpoint (the store file is replaced) or a review written to the data folder
-(files are renamed into it, which changes the folder's mtime) starts a new key space; entries
-also expire after `ttl_s`. Write callbacks (marked with auth.require_role) are never cached.
+A pipeline checkpoint (the store file is replaced), a review written to the data folder
+(files are renamed into it, which changes the folder's mtime) or a table of `uncia localize` /
+`uncia identify` renamed into DIR/parquet starts a new key space; entries also expire after
+`ttl_s`. Write callbacks (marked with auth.require_role) are never cached.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ class CallbackCache:
 
 def _data_state(data_dir: Path) -> str:
     parts = []
-    for path in (data_dir, StorePaths(data_dir).duckdb):
+    # DIR/parquet changes when `uncia localize` or `uncia identify` renames a table into it.
+    paths = StorePaths(data_dir)
+    for path in (data_dir, paths.duckdb, paths.parquet):
         try:
             st = os.stat(path)
             parts.append(f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}")

@@ -8,8 +8,10 @@ by hexagon, so they stay fast on stores with millions of frames.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -26,6 +28,7 @@ from pipeline.store import StorePaths
 
 DEFAULT_EVENT_GAP_MINUTES = 30.0
 _ALIAS = "survey"
+log = logging.getLogger(__name__)
 
 
 class StoreReader:
@@ -328,3 +331,85 @@ def image_source(con: duckdb.DuckDBPyConnection, image_id: str) -> ImageSource |
     if row is None:
         return None
     return ImageSource(file_path=row[0], simulated=bool(row[1]))
+
+
+@dataclass(frozen=True)
+class FrameBox:
+    """Where `uncia localize` boxed the animal in a frame: `x`, `y`, `width`, `height` are
+    fractions of the upright frame (EXIF orientation applied) with a top-left origin, the
+    MegaDetector convention; `method` is lime or gradcam, `target_score` the explained class's
+    probability (None when not stored)."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    method: str
+    target: str
+    target_score: float | None
+
+
+def latest_boxes(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, image_ids: Sequence[str]
+) -> dict[str, FrameBox]:
+    """The latest box of each of `image_ids` that has one, from DIR/parquet/localizations.
+
+    The latest run wins, whatever its method; failed localizations (no box) are skipped, so an
+    older box still shows. Empty when `uncia localize` never ran or the file cannot be read: the
+    frames are then shown without boxes, as before localization existed.
+    """
+    path = StorePaths(Path(data_dir)).table("localizations")
+    if not image_ids or not path.exists():
+        return {}
+    sql = """
+SELECT image_id, box_x, box_y, box_width, box_height, method, target, target_score
+FROM read_parquet($path)
+WHERE image_id IN (SELECT unnest($ids::VARCHAR[]))
+  AND box_x IS NOT NULL AND box_y IS NOT NULL AND box_width IS NOT NULL
+  AND box_height IS NOT NULL
+QUALIFY row_number() OVER (PARTITION BY image_id ORDER BY run_id DESC) = 1
+"""
+    try:
+        rows = con.execute(sql, {"path": str(path), "ids": list(image_ids)}).fetchall()
+    except duckdb.Error:  # e.g. replaced half-way by a running `uncia localize`
+        log.warning("localizations unreadable; frames shown without boxes", exc_info=True)
+        return {}
+    return {
+        image_id: FrameBox(
+            x=float(x),
+            y=float(y),
+            width=float(w),
+            height=float(h),
+            method=method,
+            target=target,
+            target_score=None if score is None else float(score),
+        )
+        for image_id, x, y, w, h, method, target, score in rows
+    }
+
+
+def individuals_in_view(
+    con: duckdb.DuckDBPyConnection, individuals: Path, filters: Filters
+) -> pa.Table:
+    """Distinct individuals (minimum known alive) per hexagon among the view's sightings.
+
+    `individuals` is `uncia identify`'s DIR/parquet/individuals.parquet (it must exist). A
+    sighting is an identified frame whose capture time lies in the date range and the season
+    and whose score is at least the threshold; frames without a capture time are never counted.
+    Columns: hexagon, individuals, sightings, individual_ids (sorted); most individuals first.
+    """
+    sql = f"""
+SELECT d."{filters.h3_column}" AS hexagon,
+       count(DISTINCT i.individualID)::BIGINT AS individuals,
+       count(*)::BIGINT AS sightings,
+       list_sort(list(DISTINCT i.individualID)) AS individual_ids
+FROM read_parquet($individuals) i
+JOIN detections x ON x.image_id = i.image_id
+JOIN deployments d ON d.deploymentID = x.deploymentID
+WHERE x.score >= $threshold::FLOAT AND x.captured_at IS NOT NULL
+  AND {_window("x.captured_at")} AND d."{filters.h3_column}" IS NOT NULL
+GROUP BY hexagon
+ORDER BY individuals DESC, sightings DESC, hexagon
+"""
+    params = _params(filters, individuals=str(individuals))
+    return con.sql(sql, params=params).to_arrow_table()

@@ -178,7 +178,8 @@ def select_hexagon(
 def show_detections(
     ctx: DashboardContext, hexagon: str | None, version: str | None, **controls: Any
 ) -> dict[str, Any]:
-    """The selected hexagon's frames at or above the threshold, highest score first."""
+    """The selected hexagon's frames at or above the threshold, highest score first, each
+    with its latest localization box when `uncia localize` boxed it."""
     if not hexagon:
         return {"title": PICK_HEXAGON, "cards": [], "alert": []}
     limit = ctx.settings.max_detections
@@ -186,6 +187,9 @@ def show_detections(
         overview = queries.survey_overview(con)
         filters = _filters(overview, controls)
         rows = queries.hexagon_detections(con, filters, hexagon, limit).to_pylist()
+        boxes = queries.latest_boxes(con, ctx.settings.data_dir, [r["image_id"] for r in rows])
+    for row in rows:
+        row["box"] = boxes.get(row["image_id"])
     if rows:
         capped = f", the first {limit}" if len(rows) == limit else ""
         title = (

@@ -15,7 +15,7 @@ from dash.dash_table.DataTable import DataTable
 
 from dashboard.filters import MONTH_NAMES, SEASON_LABELS, Period, Season
 from dashboard.pages import insights
-from dashboard.queries import Overview, survey_overview
+from dashboard.queries import FrameBox, Overview, survey_overview
 from pipeline.errors import UnciaError
 
 if TYPE_CHECKING:
@@ -266,8 +266,51 @@ def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else "time unknown"
 
 
+METHOD_NAMES = {"lime": "LIME", "gradcam": "Grad-CAM"}
+
+
+def box_title(box: FrameBox) -> str:
+    """The tooltip of a localization box: how it was found and how sure the model was."""
+    method = METHOD_NAMES.get(box.method, box.method)
+    score = "" if box.target_score is None else f", {box.target} score {box.target_score:.2f}"
+    return f"Animal box from uncia localize ({method}{score})"
+
+
+def _percent(fraction: float) -> str:
+    return f"{100 * min(1.0, max(0.0, fraction)):.2f}%"
+
+
+def thumbnail(src: str, alt: str, box: FrameBox | None = None) -> Any:
+    """A frame's thumbnail; with a `box`, wrapped with an outline drawn over the animal.
+
+    The outline is a div placed in percentages of the wrapper, which the image fills at its own
+    aspect ratio: boxes are fractions of the upright frame and thumbnails are upright too
+    (EXIF orientation applied), so it lands right whatever the thumbnail's size. Frames
+    without a box get the bare image, as before localization existed.
+    """
+    image = html.Img(src=src, alt=alt)
+    if box is None:
+        return image
+    right = min(1.0, box.x + box.width)
+    bottom = min(1.0, box.y + box.height)
+    outline = html.Div(
+        className="box",
+        title=box_title(box),
+        style={
+            "left": _percent(box.x),
+            "top": _percent(box.y),
+            "width": _percent(right - max(0.0, box.x)),
+            "height": _percent(bottom - max(0.0, box.y)),
+        },
+    )
+    return html.Div([image, outline], className="thumb")
+
+
 def detection_cards(rows: list[dict[str, Any]], url_prefix: str) -> list[html.Figure]:
-    """One card per frame (queries.hexagon_detections rows): thumbnail, time, camera, scores."""
+    """One card per frame (queries.hexagon_detections rows): thumbnail, time, camera, scores.
+
+    A row's "box" (queries.FrameBox, when `uncia localize` boxed the frame) is drawn on the
+    thumbnail."""
     cards = []
     for row in rows:
         labels = row.get("top5_labels") or []
@@ -281,9 +324,10 @@ def detection_cards(rows: list[dict[str, Any]], url_prefix: str) -> list[html.Fi
         cards.append(
             html.Figure(
                 [
-                    html.Img(
-                        src=f"{url_prefix}thumbnail/{quote(row['image_id'], safe='')}",
-                        alt=f"frame at {camera}, {_when(row['captured_at'])}",
+                    thumbnail(
+                        f"{url_prefix}thumbnail/{quote(row['image_id'], safe='')}",
+                        f"frame at {camera}, {_when(row['captured_at'])}",
+                        row.get("box"),
                     ),
                     html.Figcaption(
                         [
@@ -336,6 +380,11 @@ h2 { font-size: 16px; margin: 4px 0 8px; }
 .detection { margin: 0; background: #faf9f6; border: 1px solid #ddd; border-radius: 4px;
              padding: 6px; font-size: 12px; }
 .detection img { width: 100%; aspect-ratio: 4 / 3; object-fit: cover; background: #d9d3c3; }
+/* A boxed frame shows whole (no 4:3 crop), so the box's percentages match the picture. */
+.thumb { position: relative; line-height: 0; }
+.thumb img { display: block; height: auto; aspect-ratio: auto; object-fit: fill; }
+.thumb .box { position: absolute; box-sizing: border-box; border: 2px solid #39ff14;
+              box-shadow: 0 0 0 1px rgba(0, 0, 0, 0.7); }
 .top5 { margin: 4px 0 0; padding-left: 18px; color: #555; }
 .insights > div { flex: 1 1 480px; min-width: 0; }
 .review-card:focus { outline: 3px solid #0b4f8a; }

@@ -18,7 +18,9 @@ from dash import Input, Output, State, dcc, html
 from dash.dash_table.DataTable import DataTable
 from flask import abort, send_from_directory
 
+from dashboard import individual_figures, queries
 from dashboard.auth import Role, current_user, require_role
+from dashboard.filters import Filters
 from pipeline.errors import UnciaError
 from pipeline.identify_run import latest_decisions, record_match_review
 from pipeline.localize_run import LOCALIZATIONS_DIR
@@ -77,6 +79,38 @@ def individuals_per_hexagon(data_dir: Path, resolution: int = DEFAULT_RESOLUTION
         .fetchall()
     )
     return [{"cell": c, "individuals": n, "sightings": s} for c, n, s in rows]
+
+
+def individuals_map_outputs(
+    data_dir: Path,
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    working_cells: list[str],
+    style: dict[str, Any],
+    selected: str | None,
+) -> tuple[dict[str, Any], str]:
+    """The hotspot map's "individuals" mode: the figure and its one-line summary.
+
+    Date range, season, threshold and resolution apply (`queries.individuals_in_view`); the
+    layer and the detection source do not: individuals are snow leopards matched by their
+    spots, and their human check is the match review. Without `uncia identify` output the
+    hexagons with working cameras (`working_cells`) are drawn grey under a note.
+    """
+    path = _table(data_dir, "individuals")
+    if path is None:
+        figure = individual_figures.individuals_map(None, working_cells, style, selected=selected)
+        return figure, individual_figures.NOT_IDENTIFIED
+    rows = queries.individuals_in_view(con, Path(path), filters).to_pylist()
+    figure = individual_figures.individuals_map(rows, working_cells, style, selected=selected)
+    distinct = len({i for r in rows for i in r["individual_ids"]})
+    sightings = sum(r["sightings"] for r in rows)
+    text = (
+        f"{distinct} distinct individual(s), minimum known alive, in {len(rows)} hexagon(s) · "
+        f"{sightings} identified frame(s) scoring ≥ {filters.threshold:.2f} · "
+        f"{filters.describe_season()} · an individual seen in two hexagons counts in both · "
+        "layer and detection source do not apply"
+    )
+    return figure, text
 
 
 def review_queue(data_dir: Path) -> list[dict[str, Any]]:

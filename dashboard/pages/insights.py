@@ -21,6 +21,7 @@ from dash import ALL, Input, Output, State, dcc, html, no_update
 from dashboard import analysis, analysis_figures, figures, queries
 from dashboard.analysis import EffortRules, GapCache
 from dashboard.filters import Filters
+from dashboard.pages.individuals import individuals_map_outputs
 from dashboard.species import LAYER_LABELS, Layer
 from pipeline.errors import ConfigError, UnciaError
 from pipeline.reviews import read_reviews, reviews_signature
@@ -36,6 +37,7 @@ class MapMode(StrEnum):
     RATE = "rate"
     SIGNIFICANCE = "significance"
     CHANGE = "change"
+    INDIVIDUALS = "individuals"
 
 
 MODE_LABELS = {
@@ -43,6 +45,7 @@ MODE_LABELS = {
     MapMode.RATE: "Events per 100 trap-nights",
     MapMode.SIGNIFICANCE: "Hot / cold spots (Gi*)",
     MapMode.CHANGE: "Change between two years",
+    MapMode.INDIVIDUALS: "Distinct individuals (minimum known alive)",
 }
 
 
@@ -179,6 +182,12 @@ def map_outputs(
             con, filters, ctx.event_gap_minutes(overview), rules(ctx), year_a, year_b, view.layer
         )
         figure = analysis_figures.change_map(change, style, year_a, year_b, selected=selected)
+    elif view.mode is MapMode.INDIVIDUALS:
+        cells = summary.column("hexagon").to_pylist()
+        figure, text = individuals_map_outputs(
+            ctx.settings.data_dir, con, filters, cells, style, selected
+        )
+        return {"figure": figure, "rows": table_rows(summary), "summary": text}
     else:
         figure = figures.hotspot_map(summary, cameras, style, selected=selected)
     total = sum(summary.column("events").to_pylist())

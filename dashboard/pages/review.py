@@ -10,6 +10,7 @@ from urllib.parse import quote
 from dash import dcc, html, no_update
 
 from dashboard import analysis, queries
+from dashboard.pages.hotspots import thumbnail
 from dashboard.pages.insights import InsightIds, current_reviews, prepare
 from pipeline.errors import ConfigError
 from pipeline.reviews import record_review
@@ -27,7 +28,8 @@ def data_attribute(name: str, value: str) -> dict[str, Any]:
 
 
 def review_cards(rows: list[dict[str, Any]], url_prefix: str) -> list[html.Figure]:
-    """One focusable card per candidate burst with confirm / reject / relabel buttons."""
+    """One focusable card per candidate burst with confirm / reject / relabel buttons; a row's
+    "box" (queries.FrameBox of its best frame) is drawn on the thumbnail."""
     cards = []
     for row in rows:
         burst = row["burst_id"]
@@ -50,9 +52,10 @@ def review_cards(rows: list[dict[str, Any]], url_prefix: str) -> list[html.Figur
         cards.append(
             html.Figure(
                 [
-                    html.Img(
-                        src=f"{url_prefix}thumbnail/{quote(row['best_image_id'], safe='')}",
-                        alt=f"burst at {row['locationName']}, {when}",
+                    thumbnail(
+                        f"{url_prefix}thumbnail/{quote(row['best_image_id'], safe='')}",
+                        f"burst at {row['locationName']}, {when}",
+                        row.get("box"),
                     ),
                     html.Figcaption(
                         [
@@ -92,7 +95,8 @@ def show_gallery(
     reviews: str | None,
     **controls: Any,
 ) -> dict[str, Any]:
-    """Candidate leopard bursts (threshold, window, hexagon), highest score first."""
+    """Candidate leopard bursts (threshold, window, hexagon), highest score first, the best
+    frame's localization box on each thumbnail."""
     from dashboard.pages.callbacks import _filters
 
     limit = ctx.settings.max_review_bursts
@@ -101,6 +105,10 @@ def show_gallery(
         filters = _filters(overview, controls)
         prepare(ctx, con)
         rows = analysis.review_candidates(con, filters, hexagon, limit).to_pylist()
+        best = [r["best_image_id"] for r in rows]
+        boxes = queries.latest_boxes(con, ctx.settings.data_dir, best)
+    for row in rows:
+        row["box"] = boxes.get(row["best_image_id"])
     where = f"hexagon {hexagon}" if hexagon else "all hexagons"
     done = sum(1 for r in rows if r.get("decision"))
     title = (
