@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from plotly.offline import get_plotlyjs_version as plotly_js_version
 from werkzeug.serving import make_server
 
 from dashboard import Settings, create_app
@@ -196,3 +197,12 @@ def test_store_rewritten_under_an_open_page_shows_up(
     finally:
         page.close()
         server.shutdown()
+
+
+def test_page_draws_with_the_cut_down_plotly_bundle(page: Any) -> None:
+    """dashboard/assets/plotly-uncia.min.js defines Plotly; the full bundle is never fetched."""
+    loaded = page.evaluate("() => performance.getEntriesByType('resource').map(e => e.name)")
+    assert any(name.split("?")[0].endswith("/plotly-uncia.min.js") for name in loaded)
+    full = [n for n in loaded if "/plotly." in n or "package_data/plotly" in n]  # any fingerprint
+    assert full == []
+    assert page.evaluate("() => Plotly.version") == plotly_js_version()
