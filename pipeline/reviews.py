@@ -1,9 +1,11 @@
 """Human review decisions on candidate leopard bursts: append-only files, never rewritten.
 
-Each decision is one Parquet file `DIR/reviews/<UTC time>-<id>.parquet` (schema.REVIEWS),
-written atomically; a pipeline checkpoint never touches the folder. The latest decision per
-burst wins; earlier ones stay on disk as the history. `export_training_labels` turns decisions
-into the `file,label` CSV that `uncia train --labels` reads.
+Each decision is one Parquet file `DIR/reviews/<UTC time>-<tag>-<id>.parquet` (schema.REVIEWS),
+written atomically under the folder's lock; a pipeline checkpoint never touches the folder. The
+latest decision per burst wins; earlier ones stay on disk as the history. A decision equal to the
+burst's current one (same decision, label and reviewer) is not stored again, so a decision
+re-sent after a lost answer (a dashboard killed mid-request, a double click) is not a second one.
+`training_labels_csv` turns decisions into the `file,label` CSV that `uncia train --labels` reads.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.errors import ConfigError
 from pipeline.schema import REVIEWS, ReviewDecision, conform
-from pipeline.store import StorePaths, atomic_write_parquet
+from pipeline.store import StorePaths, atomic_write_parquet, decision_lock, decision_tag
 
 LEOPARD_LABEL = "snow_leopard"  # what `uncia train` counts as positive by default
 NOT_LEOPARD_LABEL = "not_leopard"
@@ -55,28 +58,52 @@ def record_review(
 ) -> dict:
     """Append one decision for `burst_id` to `out_dir`'s reviews; return the stored row.
 
+    When the burst's latest decision already is this one (same decision, label and reviewer),
+    nothing is written and that row is returned: re-sending a decision is idempotent.
     Raises ConfigError for an unknown decision, an empty reviewer or a bad relabel label.
     """
     decision = ReviewDecision(decision)
     reviewer = reviewer.strip()
     if not reviewer:
         raise ConfigError("a review needs the reviewer's name")
-    now = now or datetime.now(UTC)
-    review_id = f"{now:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}"
-    row = {
-        "review_id": review_id,
-        "burst_id": burst_id,
-        "image_id": image_id,
-        "decision": decision.value,
-        "label": label_for(decision, label),
-        "reviewer": reviewer,
-        "reviewed_at": now,
-        "score": score,
-        "model_name": model_name,
-    }
-    table = conform(pa.Table.from_pylist([row]), REVIEWS)
-    atomic_write_parquet(table, reviews_dir(out_dir) / f"{review_id}.parquet")
+    label = label_for(decision, label)
+    folder = reviews_dir(out_dir)
+    with decision_lock(folder):
+        current = latest_review(out_dir, burst_id)
+        if current is not None and (
+            (current["decision"], current["label"], current["reviewer"])
+            == (decision.value, label, reviewer)
+        ):
+            return current
+        now = now or datetime.now(UTC)
+        review_id = f"{now:%Y%m%dT%H%M%S%fZ}-{decision_tag(burst_id)}-{secrets.token_hex(4)}"
+        row = {
+            "review_id": review_id,
+            "burst_id": burst_id,
+            "image_id": image_id,
+            "decision": decision.value,
+            "label": label,
+            "reviewer": reviewer,
+            "reviewed_at": now,
+            "score": score,
+            "model_name": model_name,
+        }
+        table = conform(pa.Table.from_pylist([row]), REVIEWS)
+        atomic_write_parquet(table, folder / f"{review_id}.parquet")
     return row
+
+
+def latest_review(out_dir: Path, burst_id: str) -> dict | None:
+    """The latest stored decision on `burst_id` (a REVIEWS row), or None.
+
+    Looks only at files named with the burst's `decision_tag` (written since tags exist).
+    """
+    named = reviews_dir(out_dir).glob(f"*-{decision_tag(burst_id)}-*.parquet")
+    for path in sorted(named, reverse=True):  # newest first: names start with the time
+        row = conform(pq.read_table(path), REVIEWS).to_pylist()[0]
+        if row["burst_id"] == burst_id:  # else another burst with the same tag
+            return row
+    return None
 
 
 def read_reviews(out_dir: Path, latest_only: bool = True) -> pa.Table:

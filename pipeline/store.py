@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import hashlib
 import json
 import os
 import secrets
@@ -133,13 +134,81 @@ def writer_lock(out_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@dataclass(frozen=True)
+class DuplicateContent:
+    """One file content (sha256) found as a readable frame in several deployments."""
+
+    content_sha256: str
+    files: tuple[str, ...]  # `deploymentID/relative_path`, sorted
+
+    @property
+    def deployments(self) -> tuple[str, ...]:
+        return tuple(sorted({f.split("/", 1)[0] for f in self.files}))
+
+
+def duplicate_content(out_dir: Path) -> list[DuplicateContent]:
+    """Frames of the store whose bytes are identical although they lie in different deployments.
+
+    Both rows stay in the store (an image's identity is its path); the same photograph in two
+    deployments is a copy error, and its detections count at both locations. Only frames read
+    successfully count. Sorted by the first file; empty when the store has no images table.
+    """
+    images = StorePaths(Path(out_dir)).table("images")
+    if not images.exists():
+        return []
+    with duckdb.connect() as con:
+        rows = con.execute(
+            """SELECT content_sha256, list(deploymentID || '/' || relative_path ORDER BY
+                      deploymentID, relative_path)
+               FROM read_parquet(?) WHERE status = ? AND content_sha256 IS NOT NULL
+               GROUP BY content_sha256 HAVING count(DISTINCT deploymentID) > 1""",
+            [str(images), ImageStatus.OK.value],
+        ).fetchall()
+    found = [DuplicateContent(sha, tuple(files)) for sha, files in rows]
+    return sorted(found, key=lambda d: d.files)
+
+
 def remove_stale_temporaries(out_dir: Path) -> int:
-    """Delete `.*.tmp` files a killed writer left in `out_dir`; return how many."""
+    """Delete `.*.tmp` files a killed writer left in `out_dir`; return how many.
+
+    Folders of append-only decisions (those holding a `DECISIONS_LOCK`) are left alone: the
+    dashboard may be writing a decision there right now, and `decision_lock` cleans them.
+    """
     removed = 0
     for tmp in Path(out_dir).rglob(".*.tmp"):
+        if (tmp.parent / DECISIONS_LOCK).exists():
+            continue
         tmp.unlink(missing_ok=True)
         removed += 1
     return removed
+
+
+DECISIONS_LOCK = ".decisions.lock"
+
+
+def decision_tag(*key: str) -> str:
+    """8 hex digits naming what a decision file is about (a burst, a pair), so a writer finds
+    the latest decision on it by listing file names instead of reading every file."""
+    return hashlib.sha256("\0".join(sorted(key)).encode()).hexdigest()[:8]
+
+
+@contextmanager
+def decision_lock(folder: Path) -> Iterator[None]:
+    """Hold the lock of a folder of append-only decision files (blocking) while in the block.
+
+    Every writer of the folder takes it, so on entry no write is in flight there, and the
+    `.*.tmp` files a writer killed mid-write (SIGKILL) left behind are removed. The lock (an
+    `flock` on `folder/.decisions.lock`) dies with its process, so a killed writer never blocks.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / DECISIONS_LOCK, os.O_RDONLY | os.O_CREAT, 0o666)  # umask applies
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        for tmp in folder.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def atomic_write_parquet(table: pa.Table, path: Path) -> None:
