@@ -311,7 +311,22 @@ def _run_survey_locked(options: RunOptions, log: TextIO, backbone: Backbone | No
             out_dir, _run_record(options, summary, status, started, backbone, classifier)
         )
         summary.table_rows = store.finalize(out_dir, options.burst_options())
+    duplicates = store.duplicate_content(out_dir)
+    if duplicates:
+        summary.warnings.append(duplicate_content_warning(duplicates))
     return summary
+
+
+def duplicate_content_warning(duplicates: list[store.DuplicateContent]) -> str:
+    """One summary line for frames whose identical bytes lie in more than one deployment."""
+    deployments = sorted({d for dup in duplicates for d in dup.deployments})
+    example = duplicates[0].files
+    return (
+        f"duplicate content in {len(deployments)} deployments ({', '.join(deployments[:5])}"
+        f"{', …' if len(deployments) > 5 else ''}): {len(duplicates)} frame(s) are the same "
+        f"file in more than one deployment, e.g. {' = '.join(example[:3])}; every copy is kept "
+        "and counted where it lies, so check the card copies"
+    )
 
 
 def _count(summary: RunSummary, part: pa.Table) -> None:
