@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.identify import IdentifyOptions
-from pipeline.localize import LimeOptions
+from pipeline.localize_options import LimeOptions
 
 
 def _classes(text: str) -> tuple[int, ...]:

@@ -20,42 +20,12 @@ from scipy import ndimage
 
 from pipeline.embed import Backbone
 from pipeline.errors import ConfigError
-
-METHODS = ("lime", "gradcam")
+from pipeline.localize_options import GradCamOptions, LimeOptions
 
 Box = tuple[float, float, float, float]
+DEFAULT_LIME = LimeOptions()
+DEFAULT_GRADCAM = GradCamOptions()
 ScoreFn = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclass(frozen=True)
-class LimeOptions:
-    """LIME settings. `samples` random masks over about `segments` SLIC superpixels, scored
-    `batch_size` at a time; `kernel_width` of the exponential kernel on cosine distance;
-    `box_fraction`: heat at or above this fraction of the peak forms the box."""
-
-    samples: int = 300
-    segments: int = 50
-    compactness: float = 10.0
-    batch_size: int = 50
-    kernel_width: float = 0.25
-    box_fraction: float = 0.5
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.samples < 10:
-            raise ConfigError(f"LIME needs at least 10 samples, got {self.samples}")
-        if not 0 < self.box_fraction < 1:
-            raise ConfigError(f"box fraction must be in (0, 1), got {self.box_fraction}")
-
-
-@dataclass(frozen=True)
-class GradCamOptions:
-    box_fraction: float = 0.5
-    batch_size: int = 16
-
-    def __post_init__(self) -> None:
-        if not 0 < self.box_fraction < 1:
-            raise ConfigError(f"box fraction must be in (0, 1), got {self.box_fraction}")
 
 
 @dataclass(frozen=True)
@@ -98,7 +68,7 @@ def box_iou(a: Box, b: Box) -> float:
 
 
 def lime_explain(
-    pixels: np.ndarray, score_fn: ScoreFn, options: LimeOptions = LimeOptions()
+    pixels: np.ndarray, score_fn: ScoreFn, options: LimeOptions = DEFAULT_LIME
 ) -> Explanation:
     """Explain `score_fn` on one uint8 (H, W, 3) frame with LIME.
 
@@ -231,7 +201,7 @@ def gradcam_explain(
     pixels: np.ndarray,
     backbone: Backbone,
     target: Target,
-    options: GradCamOptions = GradCamOptions(),
+    options: GradCamOptions = DEFAULT_GRADCAM,
 ) -> list[Explanation]:
     """Grad-CAM for uint8 (N, S, S, 3) frames (S = backbone.input_size); one Explanation each.
 

@@ -39,9 +39,14 @@ from pipeline.localize import (
     score_function,
 )
 from pipeline.schema import LOCALIZATIONS, LocalizeMethod, conform
-from pipeline.store import StorePaths, atomic_write_bytes, atomic_write_parquet, new_run_id
+from pipeline.store import (
+    LOCALIZATIONS_DIR,
+    StorePaths,
+    atomic_write_bytes,
+    atomic_write_parquet,
+    new_run_id,
+)
 
-LOCALIZATIONS_DIR = "localizations"
 CROP_MAX_SIDE = 640
 HEATMAP_WIDTH = 480
 CROP_PADDING = 0.05  # of the box's size, each side: a little context helps a person judge it

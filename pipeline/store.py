@@ -51,6 +51,9 @@ from pipeline.schema import (
 DUCKDB_NAME = "uncia.duckdb"
 
 
+LOCALIZATIONS_DIR = "localizations"  # DIR/localizations/: heat maps and crops of `uncia localize`
+
+
 @dataclass(frozen=True)
 class StorePaths:
     """Where everything lives inside one output folder."""

@@ -23,9 +23,8 @@ from dashboard.auth import Role, current_user, require_role
 from dashboard.filters import Filters
 from pipeline.errors import UnciaError
 from pipeline.identify_run import latest_decisions, record_match_review
-from pipeline.localize_run import LOCALIZATIONS_DIR
 from pipeline.schema import H3_RESOLUTIONS, MatchDecision
-from pipeline.store import StorePaths
+from pipeline.store import LOCALIZATIONS_DIR, StorePaths
 
 if TYPE_CHECKING:
     from dashboard.app import DashboardContext
