@@ -188,12 +188,23 @@ def _params(filters: Filters, **extra: Any) -> dict[str, Any]:
     }
 
 
+_NIGHTS_PER_DEPLOYMENT = """nights_per_deployment AS (
+  SELECT deploymentID, count(*) AS trap_nights FROM nights GROUP BY deploymentID
+)"""
+
+
 def per_hexagon_sql(
-    h3_column: str, events_sql: str, *, cameras_need_nights: bool = False, extra: str = ""
+    h3_column: str,
+    events_sql: str,
+    *,
+    cameras_need_nights: bool = False,
+    extra: str = "",
+    nights_per_deployment: str = _NIGHTS_PER_DEPLOYMENT,
 ) -> str:
     """The tail of a hotspot-summary query: per deployment, then per hexagon, most events first.
 
-    Needs relations `nights` (deploymentID, night) and `deployments` in its WITH clause;
+    Needs relations `nights` (deploymentID, night) and `deployments` in its WITH clause, or
+    another `nights_per_deployment` relation (deploymentID, trap_nights) given as SQL;
     `events_sql` is a relation with deploymentID and `starts_event`. Counting per deployment
     first, then summing per cell, keeps the grouping small on large stores. `extra` adds
     select items; `cameras_need_nights` counts only cameras with at least one trap-night.
@@ -201,9 +212,7 @@ def per_hexagon_sql(
     cameras = "count(DISTINCT locationID)"
     if cameras_need_nights:
         cameras += " FILTER (WHERE trap_nights > 0)"
-    return f"""nights_per_deployment AS (
-  SELECT deploymentID, count(*) AS trap_nights FROM nights GROUP BY deploymentID
-),
+    return f"""{nights_per_deployment},
 events_per_deployment AS (
   SELECT deploymentID, count(*) FILTER (WHERE starts_event) AS events
   FROM ({events_sql}) GROUP BY deploymentID

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +207,36 @@ def test_diel_timeline_and_review_candidates(survey: Path) -> None:
         (c["score"] for c in candidates), reverse=True
     )
     assert pytest.approx(candidates[0]["score"]) == 0.99 and len(candidates) == 5
+
+
+@pytest.mark.parametrize("cache_key", [None, "g7"])
+def test_trap_nights_from_spans_equal_counting_nights_one_by_one(
+    survey: Path, cache_key: str | None
+) -> None:
+    """Per-deployment trap-nights summed from month spans match a count of single nights for
+    windows that cut spans anywhere and seasons that wrap the new year."""
+    windows = [
+        (None, None, list(range(1, 13))),
+        (date(2023, 2, 5), date(2023, 3, 5), list(range(1, 13))),
+        (date(2023, 11, 15), date(2024, 1, 20), [11, 12, 1]),
+        (None, date(2023, 3, 5), [2, 3]),
+        (date(2023, 3, 3), None, [3, 11, 12, 1, 2]),
+    ]
+    counted = 0
+    with StoreReader(survey).connect() as con:
+        analysis.attach(con, analysis.camera_gaps(con, 7), None, cache_key=cache_key)
+        for start, end, months in windows:
+            params = {"start": start, "end": end, "months": months}
+            one_by_one = con.sql(
+                f"WITH {analysis._NIGHTS} SELECT deploymentID, count(*) FROM nights "
+                "GROUP BY 1 ORDER BY 1",
+                params=params,
+            ).fetchall()
+            from_spans = con.sql(
+                f"WITH {analysis._NIGHTS_PER_DEPLOYMENT} SELECT deploymentID, trap_nights "
+                "FROM nights_per_deployment ORDER BY 1",
+                params=params,
+            ).fetchall()
+            assert from_spans == one_by_one
+            counted += sum(n for _, n in one_by_one)
+    assert counted > 30  # the windows hold nights to count
