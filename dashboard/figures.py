@@ -56,19 +56,23 @@ def figure(data: list[dict[str, Any]], layout: dict[str, Any], *, theme: str = "
     return {"data": data, "layout": {"template": template(theme), **layout}}
 
 
-def add_centred_note(fig: Figure, text: str, size: int | None = 16) -> None:
-    """Write `text` across the middle of an empty figure (font `size`; None: plotly's)."""
-    fig["layout"].setdefault("annotations", []).append(
-        {
-            "text": text,
-            "showarrow": False,
-            "x": 0.5,
-            "y": 0.5,
-            "xref": "paper",
-            "yref": "paper",
-            "font": {"size": size} if size else {},
-        }
-    )
+def add_centred_note(
+    fig: Figure, text: str, size: int | None = 16, background: str | None = None
+) -> None:
+    """Write `text` across the middle of a figure (font `size`; None: plotly's), on a
+    `background` colour when one is given (a note over drawn hexagons)."""
+    note = {
+        "text": text,
+        "showarrow": False,
+        "x": 0.5,
+        "y": 0.5,
+        "xref": "paper",
+        "yref": "paper",
+        "font": {"size": size} if size else {},
+    }
+    if background:
+        note["bgcolor"] = background
+    fig["layout"].setdefault("annotations", []).append(note)
 
 
 def map_style(tile_url: str | None) -> dict[str, Any]:

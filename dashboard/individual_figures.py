@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboard.figures import MAP_HEIGHT_PX, _view
-from pipeline.hexgrid import cell_outline, cells_geojson
+from dashboard.figures import MAP_HEIGHT_PX, _view, add_centred_note, figure, selected_outline
+from pipeline.hexgrid import cells_geojson
 
 NOT_IDENTIFIED = "Run `uncia identify` to see individuals."
 NONE_IN_VIEW = "No identified snow leopard in this window."
@@ -31,19 +31,6 @@ def _ids_text(ids: list[str]) -> str:
     return shown + (f" and {len(ids) - IDS_IN_HOVER} more" if len(ids) > IDS_IN_HOVER else "")
 
 
-def _note(text: str) -> dict[str, Any]:
-    return {
-        "text": text,
-        "showarrow": False,
-        "x": 0.5,
-        "y": 0.5,
-        "xref": "paper",
-        "yref": "paper",
-        "font": {"size": 16},
-        "bgcolor": "rgba(255,255,255,0.85)",
-    }
-
-
 def individuals_map(
     per_hexagon: list[dict[str, Any]] | None,
     working_cells: list[str],
@@ -60,7 +47,7 @@ def individuals_map(
     (`figures.map_style`). The `selected` hexagon, when drawn, gets a bold outline.
     """
     data: list[dict[str, Any]] = []
-    notes: list[dict[str, Any]] = []
+    notes: list[str] = []
     if per_hexagon is None:
         cells = list(working_cells)
         data.append(
@@ -77,7 +64,7 @@ def individuals_map(
                 "name": "No identification yet",
             }
         )
-        notes.append(_note(NOT_IDENTIFIED))
+        notes.append(NOT_IDENTIFIED)
     else:
         seen = {r["hexagon"]: r for r in per_hexagon}
         cells = [r["hexagon"] for r in per_hexagon]
@@ -114,31 +101,21 @@ def individuals_map(
             }
         )
         if not per_hexagon:
-            notes.append(_note(NONE_IN_VIEW))
+            notes.append(NONE_IN_VIEW)
     if selected is not None and selected in cells:
-        outline = cell_outline(selected)
-        data.append(
-            {
-                "type": "scattermap",
-                "lon": [lng for lng, _ in outline],
-                "lat": [lat for _, lat in outline],
-                "mode": "lines",
-                "line": {"width": 3.5, "color": "#0b4f8a"},
-                "hoverinfo": "skip",
-                "name": "Selected hexagon",
-                "showlegend": False,
-            }
-        )
+        data.append(selected_outline(selected))
     center, zoom = _view(cells_geojson(cells))
-    return {
-        "data": data,
-        "layout": {
+    fig = figure(
+        data,
+        {
             "map": {"style": style, "center": center, "zoom": zoom},
             "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
             "height": MAP_HEIGHT_PX,
             "uirevision": "hotspots",  # keep the user's pan and zoom across modes
             "clickmode": "event",
             "showlegend": False,
-            "annotations": notes,
         },
-    }
+    )
+    for note in notes:
+        add_centred_note(fig, note, background="rgba(255,255,255,0.85)")
+    return fig
