@@ -142,12 +142,19 @@ def _model_for(
 
 
 def _save_pictures(
-    data_dir: Path, image_id: str, file_path: str, pixels: np.ndarray, explanation: Explanation
+    data_dir: Path,
+    stem: str,
+    file_path: str,
+    pixels: np.ndarray,
+    explanation: Explanation,
 ) -> tuple[str, str]:
-    """Write the heat-map PNG and the crop JPEG; return their paths relative to DIR."""
+    """Write the heat-map PNG and the crop JPEG named `stem`; return their paths relative to DIR.
+
+    `stem` is `<image_id>-<run_id>`: a later run with another method or target writes pictures
+    of its own box and leaves the earlier row's pictures as they were."""
     folder = Path(LOCALIZATIONS_DIR)
-    heat_rel = folder / "heatmaps" / f"{image_id}.png"
-    crop_rel = folder / "crops" / f"{image_id}.jpg"
+    heat_rel = folder / "heatmaps" / f"{stem}.png"
+    crop_rel = folder / "crops" / f"{stem}.jpg"
     with Image.open(file_path) as opened:
         upright = ImageOps.exif_transpose(opened).convert("RGB")
     width, height = upright.size
@@ -178,7 +185,7 @@ def _save_pictures(
     )
     ok, png = cv2.imencode(".png", np.ascontiguousarray(blended[..., ::-1]))
     if not ok:
-        raise StoreError(f"cannot encode the heat map of {image_id}")
+        raise StoreError(f"cannot encode the heat map {stem}")
     atomic_write_bytes(png.tobytes(), data_dir / heat_rel)
     return str(heat_rel), str(crop_rel)
 
@@ -226,7 +233,11 @@ def run_localize(options: LocalizeOptions) -> dict[str, Any]:
                 continue
             try:
                 heat_rel, crop_rel = _save_pictures(
-                    data_dir, frame["image_id"], frame["file_path"], decoded.pixels, explanation
+                    data_dir,
+                    f"{frame['image_id']}-{run_id}",
+                    frame["file_path"],
+                    decoded.pixels,
+                    explanation,
                 )
             except OSError as exc:  # the file vanished or broke since `uncia run`
                 rows.append({**row, "failure": f"cannot crop: {exc}"})

@@ -79,7 +79,17 @@ def test_localize_then_identify_writes_boxes_crops_matches_and_individuals(store
     lime = uncia("localize", "--data", store, "--threshold", "0", "--target-class", "288",
                  "--samples", "20", "--limit", "1")  # fmt: skip
     assert "localized 1 frame(s)" in lime.stdout
-    assert pq.read_table(store / "parquet" / "localizations.parquet").num_rows == 4
+    both = pq.read_table(store / "parquet" / "localizations.parquet").to_pylist()
+    assert len(both) == 4
+    # Each row keeps pictures of its own box: LIME's do not overwrite Grad-CAM's.
+    lime_row = next(r for r in both if r["method"] == "lime")
+    gradcam_row = next(
+        r for r in both if r["method"] == "gradcam" and r["image_id"] == lime_row["image_id"]
+    )
+    assert lime_row["crop_path"] != gradcam_row["crop_path"]
+    assert gradcam_row == next(r for r in rows if r["image_id"] == lime_row["image_id"])
+    for row in (lime_row, gradcam_row):
+        assert (store / row["crop_path"]).is_file() and (store / row["heatmap_path"]).is_file()
 
     identify = uncia("identify", "--data", store)
     assert "matched 3 crop(s)" in identify.stdout
