@@ -37,4 +37,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
 # and the default, the dashboard. Publish it on loopback (-p 127.0.0.1:8050:8050) or give it
 # --auth-file: inside the container it must listen on 0.0.0.0 (docs/security.md).
 ENTRYPOINT ["uncia"]
-CMD ["serve", "--data", "/data/demo", "--host", "0.0.0.0", "--port", "8050"]
+CMD ["serve", "--data", "/data/demo", "--host", "0.0.0.0", "--port", "8050", "--workers", "2"]

@@ -290,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--think-min", type=float, default=5.0, help="seconds (5)")
     parser.add_argument("--think-max", type=float, default=15.0, help="seconds (15)")
     parser.add_argument("--threads", type=int, default=8, help="waitress threads (8)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="server processes (2: one per core here)"
+    )
     parser.add_argument("--data", type=Path, default=WORK / "demo", help="store to serve")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON")
     args = parser.parse_args(argv)
@@ -323,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         str(users_file),
         "--threads",
         str(args.threads),
+        "--workers",
+        str(args.workers),
     ]
     server = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
@@ -365,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": round(elapsed, 1),
         "think_s": [args.think_min, args.think_max],
         "threads": args.threads,
+        "workers": args.workers,
         "requests": requests,
         "requests_per_s": round(requests / elapsed, 1),
         "p50_ms": round(_percentile(latencies, 0.50), 1),

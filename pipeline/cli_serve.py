@@ -43,17 +43,25 @@ def add_serve_access_options(serve: argparse.ArgumentParser) -> None:
         help="serve thumbnails only of files under DIR (repeatable; default: the runs' roots)",
     )
     serve.add_argument(
-        "--threads", type=int, default=8, help="request threads of the waitress server (8)"
+        "--threads", type=int, default=8, help="request threads of each server process (8)"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port (1); one per CPU core serves busy pages best",
     )
 
 
 def serve_command(args: argparse.Namespace) -> int:
     from dashboard import create_app
-    from dashboard.server import make_server
+    from dashboard.server import bind_socket, make_server, serve_in_processes
     from dashboard.settings import Settings
 
     if not 1 <= args.threads <= 256:
         raise ConfigError(f"--threads must be 1–256, got {args.threads}")
+    if not 1 <= args.workers <= 64:
+        raise ConfigError(f"--workers must be 1–64, got {args.workers}")
     settings = Settings(
         data_dir=args.data,
         host=args.host,
@@ -64,13 +72,24 @@ def serve_command(args: argparse.Namespace) -> int:
         trusted_proxies=tuple(args.trusted_proxies or ("127.0.0.1", "::1")),
         image_roots=tuple(args.image_roots or ()),
     )
-    app = create_app(settings)
-    server = make_server(app, settings.host, settings.port, threads=args.threads)
     access = "users file" if args.auth_file else "no authentication"
     if args.trusted_user_header:
         access = f"proxy header {args.trusted_user_header}" + (
             " or users file" if args.auth_file else ""
         )
+    if args.workers > 1:
+        # The parent only binds and watches; each worker builds its app after the fork.
+        sock = bind_socket(settings.host, settings.port)
+        print(
+            f"Uncia dashboard on http://{args.host}:{sock.getsockname()[1]}/ "
+            f"(data: {args.data}; {access}; waitress server, {args.workers} processes)",
+            flush=True,
+        )
+        return serve_in_processes(
+            lambda: create_app(settings), sock, workers=args.workers, threads=args.threads
+        )
+    app = create_app(settings)
+    server = make_server(app, settings.host, settings.port, threads=args.threads)
     print(
         f"Uncia dashboard on http://{args.host}:{server.port}/ "
         f"(data: {args.data}; {access}; {server.name} server)",

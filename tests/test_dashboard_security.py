@@ -11,6 +11,7 @@ import base64
 import hashlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -202,6 +203,62 @@ def test_uncia_serve_end_to_end_asks_for_a_password(demo_dir: Path, users_file: 
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_uncia_serve_workers_share_the_port_and_replace_a_dead_one(
+    demo_dir: Path, users_file: Path
+) -> None:
+    """--workers 2: two waitress processes answer on one port; a worker killed is replaced;
+    SIGTERM to the parent stops every worker."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "serve", "--data", str(demo_dir),
+         "--port", str(_free_port()), "--tiles", "none", "--auth-file", str(users_file),
+         "--workers", "2"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+
+    def workers() -> set[int]:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        return {int(c) for c in children}
+
+    def answers(n: int) -> bool:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/", headers=_basic("bob", PASSWORDS["bob"])
+        )
+        for _ in range(n):
+            with urllib.request.urlopen(request, timeout=30) as ok:
+                assert ok.status == 200 and "Server" not in ok.headers
+        return True
+
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/ .*waitress server, 2 processes", line)
+        assert match, line
+        port = int(match.group(1))
+        assert answers(4)
+        first = workers()
+        assert len(first) == 2
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while (now := workers()) == first or len(now) < 2:
+            assert time.monotonic() < deadline, now
+            time.sleep(0.2)
+        assert victim not in now and len(now) == 2
+        assert answers(4)  # the new worker builds its app; requests keep being answered
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    for pid in first | now:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in _state(pid)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
+    except (OSError, IndexError):
+        return "gone"
 
 
 def _free_port() -> int:
