@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -46,3 +49,36 @@ def test_warmer_waits_quietly_for_a_store(tmp_path: Path) -> None:
     ctx = build_context(Settings(data_dir=tmp_path / "empty", tiles="none"))
     warmer = StoreWarmer(ctx, interval_s=60)
     assert warmer.warm_once() is False and warmer.warmed_version is None
+
+
+def test_concurrent_first_views_compute_a_snapshots_gaps_once(
+    demo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page load posts several callbacks at once; only one computes the camera gaps."""
+    from dashboard import analysis
+
+    calls: list[int] = []
+    real = analysis.camera_gaps
+
+    def counted(con: Any, gap_days: int) -> Any:
+        calls.append(gap_days)
+        time.sleep(0.2)  # widen the window in which the others arrive
+        return real(con, gap_days)
+
+    monkeypatch.setattr(analysis, "camera_gaps", counted)
+    ctx = build_context(Settings(data_dir=demo_dir, tiles="none"))
+    cache = analysis.GapCache()
+    version = ctx.reader.version()
+    results: list[Any] = []
+
+    def view() -> None:
+        with ctx.reader.connect() as con:
+            results.append(cache.get(con, version, 7))
+
+    threads = [threading.Thread(target=view) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(results) == 5
+    assert all(r.equals(results[0]) for r in results)
