@@ -9,8 +9,6 @@ The demo survey gets a localizations table and an individuals table written here
 from __future__ import annotations
 
 import io
-import logging
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
-from werkzeug.serving import make_server
 
-from dashboard import Settings, create_app
 from dashboard.filters import Filters
 from dashboard.pages.insights import MODE_LABELS, MapMode
 from dashboard.queries import StoreReader, individuals_in_view
@@ -30,7 +26,13 @@ from pipeline.demo import DemoOptions, build_demo_survey
 from pipeline.hexgrid import cell_center
 from pipeline.schema import INDIVIDUALS, LOCALIZATIONS
 from pipeline.store import StorePaths, atomic_write_parquet
-from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, GRAPH, MAP_READY
+from tests.test_dashboard_browser import (  # noqa: F401 (browser: a shared fixture)
+    CHROMIUM,
+    GRAPH,
+    MAP_READY,
+    _serve,
+    browser,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -68,26 +70,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     atomic_write_parquet(
         pa.Table.from_pylist(individuals, schema=INDIVIDUALS), paths.table("individuals")
     )
-    app = create_app(Settings(data_dir=data, tiles="none"))
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", 0, app.server, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/", data
+    server, url = _serve(data)
+    yield url, data
     server.shutdown()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
-def page(browser: Any, served: tuple[str, Path]) -> Iterator[Any]:
+def page(browser: Any, served: tuple[str, Path]) -> Iterator[Any]:  # noqa: F811 (the fixture)
     page = browser.new_page(viewport={"width": 1400, "height": 1300})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
