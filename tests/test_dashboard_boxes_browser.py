@@ -23,7 +23,6 @@ from dashboard.filters import Filters
 from dashboard.pages.insights import MODE_LABELS, MapMode
 from dashboard.queries import StoreReader, individuals_in_view
 from pipeline.demo import DemoOptions, build_demo_survey
-from pipeline.hexgrid import cell_center
 from pipeline.schema import INDIVIDUALS, LOCALIZATIONS
 from pipeline.store import StorePaths, atomic_write_parquet
 from tests.test_dashboard_browser import (  # noqa: F401 (browser: a shared fixture)
@@ -32,6 +31,7 @@ from tests.test_dashboard_browser import (  # noqa: F401 (browser: a shared fixt
     MAP_READY,
     _serve,
     browser,
+    click_first_hexagon,
 )
 
 pytestmark = [
@@ -85,22 +85,6 @@ def page(browser: Any, served: tuple[str, Path]) -> Iterator[Any]:  # noqa: F811
     yield page
     page.close()
     assert errors == []
-
-
-def click_first_hexagon(page: Any) -> str:
-    cell = page.evaluate(f"() => document.querySelector('{GRAPH}').data[0].locations[0]")
-    lat, lng = cell_center(cell)
-    x, y = page.evaluate(
-        f"""([lng, lat]) => {{
-          const map = document.querySelector('{GRAPH}')._fullLayout.map._subplot.map;
-          const p = map.project([lng, lat]);
-          const box = map.getContainer().getBoundingClientRect();
-          return [box.left + p.x, box.top + p.y];
-        }}""",
-        [lng, lat],
-    )
-    page.mouse.click(x + 6, y + 9)  # a little off centre, clear of a camera dot
-    return str(cell)
 
 
 def test_clicked_hexagons_frames_show_the_box_where_the_localizer_put_it(page: Any) -> None:

@@ -101,6 +101,23 @@ def page(browser: Any, url: str) -> Iterator[Any]:
     assert errors == []  # e.g. MapLibre rejecting a style on update: "Map error."
 
 
+def click_first_hexagon(page: Any) -> str:
+    """Click the map's first hexagon where MapLibre draws it; return its cell id."""
+    cell = page.evaluate(f"() => document.querySelector('{GRAPH}').data[0].locations[0]")
+    lat, lng = cell_center(cell)
+    x, y = page.evaluate(
+        f"""([lng, lat]) => {{
+          const map = document.querySelector('{GRAPH}')._fullLayout.map._subplot.map;
+          const p = map.project([lng, lat]);
+          const box = map.getContainer().getBoundingClientRect();
+          return [box.left + p.x, box.top + p.y];
+        }}""",
+        [lng, lat],
+    )
+    page.mouse.click(x + 6, y + 9)  # a little off centre, clear of a camera dot
+    return str(cell)
+
+
 def map_pixels(page: Any) -> str:
     """A digest of the WebGL map canvas alone (no colour bar) as drawn now."""
     page.mouse.move(1, 1)  # no hover label over the map
@@ -139,18 +156,7 @@ def test_moving_the_threshold_slider_redraws_the_map(page: Any) -> None:
 
 
 def test_clicking_a_hexagon_lists_its_frames_with_thumbnails(page: Any) -> None:
-    cell = page.evaluate(f"() => document.querySelector('{GRAPH}').data[0].locations[0]")
-    lat, lng = cell_center(cell)
-    x, y = page.evaluate(
-        f"""([lng, lat]) => {{
-          const map = document.querySelector('{GRAPH}')._fullLayout.map._subplot.map;
-          const p = map.project([lng, lat]);
-          const box = map.getContainer().getBoundingClientRect();
-          return [box.left + p.x, box.top + p.y];
-        }}""",
-        [lng, lat],
-    )
-    page.mouse.click(x + 6, y + 9)  # a little off centre, clear of a camera dot
+    cell = click_first_hexagon(page)
     page.wait_for_selector("#detections figure img", timeout=15_000)
     assert cell in page.locator("#detections-title").inner_text()
     names = f"() => document.querySelector('{GRAPH}').data.map(t => t.name)"

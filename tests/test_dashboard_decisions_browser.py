@@ -20,9 +20,15 @@ from werkzeug.serving import make_server
 from dashboard import Settings, create_app
 from dashboard.pages.downloads import EXPORT_LABELS, ExportFormat
 from pipeline.demo import DemoOptions, build_demo_survey
-from pipeline.hexgrid import cell_center
 from pipeline.reviews import read_reviews
-from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, GRAPH, MAP_READY, Z_SUM
+from tests.test_dashboard_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    GRAPH,
+    MAP_READY,
+    Z_SUM,
+    click_first_hexagon,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -91,18 +97,7 @@ def test_click_a_hexagon_into_the_gallery_and_confirm_by_keyboard(
     page: Any, served: tuple[str, Path]
 ) -> None:
     page.wait_for_function(MAP_READY)
-    cell = page.evaluate(f"() => document.querySelector('{GRAPH}').data[0].locations[0]")
-    lat, lng = cell_center(cell)
-    x, y = page.evaluate(
-        f"""([lng, lat]) => {{
-          const map = document.querySelector('{GRAPH}')._fullLayout.map._subplot.map;
-          const p = map.project([lng, lat]);
-          const box = map.getContainer().getBoundingClientRect();
-          return [box.left + p.x, box.top + p.y];
-        }}""",
-        [lng, lat],
-    )
-    page.mouse.click(x + 6, y + 9)
+    cell = click_first_hexagon(page)
     page.wait_for_function(
         f"() => document.querySelector('#review-title').innerText.includes('{cell}')",
         timeout=15_000,
