@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -73,3 +74,11 @@ def deployment(dep_id: str, lat: float = 43.1, lng: float = 100.7, **extra: obje
     }
     row.update(extra)
     return row
+
+
+def uncia_run_command(root: Path, csv: Path, out: Path, *extra: str) -> list[str]:
+    """`uncia run` on the offline efficientnet_lite0 backbone, as a subprocess argument list."""
+    return [
+        sys.executable, "-m", "pipeline.cli", "run", str(root), "--deployments", str(csv),
+        "--out", str(out), "--backbone", "efficientnet_lite0", "--no-progress", *extra,
+    ]  # fmt: skip

@@ -6,7 +6,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from pipeline import store
 from pipeline.errors import StoreError
-from tests.helpers import deployment, jpeg_bytes, write_deployments
+from tests.helpers import deployment, jpeg_bytes, uncia_run_command, write_deployments
 
 pytestmark = pytest.mark.model
 T0 = datetime(2024, 3, 3, 4, 0)
@@ -24,24 +23,7 @@ IMAGES = "SELECT image_id, status, failure, captured_at FROM images ORDER BY ima
 
 
 def command(root: Path, csv: Path, out: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "pipeline.cli",
-        "run",
-        str(root),
-        "--deployments",
-        str(csv),
-        "--out",
-        str(out),
-        "--backbone",
-        "efficientnet_lite0",
-        "--batch-size",
-        "2",
-        "--checkpoint-seconds",
-        "0.5",
-        "--no-progress",
-    ]
+    return uncia_run_command(root, csv, out, "--batch-size", "2", "--checkpoint-seconds", "0.5")
 
 
 @pytest.fixture(scope="module")

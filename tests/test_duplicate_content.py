@@ -8,42 +8,21 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from pipeline import store
-from tests.helpers import deployment, jpeg_bytes, write_deployments
+from tests.helpers import deployment, jpeg_bytes, uncia_run_command, write_deployments
 
 pytestmark = pytest.mark.model
 T0 = datetime(2024, 5, 1, 5, 0)
 
 
 def uncia_run(root: Path, csv: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.cli",
-            "run",
-            str(root),
-            "--deployments",
-            str(csv),
-            "--out",
-            str(out),
-            "--backbone",
-            "efficientnet_lite0",
-            "--batch-size",
-            "4",
-            "--no-progress",
-            *extra,
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    command = uncia_run_command(root, csv, out, "--batch-size", "4", *extra)
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
 def test_the_same_frame_in_two_deployments_is_kept_and_reported(tmp_path: Path) -> None:
