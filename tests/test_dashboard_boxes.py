@@ -36,6 +36,7 @@ from tests.test_dashboard_queries import (
     frames_for,
     write_survey,
 )
+from tests.test_dashboard_queries import WHOLE_YEAR_R7 as CONTROLS
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
 
@@ -43,15 +44,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:
 C_TOP = "img-C-2023-20230305T040000"  # score 0.99: boxed twice, the later run must win
 A_BEST = "img-A-2023-20230210T060000"  # score 0.9: boxed, then a failed re-run (no box)
 A_PLAIN = "img-A-2023-20230210T062000"  # score 0.8: never localized
-CONTROLS: dict[str, Any] = {
-    "resolution": 7,
-    "start_date": None,
-    "end_date": None,
-    "season": "all",
-    "month_start": 1,
-    "month_end": 12,
-    "threshold": 0.5,
-}
 
 
 def localization(image_id: str, run_id: str, method: str, box: tuple | None, **extra: Any) -> dict:

@@ -24,6 +24,7 @@ from dashboard.pages.insights import MODE_LABELS, MapMode
 from dashboard.queries import StoreReader, individuals_in_view
 from pipeline.schema import INDIVIDUALS
 from pipeline.store import StorePaths, atomic_write_parquet
+from tests.test_dashboard_queries import WHOLE_YEAR_R7 as CONTROLS
 from tests.test_dashboard_queries import cell, write_survey
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
@@ -36,15 +37,6 @@ SIGHTINGS = {
     "img-A-2023-20230715T200000": "ind-2",  # 0.6, summer
     "img-A-2023-20230716T200000": "ind-2",  # 0.3, below the usual threshold
     "img-B-2023-20240310T030000": "ind-3",  # 0.4, below the usual threshold
-}
-CONTROLS: dict[str, Any] = {
-    "resolution": 7,
-    "start_date": None,
-    "end_date": None,
-    "season": "all",
-    "month_start": 1,
-    "month_end": 12,
-    "threshold": 0.5,
 }
 
 

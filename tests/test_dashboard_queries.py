@@ -383,3 +383,15 @@ def test_missing_store_raises_store_error(tmp_path: Path) -> None:
     assert reader.version() is None
     with pytest.raises(StoreError):
         reader.connect()
+
+
+# The page's controls for the hand-made survey's whole year at resolution 7 (callback tests).
+WHOLE_YEAR_R7: dict[str, Any] = {
+    "resolution": 7,
+    "start_date": None,
+    "end_date": None,
+    "season": "all",
+    "month_start": 1,
+    "month_end": 12,
+    "threshold": 0.5,
+}
