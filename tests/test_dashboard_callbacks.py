@@ -108,6 +108,22 @@ def test_custom_months_are_enabled_only_for_custom_season() -> None:
     assert callbacks.toggle_custom_months("winter")["start_disabled"] is True
 
 
+def test_layout_starts_the_month_switches_as_the_toggle_would(ctx: DashboardContext) -> None:
+    """The toggle does not run when the page opens, so the layout must agree with it."""
+
+    def by_id(node: Any) -> Iterator[Any]:
+        yield node
+        children = getattr(node, "children", None)
+        for child in children if isinstance(children, list) else [children]:
+            if child is not None and not isinstance(child, str):
+                yield from by_id(child)
+
+    found = {n.id: n for n in by_id(layout(ctx)) if isinstance(getattr(n, "id", None), str)}
+    toggled = callbacks.toggle_custom_months(found[Ids.SEASON].value)
+    assert found[Ids.MONTH_START].disabled is toggled["start_disabled"] is True
+    assert found[Ids.MONTH_END].disabled is toggled["end_disabled"] is True
+
+
 def test_bad_control_values_show_an_alert_and_keep_the_figure(ctx: DashboardContext) -> None:
     out = callbacks.update_map(
         ctx, "v1", **{**CONTROLS, "start_date": "2024-05-01", "end_date": "2024-01-01"}

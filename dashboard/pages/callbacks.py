@@ -228,6 +228,7 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         Output(Ids.VERSION, "data"),
         Input(Ids.REFRESH, "n_intervals"),
         State(Ids.VERSION, "data"),
+        prevent_initial_call=True,  # the layout holds the version it was built from
     )(_bind(refresh_version, ctx))
     app.callback(
         output={
@@ -238,6 +239,7 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
             "alert": Output(Ids.STATUS, "children"),
         },
         inputs={"version": version},
+        prevent_initial_call=True,  # the layout is drawn from the same store version
     )(_bind(render_header, ctx))
     app.callback(
         output={
@@ -245,6 +247,7 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
             "end_disabled": Output(Ids.MONTH_END, "disabled"),
         },
         inputs={"season": Input(Ids.SEASON, "value")},
+        prevent_initial_call=True,  # the layout starts them in step with its season
     )(toggle_custom_months)
     app.callback(
         output={
@@ -297,4 +300,5 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
             "alert": Output(Ids.DETECTIONS_ALERT, "children"),
         },
         inputs={"hexagon": Input(Ids.SELECTED, "data"), "version": version, **_filter_inputs()},
+        prevent_initial_call=True,  # no hexagon is picked when the page opens
     )(_bind(show_detections, ctx))

@@ -100,6 +100,9 @@ def controls(ctx: DashboardContext, overview: Overview | None) -> html.Div:
         overview.leopard_threshold if overview and overview.leopard_threshold is not None else 0.5
     )
     months = [{"label": name, "value": i + 1} for i, name in enumerate(MONTH_NAMES)]
+    season = Season.ALL.value
+    # callbacks.toggle_custom_months keeps this in step once the season changes.
+    custom_months_disabled = season != Season.CUSTOM.value
     return html.Div(
         [
             _control(
@@ -131,15 +134,27 @@ def controls(ctx: DashboardContext, overview: Overview | None) -> html.Div:
                 dcc.RadioItems(
                     id=Ids.SEASON,
                     options=[{"label": SEASON_LABELS[s], "value": s.value} for s in Season],
-                    value=Season.ALL.value,
+                    value=season,
                     inline=True,
                 ),
                 html.Div(
                     [
                         html.Span("from"),
-                        dcc.Dropdown(id=Ids.MONTH_START, options=months, value=11, clearable=False),
+                        dcc.Dropdown(
+                            id=Ids.MONTH_START,
+                            options=months,
+                            value=11,
+                            clearable=False,
+                            disabled=custom_months_disabled,
+                        ),
                         html.Span("to"),
-                        dcc.Dropdown(id=Ids.MONTH_END, options=months, value=3, clearable=False),
+                        dcc.Dropdown(
+                            id=Ids.MONTH_END,
+                            options=months,
+                            value=3,
+                            clearable=False,
+                            disabled=custom_months_disabled,
+                        ),
                     ],
                     className="months",
                 ),

@@ -258,6 +258,7 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         Output(Ids.QUERY_IMAGE, "src"),
         Output(Ids.CANDIDATE_IMAGE, "src"),
         Input(Ids.PAIR, "value"),
+        prevent_initial_call=True,  # no pair is chosen when the page opens
     )(lambda pair: show_pair(ctx, pair))
 
     @require_role(Role.REVIEWER)
@@ -279,7 +280,11 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         State(Ids.PAIR, "value"),
         prevent_initial_call=True,
     )(decide)
-    app.callback(Output(Ids.PER_HEXAGON, "data"), Input(Ids.RESOLUTION, "value"))(
+    app.callback(
+        Output(Ids.PER_HEXAGON, "data"),
+        Input(Ids.RESOLUTION, "value"),
+        prevent_initial_call=True,  # the layout holds the default resolution's rows
+    )(
         # The browser may send anything: only a known resolution reaches the query.
         lambda resolution: (
             individuals_per_hexagon(ctx.settings.data_dir, int(resolution))
