@@ -18,7 +18,6 @@ import duckdb
 import pyarrow as pa
 
 from dashboard.filters import Filters
-from dashboard.queries import per_hexagon_sql
 from dashboard.species import Layer, labels_of
 from dashboard.stats import DEFAULT_ALPHA, Hotness, gi_star
 from pipeline.bursts import independent_events_sql
@@ -269,6 +268,39 @@ def _params(filters: Filters, layer: Layer = Layer.LEOPARD, **extra: Any) -> dic
     return params
 
 
+def _per_hexagon_sql(h3_column: str, events_sql: str) -> str:
+    """The tail of a hotspot-summary query: per deployment, then per hexagon, most events first.
+
+    Needs `_NIGHTS_PER_DEPLOYMENT` and `deployments`; `events_sql` is a relation with
+    deploymentID and `starts_event`. Counting per deployment first, then summing per cell,
+    keeps the grouping small on large stores. Cameras count only with a trap-night.
+    """
+    return f"""{_NIGHTS_PER_DEPLOYMENT},
+events_per_deployment AS (
+  SELECT deploymentID, count(*) FILTER (WHERE starts_event) AS events
+  FROM ({events_sql}) GROUP BY deploymentID
+),
+per_deployment AS (
+  SELECT d.locationID, d."{h3_column}" AS hexagon,
+         coalesce(n.trap_nights, 0) AS trap_nights, coalesce(e.events, 0) AS events
+  FROM deployments d
+  LEFT JOIN nights_per_deployment n USING (deploymentID)
+  LEFT JOIN events_per_deployment e USING (deploymentID)
+  WHERE n.trap_nights > 0 OR e.events > 0
+)
+SELECT hexagon,
+       sum(events)::BIGINT AS events,
+       count(DISTINCT locationID) FILTER (WHERE trap_nights > 0)::BIGINT AS cameras,
+       sum(trap_nights)::BIGINT AS trap_nights,
+       CASE WHEN sum(trap_nights) > 0
+            THEN 100.0 * sum(events) / sum(trap_nights) END AS events_per_100_trap_nights,
+       sum(trap_nights) >= $min_nights AS enough_effort
+FROM per_deployment
+GROUP BY hexagon
+ORDER BY events DESC, events_per_100_trap_nights DESC NULLS LAST, hexagon
+"""
+
+
 def layer_summary(
     con: duckdb.DuckDBPyConnection,
     filters: Filters,
@@ -283,16 +315,9 @@ def layer_summary(
     enough_effort (trap_nights >= `min_trap_nights`).
     """
     events_sql = independent_events_sql("sightings", event_gap_minutes)
-    per_hexagon = per_hexagon_sql(
-        filters.h3_column,
-        events_sql,
-        cameras_need_nights=True,
-        extra=",\n       sum(trap_nights) >= $min_nights AS enough_effort",
-        nights_per_deployment=_NIGHTS_PER_DEPLOYMENT,
-    )
     sql = f"""
 WITH {_sightings(layer, filters.verified_only)},
-{per_hexagon}"""
+{_per_hexagon_sql(filters.h3_column, events_sql)}"""
     params = _params(filters, layer, min_nights=int(min_trap_nights))
     return con.sql(sql, params=params).to_arrow_table()
 

@@ -149,9 +149,9 @@ def hotspot_map(
     selected: str | None = None,
     title: str = "",
 ) -> Figure:
-    """Map one hexagon per row of `summary` (queries.hexagon_summary), coloured by events.
+    """Map one hexagon per row of `summary` (analysis.layer_summary), coloured by events.
 
-    `cameras` (queries.active_cameras) adds camera locations as dots; None leaves them out.
+    `cameras` (analysis.active_cameras) adds camera locations as dots; None leaves them out.
     Hexagons with cameras but no events are drawn in the palest colour; the `selected`
     hexagon, when on the map, gets a bold outline.
     """
@@ -223,7 +223,7 @@ def hotspot_map(
 
 
 def event_series_figure(series: pa.Table, period: Period, *, title: str = "") -> Figure:
-    """Bar chart of independent leopard events per week or month (queries.event_series)."""
+    """Bar chart of independent leopard events per week or month (analysis.layer_series)."""
     periods = series.column("period").to_pylist()
     events = series.column("events").to_pylist()
     nights = series.column("trap_nights").to_pylist()

@@ -21,7 +21,6 @@ import duckdb
 import pyarrow as pa
 
 from dashboard.filters import Filters
-from pipeline.bursts import independent_events_sql
 from pipeline.errors import StoreError
 from pipeline.schema import RunKind
 from pipeline.store import StorePaths
@@ -155,29 +154,6 @@ def _window(ts: str) -> str:
     )
 
 
-# Each day a deployment's camera was out (deploymentStart..deploymentEnd, both days included),
-# clipped to the date range, then kept when its month is in the season.
-_NIGHTS = """
-nights AS (
-  SELECT deploymentID, night FROM (
-    SELECT deploymentID, unnest(range(
-             greatest("deploymentStart"::DATE, $start::DATE)::TIMESTAMP,
-             (least("deploymentEnd"::DATE, $end::DATE) + 1)::TIMESTAMP,
-             INTERVAL 1 DAY))::DATE AS night
-    FROM deployments)
-  WHERE list_contains($months::INTEGER[], month(night)::INTEGER)
-)"""
-
-
-def _leopard_bursts() -> str:
-    return f"""
-leopard AS (
-  SELECT burst_id, deploymentID, start_time, end_time FROM bursts
-  WHERE score >= $threshold::FLOAT AND start_time IS NOT NULL AND {_window("start_time")}
-    AND deploymentID IN (SELECT deploymentID FROM deployments)
-)"""
-
-
 def _params(filters: Filters, **extra: Any) -> dict[str, Any]:
     return {
         "start": filters.start,
@@ -186,119 +162,6 @@ def _params(filters: Filters, **extra: Any) -> dict[str, Any]:
         "threshold": filters.threshold,
         **extra,
     }
-
-
-_NIGHTS_PER_DEPLOYMENT = """nights_per_deployment AS (
-  SELECT deploymentID, count(*) AS trap_nights FROM nights GROUP BY deploymentID
-)"""
-
-
-def per_hexagon_sql(
-    h3_column: str,
-    events_sql: str,
-    *,
-    cameras_need_nights: bool = False,
-    extra: str = "",
-    nights_per_deployment: str = _NIGHTS_PER_DEPLOYMENT,
-) -> str:
-    """The tail of a hotspot-summary query: per deployment, then per hexagon, most events first.
-
-    Needs relations `nights` (deploymentID, night) and `deployments` in its WITH clause, or
-    another `nights_per_deployment` relation (deploymentID, trap_nights) given as SQL;
-    `events_sql` is a relation with deploymentID and `starts_event`. Counting per deployment
-    first, then summing per cell, keeps the grouping small on large stores. `extra` adds
-    select items; `cameras_need_nights` counts only cameras with at least one trap-night.
-    """
-    cameras = "count(DISTINCT locationID)"
-    if cameras_need_nights:
-        cameras += " FILTER (WHERE trap_nights > 0)"
-    return f"""{nights_per_deployment},
-events_per_deployment AS (
-  SELECT deploymentID, count(*) FILTER (WHERE starts_event) AS events
-  FROM ({events_sql}) GROUP BY deploymentID
-),
-per_deployment AS (
-  SELECT d.locationID, d."{h3_column}" AS hexagon,
-         coalesce(n.trap_nights, 0) AS trap_nights, coalesce(e.events, 0) AS events
-  FROM deployments d
-  LEFT JOIN nights_per_deployment n USING (deploymentID)
-  LEFT JOIN events_per_deployment e USING (deploymentID)
-  WHERE n.trap_nights > 0 OR e.events > 0
-)
-SELECT hexagon,
-       sum(events)::BIGINT AS events,
-       {cameras}::BIGINT AS cameras,
-       sum(trap_nights)::BIGINT AS trap_nights,
-       CASE WHEN sum(trap_nights) > 0
-            THEN 100.0 * sum(events) / sum(trap_nights) END AS events_per_100_trap_nights{extra}
-FROM per_deployment
-GROUP BY hexagon
-ORDER BY events DESC, events_per_100_trap_nights DESC NULLS LAST, hexagon
-"""
-
-
-def hexagon_summary(
-    con: duckdb.DuckDBPyConnection, filters: Filters, event_gap_minutes: float
-) -> pa.Table:
-    """One row per hexagon with a working camera in the window, most events first.
-
-    Columns: hexagon, events (independent leopard events), cameras (distinct locations),
-    trap_nights, events_per_100_trap_nights (null when no trap-nights).
-    """
-    events_sql = independent_events_sql("leopard", event_gap_minutes)
-    sql = f"""
-WITH {_NIGHTS},
-{_leopard_bursts()},
-{per_hexagon_sql(filters.h3_column, events_sql)}"""
-    return con.sql(sql, params=_params(filters)).to_arrow_table()
-
-
-def active_cameras(con: duckdb.DuckDBPyConnection, filters: Filters) -> pa.Table:
-    """Camera locations with at least one trap-night in the window, with their hexagon.
-
-    Columns: locationID, locationName, latitude, longitude, hexagon, trap_nights.
-    """
-    sql = f"""
-WITH {_NIGHTS}
-SELECT d.locationID, any_value(d.locationName) AS locationName,
-       avg(d.latitude) AS latitude, avg(d.longitude) AS longitude,
-       any_value(d."{filters.h3_column}") AS hexagon, count(*)::BIGINT AS trap_nights
-FROM nights n JOIN deployments d USING (deploymentID)
-GROUP BY d.locationID
-ORDER BY d.locationID
-"""
-    params = _params(filters)
-    del params["threshold"]
-    return con.sql(sql, params=params).to_arrow_table()
-
-
-def event_series(
-    con: duckdb.DuckDBPyConnection, filters: Filters, event_gap_minutes: float
-) -> pa.Table:
-    """Independent leopard events and trap-nights per week or month (filters.period).
-
-    Columns: period (first day), events, trap_nights. Periods without any working camera are
-    left out rather than shown as zero.
-    """
-    events_sql = independent_events_sql("leopard", event_gap_minutes)
-    sql = f"""
-WITH {_NIGHTS},
-{_leopard_bursts()},
-effort AS (
-  SELECT date_trunc($period, night)::DATE AS period, count(*) AS trap_nights
-  FROM nights GROUP BY 1
-),
-events AS (
-  SELECT date_trunc($period, start_time)::DATE AS period,
-         count(*) FILTER (WHERE starts_event) AS events
-  FROM ({events_sql}) GROUP BY 1
-)
-SELECT period, coalesce(ev.events, 0)::BIGINT AS events,
-       coalesce(ef.trap_nights, 0)::BIGINT AS trap_nights
-FROM effort ef FULL JOIN events ev USING (period)
-ORDER BY period
-"""
-    return con.sql(sql, params=_params(filters, period=filters.period.value)).to_arrow_table()
 
 
 def hexagon_detections(

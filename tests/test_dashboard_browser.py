@@ -22,10 +22,10 @@ from PIL import Image
 from plotly.offline import get_plotlyjs_version as plotly_js_version
 from werkzeug.serving import make_server
 
-from dashboard import Settings, create_app
+from dashboard import Settings, analysis, create_app
 from dashboard.filters import Filters
 from dashboard.pages.hotspots import DEMO_BANNER, TITLE
-from dashboard.queries import StoreReader, hexagon_summary
+from dashboard.queries import StoreReader
 from pipeline import store
 from pipeline.demo import DemoOptions, build_demo_survey
 from pipeline.hexgrid import cell_center
@@ -126,8 +126,9 @@ def map_pixels(page: Any) -> str:
 
 
 def test_page_shows_title_banner_and_a_drawn_map(page: Any, demo_dir: Path, tmp_path: Path) -> None:
-    with StoreReader(demo_dir).connect() as con:
-        expected = hexagon_summary(con, Filters(resolution=6), 30.0).num_rows
+    with StoreReader(demo_dir).connect() as con:  # the hexagons the page's own query finds
+        analysis.attach(con, analysis.camera_gaps(con, Settings(data_dir=demo_dir).gap_days), None)
+        expected = analysis.layer_summary(con, Filters(resolution=6), 30.0).num_rows
     assert page.locator("h1").inner_text() == TITLE
     assert page.get_by_text(DEMO_BANNER).is_visible()
     assert page.evaluate(f"() => document.querySelector('{GRAPH}').data[0].locations.length") == (

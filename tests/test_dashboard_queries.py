@@ -3,10 +3,15 @@
 Three cameras: A and C share one r7 hexagon (A all of 2023, C ten days in March), B is far east
 and runs over the new year (Nov 2023 to Mar 2024). Leopard bursts are placed to test the
 threshold, the 30-minute independence rule, seasons across the new year and date ranges.
+The hotspot, series and camera queries are the page's own (`dashboard.analysis`), run with no
+camera gaps so that trap-nights are the deployment days counted by hand; how gaps come out of
+the effort is tested in test_dashboard_analysis.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -14,16 +19,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from dashboard import analysis
+from dashboard.analysis import active_cameras, layer_series, layer_summary
 from dashboard.filters import Filters, Period, Season
-from dashboard.queries import (
-    StoreReader,
-    active_cameras,
-    event_series,
-    hexagon_detections,
-    hexagon_summary,
-    image_source,
-    survey_overview,
-)
+from dashboard.queries import StoreReader, hexagon_detections, image_source, survey_overview
 from pipeline import store
 from pipeline.errors import StoreError
 from pipeline.hexgrid import add_cell_columns, cell_center, cell_for
@@ -197,6 +196,14 @@ def reader(tmp_path: Path) -> StoreReader:
     return StoreReader(write_survey(tmp_path / "survey"))
 
 
+@contextmanager
+def connect(reader: StoreReader) -> Iterator[Any]:
+    """A cursor on the store for `analysis` queries, every deployment day counted as worked."""
+    with reader.connect() as con:
+        analysis.attach(con, analysis.GAPS.empty_table(), None)
+        yield con
+
+
 def by_cell(table: pa.Table) -> dict[str, dict[str, Any]]:
     return {row["hexagon"]: row for row in table.to_pylist()}
 
@@ -210,9 +217,9 @@ def test_fixture_places_a_and_c_in_one_r7_hexagon_and_b_elsewhere() -> None:
 
 
 def test_events_per_hexagon_follow_threshold_and_independence(reader: StoreReader) -> None:
-    with reader.connect() as con:
-        at_half = by_cell(hexagon_summary(con, Filters(resolution=7, threshold=0.5), GAP))
-        at_075 = by_cell(hexagon_summary(con, Filters(resolution=7, threshold=0.75), GAP))
+    with connect(reader) as con:
+        at_half = by_cell(layer_summary(con, Filters(resolution=7, threshold=0.5), GAP))
+        at_075 = by_cell(layer_summary(con, Filters(resolution=7, threshold=0.75), GAP))
     # A: 06:00+06:20 is one event, 06:51 (30 min after 06:21) another, July a third; C adds one.
     assert at_half[cell("A")]["events"] == 4
     assert at_half[cell("B")]["events"] == 2
@@ -222,8 +229,8 @@ def test_events_per_hexagon_follow_threshold_and_independence(reader: StoreReade
 
 
 def test_hexagon_rows_count_cameras_trap_nights_and_rate(reader: StoreReader) -> None:
-    with reader.connect() as con:
-        rows = by_cell(hexagon_summary(con, Filters(resolution=7, threshold=0.5), GAP))
+    with connect(reader) as con:
+        rows = by_cell(layer_summary(con, Filters(resolution=7, threshold=0.5), GAP))
     a = rows[cell("A")]
     assert a["cameras"] == 2
     assert a["trap_nights"] == 365 + 10  # every day of 2023, and 1–10 March
@@ -232,21 +239,21 @@ def test_hexagon_rows_count_cameras_trap_nights_and_rate(reader: StoreReader) ->
 
 
 def test_hexagons_with_cameras_but_no_events_are_kept(reader: StoreReader) -> None:
-    with reader.connect() as con:
-        rows = by_cell(hexagon_summary(con, Filters(resolution=7, threshold=0.999), GAP))
+    with connect(reader) as con:
+        rows = by_cell(layer_summary(con, Filters(resolution=7, threshold=0.999), GAP))
     assert set(rows) == {cell("A"), cell("B")}
     assert all(r["events"] == 0 for r in rows.values())
 
 
 def test_rows_are_sorted_by_events(reader: StoreReader) -> None:
-    with reader.connect() as con:
-        events = hexagon_summary(con, Filters(resolution=7), GAP).column("events").to_pylist()
+    with connect(reader) as con:
+        events = layer_summary(con, Filters(resolution=7), GAP).column("events").to_pylist()
     assert events == sorted(events, reverse=True)
 
 
 def test_winter_season_wraps_across_the_new_year(reader: StoreReader) -> None:
-    with reader.connect() as con:
-        rows = by_cell(hexagon_summary(con, Filters(resolution=7, season=Season.WINTER), GAP))
+    with connect(reader) as con:
+        rows = by_cell(layer_summary(con, Filters(resolution=7, season=Season.WINTER), GAP))
     assert rows[cell("B")]["events"] == 2  # 20 Dec and 5 Jan
     assert rows[cell("B")]["trap_nights"] == 152  # all of B's days are in Nov–Mar
     assert rows[cell("A")]["events"] == 3  # February (2) and C's March event, not July
@@ -255,16 +262,16 @@ def test_winter_season_wraps_across_the_new_year(reader: StoreReader) -> None:
 
 def test_custom_months_wrap_like_presets(reader: StoreReader) -> None:
     custom = Filters(resolution=7, season=Season.CUSTOM, month_start=12, month_end=1)
-    with reader.connect() as con:
-        rows = by_cell(hexagon_summary(con, custom, GAP))
+    with connect(reader) as con:
+        rows = by_cell(layer_summary(con, custom, GAP))
     assert rows[cell("B")]["events"] == 2
     assert rows[cell("B")]["trap_nights"] == 31 + 31
     assert rows[cell("A")]["events"] == 0  # A's events are in Feb, Mar and Jul
 
 
 def test_summer_drops_hexagons_without_working_cameras(reader: StoreReader) -> None:
-    with reader.connect() as con:
-        rows = by_cell(hexagon_summary(con, Filters(resolution=7, season=Season.SUMMER), GAP))
+    with connect(reader) as con:
+        rows = by_cell(layer_summary(con, Filters(resolution=7, season=Season.SUMMER), GAP))
     assert set(rows) == {cell("A")}
     assert rows[cell("A")]["events"] == 1
     assert rows[cell("A")]["trap_nights"] == 30 + 31 + 31
@@ -272,8 +279,8 @@ def test_summer_drops_hexagons_without_working_cameras(reader: StoreReader) -> N
 
 def test_date_range_is_inclusive_and_clips_trap_nights(reader: StoreReader) -> None:
     window = Filters(resolution=7, start=date(2023, 6, 1), end=date(2023, 12, 20))
-    with reader.connect() as con:
-        rows = by_cell(hexagon_summary(con, window, GAP))
+    with connect(reader) as con:
+        rows = by_cell(layer_summary(con, window, GAP))
     assert rows[cell("A")]["events"] == 1  # July
     assert rows[cell("A")]["trap_nights"] == 203  # 1 June – 20 December
     assert rows[cell("B")]["events"] == 1  # 20 December 22:00 is inside an end date of the 20th
@@ -281,16 +288,16 @@ def test_date_range_is_inclusive_and_clips_trap_nights(reader: StoreReader) -> N
 
 
 def test_coarser_resolution_merges_hexagons(reader: StoreReader) -> None:
-    with reader.connect() as con:
-        r5 = hexagon_summary(con, Filters(resolution=5), GAP)
-        r9 = hexagon_summary(con, Filters(resolution=9), GAP)
+    with connect(reader) as con:
+        r5 = layer_summary(con, Filters(resolution=5), GAP)
+        r9 = layer_summary(con, Filters(resolution=9), GAP)
     assert sum(r5.column("events").to_pylist()) == sum(r9.column("events").to_pylist()) == 6
     assert r9.num_rows == 3  # each camera its own r9 cell
 
 
 def test_event_series_counts_per_month_and_keeps_months_with_effort(reader: StoreReader) -> None:
-    with reader.connect() as con:
-        series = event_series(con, Filters(period=Period.MONTH), GAP).to_pylist()
+    with connect(reader) as con:
+        series = layer_series(con, Filters(period=Period.MONTH), GAP).to_pylist()
     months = {r["period"]: r["events"] for r in series}
     assert months[date(2023, 2, 1)] == 2
     assert months[date(2023, 3, 1)] == 1
@@ -302,9 +309,9 @@ def test_event_series_counts_per_month_and_keeps_months_with_effort(reader: Stor
 
 
 def test_event_series_by_week_and_season(reader: StoreReader) -> None:
-    with reader.connect() as con:
-        weekly = event_series(con, Filters(period=Period.WEEK), GAP).to_pylist()
-        winter = event_series(
+    with connect(reader) as con:
+        weekly = layer_series(con, Filters(period=Period.WEEK), GAP).to_pylist()
+        winter = layer_series(
             con, Filters(period=Period.MONTH, season=Season.WINTER), GAP
         ).to_pylist()
     week_of_feb_10 = {r["period"]: r["events"] for r in weekly}[date(2023, 2, 6)]
@@ -313,7 +320,7 @@ def test_event_series_by_week_and_season(reader: StoreReader) -> None:
 
 
 def test_detections_of_a_hexagon_highest_score_first(reader: StoreReader) -> None:
-    with reader.connect() as con:
+    with connect(reader) as con:
         rows = hexagon_detections(con, Filters(resolution=7, threshold=0.5), cell("A"), 10)
         top2 = hexagon_detections(con, Filters(resolution=7, threshold=0.5), cell("A"), 2)
     assert [round(r["score"], 2) for r in rows.to_pylist()] == [0.99, 0.9, 0.8, 0.7, 0.6]
@@ -323,7 +330,7 @@ def test_detections_of_a_hexagon_highest_score_first(reader: StoreReader) -> Non
 
 
 def test_active_cameras_follow_the_window(reader: StoreReader) -> None:
-    with reader.connect() as con:
+    with connect(reader) as con:
         summer = active_cameras(con, Filters(resolution=7, season=Season.SUMMER))
         year = active_cameras(con, Filters(resolution=7))
     assert summer.column("locationID").to_pylist() == ["A"]
@@ -331,7 +338,7 @@ def test_active_cameras_follow_the_window(reader: StoreReader) -> None:
 
 
 def test_overview_reports_latest_run_and_date_bounds(reader: StoreReader) -> None:
-    with reader.connect() as con:
+    with connect(reader) as con:
         overview = survey_overview(con)
     assert overview.model_name == "head-v2"
     assert overview.leopard_threshold == pytest.approx(0.65)
@@ -342,12 +349,12 @@ def test_overview_reports_latest_run_and_date_bounds(reader: StoreReader) -> Non
 def test_demo_runs_are_flagged(tmp_path: Path) -> None:
     runs = [run_row("demo-seed7", datetime(2024, 1, 1, tzinfo=UTC), "demo", "simulated", 0.5)]
     reader = StoreReader(write_survey(tmp_path, runs=runs))
-    with reader.connect() as con:
+    with connect(reader) as con:
         assert survey_overview(con).is_demo
 
 
 def test_image_source_only_knows_images_in_the_store(reader: StoreReader) -> None:
-    with reader.connect() as con:
+    with connect(reader) as con:
         known = image_source(con, "img-C-2023-20230305T040000")
         unknown = image_source(con, "../../etc/passwd")
     assert known is not None and known.file_path.endswith("img-C-2023-20230305T040000.jpg")
@@ -358,13 +365,13 @@ def test_image_source_only_knows_images_in_the_store(reader: StoreReader) -> Non
 def test_rewritten_store_is_seen_by_the_next_query(tmp_path: Path) -> None:
     out = write_survey(tmp_path)
     reader = StoreReader(out)
-    with reader.connect() as con:
-        before = by_cell(hexagon_summary(con, Filters(resolution=7), GAP))[cell("B")]["events"]
+    with connect(reader) as con:
+        before = by_cell(layer_summary(con, Filters(resolution=7), GAP))[cell("B")]["events"]
     old_version = reader.version()
     write_survey(out, [*BURST_ROWS, burst("B-2023", datetime(2024, 2, 1, 5, 0), 0.97)])
     assert reader.version() != old_version
-    with reader.connect() as con:
-        after = by_cell(hexagon_summary(con, Filters(resolution=7), GAP))[cell("B")]["events"]
+    with connect(reader) as con:
+        after = by_cell(layer_summary(con, Filters(resolution=7), GAP))[cell("B")]["events"]
     assert (before, after) == (2, 3)
 
 
@@ -372,8 +379,9 @@ def test_cursor_open_during_a_rewrite_keeps_its_snapshot(tmp_path: Path) -> None
     out = write_survey(tmp_path)
     reader = StoreReader(out)
     con = reader.connect()
+    analysis.attach(con, analysis.GAPS.empty_table(), None)
     write_survey(out, [*BURST_ROWS, burst("B-2023", datetime(2024, 2, 1, 5, 0), 0.97)])
-    rows = by_cell(hexagon_summary(con, Filters(resolution=7), GAP))
+    rows = by_cell(layer_summary(con, Filters(resolution=7), GAP))
     con.close()
     assert rows[cell("B")]["events"] == 2
 
