@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dashboard import Settings, create_app
-from dashboard.server import make_server
+from dashboard.server import make_server, serve_until_stopped
 from pipeline.errors import UnciaError
 from pipeline.store import StorePaths
 
@@ -42,10 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     server = make_server(app, args.host, args.port)  # waitress, not Flask's development server
     print(f"Uncia dashboard on http://{args.host}:{server.port}/ (data: {data_dir})", flush=True)
-    try:
-        server.run()
-    finally:
-        server.close()
+    serve_until_stopped(app, server)  # Ctrl-C or SIGTERM
+    print("uncia: dashboard stopped", file=sys.stderr)
     return 0
 
 

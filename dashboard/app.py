@@ -148,3 +148,10 @@ def create_app(settings: Settings) -> dash.Dash:
     app.server.extensions["uncia_warmer"] = warmer
     warmer.start()
     return app
+
+
+def stop_background_work(app: dash.Dash, wait_s: float = 60.0) -> None:
+    """Stop the threads `create_app` started (the store warmer), waiting up to `wait_s`."""
+    warmer = app.server.extensions.get("uncia_warmer")
+    if warmer is not None:
+        warmer.stop(wait_s)

@@ -65,7 +65,10 @@ class _WaitressServer:
         self._server.run()
 
     def close(self) -> None:
+        """Stop listening, then let requests in progress finish (up to 5 s) so that no request
+        thread is inside DuckDB when Python exits."""
         self._server.close()
+        self._server.task_dispatcher.shutdown()
 
 
 class _FlaskServer:
@@ -95,6 +98,27 @@ def make_server(
     except ImportError:
         log.warning("waitress is not installed; using Flask's development server")
         return _FlaskServer(app, host, port, threads)
+
+
+def serve_until_stopped(app: dash.Dash, server: RunningServer) -> None:
+    """Run `server` until Ctrl-C or SIGTERM (docker stop, systemd), then let requests in
+    progress (up to 5 s) and `app`'s store warmer finish: a thread still inside DuckDB when
+    Python exits aborts the process ("terminate called ...")."""
+    from dashboard.app import stop_background_work
+
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        server.run()  # waitress returns on KeyboardInterrupt; Flask's server lets it through
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        stop_background_work(app)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -64,5 +64,11 @@ class StoreWarmer:
             self._thread = threading.Thread(target=self._run, name="uncia-warmup", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wait_s: float = 60.0) -> None:
+        """Stop warming, waiting up to `wait_s` for a warm in progress to finish: a thread
+        still inside DuckDB when Python exits aborts the process ("terminate called...")."""
         self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(wait_s)
+            if self._thread.is_alive():
+                log.warning("the store warmer did not stop within %.0f s", wait_s)

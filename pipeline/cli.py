@@ -211,6 +211,10 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# Commands that skip what an earlier, interrupted run already wrote.
+RESUMABLE_COMMANDS = frozenset({"run", "localize"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -231,7 +235,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"uncia: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("uncia: interrupted; re-run the same command to resume", file=sys.stderr)
+        resumes = args.command in RESUMABLE_COMMANDS
+        print(
+            "uncia: interrupted" + ("; re-run the same command to resume" if resumes else ""),
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -55,7 +55,7 @@ def add_serve_access_options(serve: argparse.ArgumentParser) -> None:
 
 def serve_command(args: argparse.Namespace) -> int:
     from dashboard import create_app
-    from dashboard.server import bind_socket, make_server, serve_in_processes
+    from dashboard.server import bind_socket, make_server, serve_in_processes, serve_until_stopped
     from dashboard.settings import Settings
 
     if not 1 <= args.threads <= 256:
@@ -95,10 +95,8 @@ def serve_command(args: argparse.Namespace) -> int:
         f"(data: {args.data}; {access}; {server.name} server)",
         flush=True,
     )
-    try:
-        server.run()
-    finally:
-        server.close()
+    serve_until_stopped(app, server)
+    print("uncia: dashboard stopped", file=sys.stderr)
     return 0
 
 

@@ -205,6 +205,38 @@ def test_uncia_serve_end_to_end_asks_for_a_password(demo_dir: Path, users_file: 
         proc.wait(timeout=10)
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+@pytest.mark.parametrize("command", [["-m", "pipeline.cli", "serve"], ["app.py"]])
+def test_uncia_serve_and_app_py_stop_cleanly(
+    demo_dir: Path, stop: signal.Signals, command: list[str]
+) -> None:
+    """docker stop / systemd (SIGTERM) and Ctrl-C end the server with status 0 once requests
+    and the store warmer are done; a thread left inside DuckDB at exit aborted the process."""
+    proc = subprocess.Popen(
+        [sys.executable, *command, "--data", str(demo_dir),
+         "--port", str(_free_port()), "--tiles", "none"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A shell running the suite in the background may ignore SIGINT for its children.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/ ", line)
+        assert match, line
+        with urllib.request.urlopen(f"http://127.0.0.1:{match.group(1)}/", timeout=30) as ok:
+            assert ok.status == 200
+        proc.send_signal(stop)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert err.strip().endswith("uncia: dashboard stopped"), err
+    assert "terminate called" not in err and "Traceback" not in err
+
+
 def test_uncia_serve_workers_share_the_port_and_replace_a_dead_one(
     demo_dir: Path, users_file: Path
 ) -> None:
