@@ -143,6 +143,11 @@ def create_app(settings: Settings) -> dash.Dash:
         callback_map=app.callback_map,
     )
     install_callback_cache(app.server, settings.data_dir, app.callback_map, CallbackCache())
+    # Dash registers its component scripts on a process's first request, but marks itself set
+    # up before it has: the parallel first script requests a fresh server (or a new --workers
+    # process) receives found no registered library and answered 500. Setting up now, before
+    # any request, closes that race.
+    app._setup_server()
     ctx.tiles.start_probe()
     warmer = StoreWarmer(ctx, interval_s=settings.refresh_seconds)
     app.server.extensions["uncia_warmer"] = warmer

@@ -8,6 +8,7 @@ pipeline checkpoint replaces the store, by drawing the default view the way a br
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from typing import TYPE_CHECKING
@@ -63,6 +64,9 @@ class StoreWarmer:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="uncia-warmup", daemon=True)
             self._thread.start()
+            # Also when the program ends without stopping the server (a script, a test run):
+            # Python abandoning this thread inside DuckDB at exit aborts the process.
+            atexit.register(self.stop)
 
     def stop(self, wait_s: float = 60.0) -> None:
         """Stop warming, waiting up to `wait_s` for a warm in progress to finish: a thread

@@ -15,10 +15,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -159,6 +161,32 @@ def test_serve_binds_loopback_unless_told_otherwise(demo_dir: Path) -> None:
         assert server.host == "127.0.0.1"
     finally:
         server.close()
+
+
+def test_a_fresh_server_answers_parallel_first_requests_for_its_scripts(demo_dir: Path) -> None:
+    """A new --workers process may first be asked for the page's scripts, all at once, by a
+    browser whose HTML another process served: every one must load (Dash used to answer 500
+    to those that came while its first request was still registering the scripts)."""
+    settings = Settings(data_dir=demo_dir, tiles="none")
+    page = create_app(settings).server.test_client().get("/").get_data(as_text=True)
+    scripts = re.findall(r'<script src="(/_dash-component-suites/[^"]+)"', page)
+    assert len(scripts) >= 5
+    server = make_server(create_app(settings), "127.0.0.1", 0)
+    threading.Thread(target=server.run, daemon=True).start()
+
+    def fetch(path: str) -> int:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=30) as r:
+                return int(r.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    try:
+        with ThreadPoolExecutor(len(scripts)) as pool:
+            statuses = list(pool.map(fetch, scripts))
+    finally:
+        server.close()
+    assert statuses == [200] * len(scripts)
 
 
 def test_uncia_serve_end_to_end_asks_for_a_password(demo_dir: Path, users_file: Path) -> None:
