@@ -16,6 +16,7 @@ import dash
 from dashboard.auth import authenticator_for, install_auth
 from dashboard.callback_cache import CallbackCache, install_callback_cache
 from dashboard.figures import map_style
+from dashboard.page_views import PageViews
 from dashboard.pages import callbacks, hotspots, individuals
 from dashboard.queries import DEFAULT_EVENT_GAP_MINUTES, Overview, StoreReader
 from dashboard.settings import Settings
@@ -85,11 +86,13 @@ class TileSource:
 
 @dataclass(frozen=True)
 class DashboardContext:
-    """What every callback needs: the settings, the store reader and the tile source."""
+    """What every callback needs: the settings, the store reader, the tile source and the
+    page's kept views."""
 
     settings: Settings
     reader: StoreReader
     tiles: TileSource
+    views: PageViews
     url_prefix: str = "/"
 
     def event_gap_minutes(self, overview: Overview) -> float:
@@ -107,6 +110,7 @@ def build_context(settings: Settings, url_prefix: str = "/") -> DashboardContext
         settings=settings,
         reader=StoreReader(settings.data_dir),
         tiles=TileSource(settings.tile_url, settings.tile_probe_timeout_s),
+        views=PageViews(settings.data_dir),
         url_prefix=url_prefix,
     )
 

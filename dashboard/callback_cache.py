@@ -1,10 +1,10 @@
 """A small in-memory cache of callback answers, so many people looking at the same view cost one
 computation: keyed by the user, the data folder's state and the exact request body.
 
-A pipeline checkpoint (the store file is replaced), a review written to the data folder
-(files are renamed into it, which changes the folder's mtime) or a table of `uncia localize` /
-`uncia identify` renamed into DIR/parquet starts a new key space; entries also expire after
-`ttl_s`. Write callbacks (marked with auth.require_role) are never cached.
+A pipeline checkpoint (the store file is replaced), a review or match decision (a file renamed
+into its folder, which changes the folder's mtime) or a table of `uncia localize` /
+`uncia identify` renamed into DIR/parquet starts a new key space (`data_state`); entries also
+expire after `ttl_s`. Write callbacks (marked with auth.require_role) are never cached.
 """
 
 from __future__ import annotations
@@ -54,11 +54,23 @@ class CallbackCache:
                 self._entries.popitem(last=False)
 
 
-def _data_state(data_dir: Path) -> str:
+def data_state(data_dir: Path) -> str:
+    """A signature of what the dashboard reads in `data_dir`: the folder, the store file,
+    DIR/parquet and the two folders of review decisions."""
+    from pipeline import identify_run, reviews
+
     parts = []
-    # DIR/parquet changes when `uncia localize` or `uncia identify` renames a table into it.
+    # DIR/parquet changes when `uncia localize` or `uncia identify` renames a table into it;
+    # a decision is a file renamed into its folder, which changes that folder's mtime.
     paths = StorePaths(data_dir)
-    for path in (data_dir, paths.duckdb, paths.parquet):
+    watched = (
+        data_dir,
+        paths.duckdb,
+        paths.parquet,
+        reviews.reviews_dir(data_dir),
+        identify_run.reviews_dir(data_dir),
+    )
+    for path in watched:
         try:
             st = os.stat(path)
             parts.append(f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}")
@@ -84,7 +96,7 @@ def install_callback_cache(
             return None
         user = current_user()
         digest = hashlib.sha256()
-        for part in (user.name if user else "", _data_state(data_dir), request.path):
+        for part in (user.name if user else "", data_state(data_dir), request.path):
             digest.update(part.encode() + b"\0")
         digest.update(body)
         key = digest.digest()

@@ -1,9 +1,11 @@
 """Prepare each store snapshot before the first visitor asks for it.
 
 A snapshot's first map pays once for its camera gaps, its materialized operating nights and a
-cold DuckDB buffer pool (about a second on a 10-million-row store, bench/dashboard_bench.py).
-`StoreWarmer` pays that in a background thread when the server starts and again whenever a
-pipeline checkpoint replaces the store, by drawing the default view the way a browser would.
+cold DuckDB buffer pool (about a second on a 10-million-row store, bench/dashboard_bench.py),
+then each of the page's views costs a few hundred milliseconds more. `StoreWarmer` pays all of
+it in a background thread when the server starts and again whenever a pipeline checkpoint
+replaces the store, by answering the page's views (page_views.py) with the values a browser
+opening the page sends.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 class StoreWarmer:
-    """Draws the default map and series for each new store version, off the request path."""
+    """Answers the page's views for each new store version, off the request path."""
 
     def __init__(self, ctx: DashboardContext, interval_s: float) -> None:
         self.ctx = ctx
@@ -31,23 +33,15 @@ class StoreWarmer:
 
     def warm_once(self) -> bool:
         """Warm the current store version unless done already; True when it did."""
-        from dashboard.pages import callbacks  # the pages import this module's app
+        from dashboard.page_views import starting_values
+        from dashboard.pages import hotspots  # the pages import this module's app
 
         version = self.ctx.reader.version()
         if version is None or version == self.warmed_version:
             return False
-        controls = {
-            "resolution": self.ctx.settings.default_resolution,
-            "start_date": None,
-            "end_date": None,
-            "season": "all",
-            "month_start": None,
-            "month_end": None,
-            "threshold": None,
-        }
-        # The callbacks turn errors into alerts, so a store that cannot be read only logs.
-        callbacks.update_map(self.ctx, version, **controls)
-        callbacks.update_series(self.ctx, version, "month", **controls)
+        # The page's views, answered with what a browser opening the page sends; the callbacks
+        # turn errors into alerts, so a store that cannot be read only logs.
+        self.ctx.views.warm(starting_values(hotspots.layout(self.ctx)))
         self.warmed_version = version
         log.debug("warmed store version %s", version)
         return True

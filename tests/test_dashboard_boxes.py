@@ -219,9 +219,9 @@ def test_thumbnail_and_box_share_the_upright_frame(tmp_path: Path) -> None:
 
 def test_a_new_localizations_table_starts_a_new_callback_cache_key_space(tmp_path: Path) -> None:
     """Answers cached before `uncia localize` ran must not hide its boxes for minutes."""
-    from dashboard.callback_cache import _data_state
+    from dashboard.callback_cache import data_state
 
     out = write_survey(tmp_path / "survey")
-    before = _data_state(out)
+    before = data_state(out)
     write_localizations(out)
-    assert _data_state(out) != before
+    assert data_state(out) != before

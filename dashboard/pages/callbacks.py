@@ -208,6 +208,20 @@ def _bind(fn: Callable[..., Any], ctx: DashboardContext) -> Callable[..., Any]:
     return bound
 
 
+def page_view(
+    app: dash.Dash,
+    ctx: DashboardContext,
+    fn: Callable[..., Any],
+    output: dict[str, Output],
+    inputs: dict[str, Input],
+) -> None:
+    """Register a read-only callback whose answers ctx.views keeps per data state and inputs;
+    the store warmer answers it with the layout's starting values before anyone asks."""
+    sources = {kw: (str(i.component_id), i.component_property) for kw, i in inputs.items()}
+    name = getattr(fn, "__name__", repr(fn))
+    app.callback(output=output, inputs=inputs)(ctx.views.register(name, _bind(fn, ctx), sources))
+
+
 def _filter_inputs() -> dict[str, Input]:
     return {
         "resolution": Input(Ids.RESOLUTION, "value"),
@@ -249,7 +263,10 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         inputs={"season": Input(Ids.SEASON, "value")},
         prevent_initial_call=True,  # the layout starts them in step with its season
     )(toggle_custom_months)
-    app.callback(
+    page_view(
+        app,
+        ctx,
+        update_map,
         output={
             "figure": Output(Ids.MAP, "figure"),
             "rows": Output(Ids.TABLE, "data"),
@@ -266,8 +283,11 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
             "reviews": Input(insights.InsightIds.REVIEWS, "data"),
             **_filter_inputs(),
         },
-    )(_bind(update_map, ctx))
-    app.callback(
+    )
+    page_view(
+        app,
+        ctx,
+        update_series,
         output={
             "figure": Output(Ids.SERIES, "figure"),
             "alert": Output(Ids.SERIES_ALERT, "children"),
@@ -280,7 +300,7 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
             "reviews": Input(insights.InsightIds.REVIEWS, "data"),
             **_filter_inputs(),
         },
-    )(_bind(update_series, ctx))
+    )
     insights.register(app, ctx, _filter_inputs())
 
     def on_pick(click_data: Any, active_cell: Any, resolution: Any) -> str | None:

@@ -435,7 +435,7 @@ def update_insights(
 def register(app: Any, ctx: DashboardContext, filter_inputs: dict[str, Input]) -> None:
     """Wire the insight, gallery, review and export callbacks to `app`."""
     from dashboard.auth import Role, require_role
-    from dashboard.pages.callbacks import _bind, shows_alert
+    from dashboard.pages.callbacks import _bind, page_view, shows_alert
     from dashboard.pages.downloads import build_export
     from dashboard.pages.hotspots import Ids
     from dashboard.pages.review import record_decision, reviewer_name, show_gallery
@@ -452,7 +452,10 @@ def register(app: Any, ctx: DashboardContext, filter_inputs: dict[str, Input]) -
         inputs={"version": version},
         prevent_initial_call=True,
     )(_bind(year_options, ctx))
-    app.callback(
+    page_view(
+        app,
+        ctx,
+        shows_alert("diel", "timeline")(update_insights),
         output={
             "diel": Output(InsightIds.DIEL, "figure"),
             "timeline": Output(InsightIds.TIMELINE, "figure"),
@@ -465,8 +468,11 @@ def register(app: Any, ctx: DashboardContext, filter_inputs: dict[str, Input]) -
             "reviews": reviews,
             **filter_inputs,
         },
-    )(_bind(shows_alert("diel", "timeline")(update_insights), ctx))
-    app.callback(
+    )
+    page_view(
+        app,
+        ctx,
+        shows_alert("title", "cards")(show_gallery),
         output={
             "title": Output(InsightIds.GALLERY_TITLE, "children"),
             "cards": Output(InsightIds.GALLERY, "children"),
@@ -478,7 +484,7 @@ def register(app: Any, ctx: DashboardContext, filter_inputs: dict[str, Input]) -
             "reviews": reviews,
             **filter_inputs,
         },
-    )(_bind(shows_alert("title", "cards")(show_gallery), ctx))
+    )
 
     @require_role(Role.REVIEWER)
     def on_review(clicks: Any, relabel_values: Any, relabel_ids: Any, typed: Any) -> Any:
