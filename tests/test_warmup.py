@@ -11,7 +11,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from dashboard.app import build_context
+from dashboard import create_app
+from dashboard.app import build_context, stop_background_work
 from dashboard.pages import insights
 from dashboard.settings import Settings
 from dashboard.warmup import StoreWarmer
@@ -30,19 +31,26 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_warmer_prepares_each_new_store_version_once(demo_dir: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     shutil.copytree(demo_dir, data)
-    ctx = build_context(Settings(data_dir=data, tiles="none"))
+    app = create_app(Settings(data_dir=data, tiles="none"))  # registers the page's views
+    stop_background_work(app)  # this test drives its own warmer
+    ctx = app.server.extensions["uncia_warmer"].ctx
     warmer = StoreWarmer(ctx, interval_s=60)
     first = ctx.reader.version()
     assert warmer.warm_once() is True
     assert warmer.warmed_version == first
     gaps = insights._GAP_CACHES[ctx.reader]
     assert len(gaps._tables) == 1  # the snapshot's camera gaps are ready before any visitor
+    answered = ctx.views.hits + ctx.views.misses
+    assert answered >= len(ctx.views.views) == 4  # and the page's opening views
     assert warmer.warm_once() is False  # nothing new: no work
+    assert ctx.views.hits + ctx.views.misses == answered
     tables = {name: pq.read_table(store.StorePaths(data).table(name)) for name in TABLES}
     store.write_tables(data, tables)  # a checkpoint replaces the store
     assert ctx.reader.version() != first
+    misses = ctx.views.misses
     assert warmer.warm_once() is True
     assert len(gaps._tables) == 2
+    assert ctx.views.misses == misses + 4  # the new snapshot's views, drawn anew
 
 
 def test_warmer_waits_quietly_for_a_store(tmp_path: Path) -> None:
