@@ -101,8 +101,17 @@ def controls(ctx: DashboardContext, overview: Overview | None) -> html.Div:
     )
     months = [{"label": name, "value": i + 1} for i, name in enumerate(MONTH_NAMES)]
     season = Season.ALL.value
-    # callbacks.toggle_custom_months keeps this in step once the season changes.
-    custom_months_disabled = season != Season.CUSTOM.value
+
+    def month_dropdown(component_id: str, month: int) -> dcc.Dropdown:
+        # callbacks.toggle_custom_months keeps `disabled` in step once the season changes.
+        return dcc.Dropdown(
+            id=component_id,
+            options=months,
+            value=month,
+            clearable=False,
+            disabled=season != Season.CUSTOM.value,
+        )
+
     return html.Div(
         [
             _control(
@@ -140,21 +149,9 @@ def controls(ctx: DashboardContext, overview: Overview | None) -> html.Div:
                 html.Div(
                     [
                         html.Span("from"),
-                        dcc.Dropdown(
-                            id=Ids.MONTH_START,
-                            options=months,
-                            value=11,
-                            clearable=False,
-                            disabled=custom_months_disabled,
-                        ),
+                        month_dropdown(Ids.MONTH_START, 11),
                         html.Span("to"),
-                        dcc.Dropdown(
-                            id=Ids.MONTH_END,
-                            options=months,
-                            value=3,
-                            clearable=False,
-                            disabled=custom_months_disabled,
-                        ),
+                        month_dropdown(Ids.MONTH_END, 3),
                     ],
                     className="months",
                 ),
