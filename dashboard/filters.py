@@ -10,6 +10,8 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+import h3
+
 from pipeline.errors import ConfigError
 from pipeline.schema import H3_RESOLUTIONS
 
@@ -101,6 +103,19 @@ class Filters:
         if self.season is Season.CUSTOM:
             return f"{MONTH_NAMES[self.month_start - 1]}–{MONTH_NAMES[self.month_end - 1]}"
         return SEASON_LABELS[self.season]
+
+
+def parse_hexagon(value: Any) -> str | None:
+    """The picked hexagon: None, or an H3 cell id as the map and the table send it.
+
+    Raises ConfigError for anything else, a request the page itself never makes (the value is
+    not repeated in the message).
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and h3.is_valid_cell(value):
+        return value
+    raise ConfigError("the picked hexagon is not an H3 cell")
 
 
 def parse_filters(

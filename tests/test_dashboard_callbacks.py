@@ -26,7 +26,9 @@ from PIL import Image, ImageStat
 
 from dashboard import Settings, create_app
 from dashboard.app import DashboardContext, TileSource, build_context
-from dashboard.pages import callbacks
+from dashboard.filters import parse_hexagon
+from dashboard.pages import callbacks, insights, review
+from dashboard.pages.callbacks import shows_alert
 from dashboard.pages.hotspots import DEMO_BANNER, NO_STORE, PICK_HEXAGON, Ids, layout
 from pipeline import store
 from pipeline.demo import DemoOptions, build_demo_survey
@@ -132,6 +134,29 @@ def test_bad_control_values_show_an_alert_and_keep_the_figure(ctx: DashboardCont
     assert "start date is after the end date" in texts(out["alert"])
     out = callbacks.update_series(ctx, "v1", "fortnight", **CONTROLS)
     assert "unknown period" in texts(out["alert"])
+
+
+@pytest.mark.parametrize("picked", [True, 12, "not-a-cell", ["862411aafffffff"], {"a": 1}])
+def test_a_picked_value_that_is_no_hexagon_gets_a_plain_alert_in_every_view(
+    ctx: DashboardContext, picked: Any
+) -> None:
+    """The selection store holds what the browser sends; DuckDB once tried to cast the h3
+    column to BOOL for `True` and the page said only that something went wrong."""
+    filters = {k: v for k, v in CONTROLS.items() if k != "period"}
+    answers = [
+        callbacks.update_map(ctx, "v1", selected=picked, **filters),
+        callbacks.update_series(ctx, "v1", "month", selected=picked, **filters),
+        callbacks.show_detections(ctx, picked, "v1", **filters),
+        # as insights.register wraps them for the page
+        shows_alert("diel", "timeline")(insights.update_insights)(
+            ctx, "v1", picked, None, None, **filters
+        ),
+        shows_alert("title", "cards")(review.show_gallery)(ctx, picked, "v1", None, **filters),
+    ]
+    for out in answers:
+        assert "the picked hexagon is not an H3 cell" in texts(out["alert"]), out["alert"]
+    assert parse_hexagon(None) is None and parse_hexagon("") is None
+    assert parse_hexagon("862411aafffffff") == "862411aafffffff"
 
 
 def test_picking_a_hexagon_from_map_dot_or_table() -> None:

@@ -16,7 +16,7 @@ import dash
 from dash import Input, Output, State, no_update
 
 from dashboard import figures, queries
-from dashboard.filters import Filters, Season, parse_filters
+from dashboard.filters import Filters, Season, parse_filters, parse_hexagon
 from dashboard.pages import insights
 from dashboard.pages.hotspots import (
     NO_STORE,
@@ -124,6 +124,7 @@ def update_map(
     """Hotspot map in the chosen mode and layer (the `selected` hexagon outlined), table rows
     with Gi* columns, and a one-line summary; camera gaps are taken out of the effort."""
     view = insights.parse_view(map_mode, layer, year_a, year_b)
+    selected = parse_hexagon(selected)
     with ctx.reader.connect() as con:
         overview = queries.survey_overview(con)
         filters = _filters(overview, controls)
@@ -144,6 +145,7 @@ def update_series(
     """Weekly or monthly bars of independent events of the layer, for the selected hexagon
     (all hexagons when none is selected)."""
     view = insights.parse_view(None, layer)
+    selected = parse_hexagon(selected)
     with ctx.reader.connect() as con:
         overview = queries.survey_overview(con)
         filters = _filters(overview, {**controls, "period": period})
@@ -180,7 +182,8 @@ def show_detections(
 ) -> dict[str, Any]:
     """The selected hexagon's frames at or above the threshold, highest score first, each
     with its latest localization box when `uncia localize` boxed it."""
-    if not hexagon:
+    hexagon = parse_hexagon(hexagon)
+    if hexagon is None:
         return {"title": PICK_HEXAGON, "cards": [], "alert": []}
     limit = ctx.settings.max_detections
     with ctx.reader.connect() as con:

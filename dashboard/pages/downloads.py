@@ -18,6 +18,7 @@ from dashboard.exports import (
     report_html,
     report_pdf,
 )
+from dashboard.filters import parse_hexagon
 from dashboard.pages.insights import hotspot_table, parse_view, prepare
 from dashboard.species import LAYER_LABELS
 from pipeline.reviews import read_reviews, training_labels_csv
@@ -58,6 +59,7 @@ def build_export(
     from dashboard.pages.callbacks import _filters
 
     fmt = ExportFormat(fmt)
+    selected = parse_hexagon(selected)
     view = parse_view(map_mode, layer)
     stamp = datetime.now(UTC)
     if fmt is ExportFormat.LABELS:

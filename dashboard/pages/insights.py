@@ -20,7 +20,7 @@ from dash import ALL, Input, Output, State, dcc, html, no_update
 
 from dashboard import analysis, analysis_figures, figures, queries
 from dashboard.analysis import EffortRules, GapCache
-from dashboard.filters import Filters
+from dashboard.filters import Filters, parse_hexagon
 from dashboard.pages.individuals import individuals_map_outputs
 from dashboard.species import LAYER_LABELS, Layer
 from pipeline.errors import ConfigError, UnciaError
@@ -411,6 +411,7 @@ def update_insights(
     from dashboard.pages.callbacks import _filters
 
     view = parse_view(None, layer)
+    selected = parse_hexagon(selected)
     with ctx.reader.connect() as con:
         overview = queries.survey_overview(con)
         filters = _filters(overview, controls)

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from dash import dcc, html, no_update
 
 from dashboard import analysis, queries
+from dashboard.filters import parse_hexagon
 from dashboard.pages.hotspots import thumbnail
 from dashboard.pages.insights import InsightIds, current_reviews, prepare
 from pipeline.errors import ConfigError
@@ -98,6 +99,8 @@ def show_gallery(
     """Candidate leopard bursts (threshold, window, hexagon), highest score first, the best
     frame's localization box on each thumbnail."""
     from dashboard.pages.callbacks import _filters
+
+    hexagon = parse_hexagon(hexagon)
 
     limit = ctx.settings.max_review_bursts
     with ctx.reader.connect() as con:
