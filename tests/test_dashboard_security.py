@@ -212,11 +212,7 @@ def test_uncia_serve_end_to_end_asks_for_a_password(demo_dir: Path, users_file: 
         text=True,
     )
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/ .*users file; waitress server", line)
-        assert match, line
-        port = int(match.group(1))
+        port = _announced_port(proc, r"users file; waitress server")
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass
         listening = _listening_addresses(port)
@@ -248,11 +244,8 @@ def test_uncia_serve_and_app_py_stop_cleanly(
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/ ", line)
-        assert match, line
-        with urllib.request.urlopen(f"http://127.0.0.1:{match.group(1)}/", timeout=30) as ok:
+        port = _announced_port(proc)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as ok:
             assert ok.status == 200
         proc.send_signal(stop)
         _, err = proc.communicate(timeout=60)
@@ -291,11 +284,7 @@ def test_uncia_serve_workers_share_the_port_and_replace_a_dead_one(
         return True
 
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/ .*waitress server, 2 processes", line)
-        assert match, line
-        port = int(match.group(1))
+        port = _announced_port(proc, r"waitress server, 2 processes")
         assert answers(4)
         first = workers()
         assert len(first) == 2
@@ -319,6 +308,15 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
     except (OSError, IndexError):
         return "gone"
+
+
+def _announced_port(proc: subprocess.Popen[str], then: str = "") -> int:
+    """The loopback port in the first line `uncia serve` prints, checked against `then`."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"http://127\.0\.0\.1:(\d+)/ .*" + then, line)
+    assert match, line
+    return int(match.group(1))
 
 
 def _free_port() -> int:
