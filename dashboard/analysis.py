@@ -8,14 +8,19 @@ latest human decision per burst, from `pipeline.reviews.read_reviews`).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from dashboard.filters import Filters
 from dashboard.species import Layer, labels_of
@@ -23,6 +28,9 @@ from dashboard.stats import DEFAULT_ALPHA, Hotness, gi_star
 from pipeline.bursts import independent_events_sql
 from pipeline.reviews import LEOPARD_LABEL
 from pipeline.schema import REVIEWS, TimeFlag
+from pipeline.store import atomic_write_parquet, decision_lock
+
+log = logging.getLogger(__name__)
 
 GAPS = pa.schema(
     [
@@ -77,14 +85,21 @@ class GapCache:
 
     One caller computes a missing entry while the others wait for it: a page load posts
     several callbacks at once, and each computing the gaps of a new snapshot (0.7 s on the
-    10-million-frame bench store) would multiply the first view's wait.
+    10-million-frame bench store) would multiply the first view's wait. With `shared_folder`
+    (DIR/work/dashboard), the first process to need a snapshot's gaps also writes them there
+    for the others: every `--workers` process and a restarted server then read them (a few
+    milliseconds) instead of computing them again. A folder it cannot write only means each
+    process computes its own.
     """
 
-    def __init__(self, entries: int = 8) -> None:
+    KEEP_SHARED = 4  # gap files of the newest snapshots kept in `shared_folder`
+
+    def __init__(self, entries: int = 8, shared_folder: Path | None = None) -> None:
         self._lock = threading.Lock()
         self._computing = threading.Lock()
         self._entries = entries
         self._tables: OrderedDict[tuple[str | None, int], pa.Table] = OrderedDict()
+        self.shared_folder = shared_folder
 
     def _cached(self, key: tuple[str | None, int]) -> pa.Table | None:
         with self._lock:
@@ -102,12 +117,44 @@ class GapCache:
             table = self._cached(key)  # computed while this caller waited
             if table is not None:
                 return table
-            table = camera_gaps(con, gap_days)
+            table = self._shared(con, version, int(gap_days))
             with self._lock:
                 self._tables[key] = table
                 while len(self._tables) > self._entries:
                     self._tables.popitem(last=False)
         return table
+
+    def _shared(
+        self, con: duckdb.DuckDBPyConnection, version: str | None, gap_days: int
+    ) -> pa.Table:
+        """The gaps from `shared_folder`, computed and written there when absent."""
+        if self.shared_folder is None or version is None:
+            return camera_gaps(con, gap_days)
+        digest = hashlib.sha256(version.encode()).hexdigest()[:16]
+        path = self.shared_folder / f"gaps-{digest}-d{gap_days}.parquet"
+        with contextlib.ExitStack() as held:
+            try:
+                # The folder lock of pipeline.store: the others wait here, then read the file.
+                held.enter_context(decision_lock(self.shared_folder))
+            except OSError as exc:
+                log.info("camera gaps not shared (%s): computing them in this process", exc)
+                return camera_gaps(con, gap_days)
+            if path.exists():
+                try:
+                    return pq.read_table(path).cast(GAPS)
+                except (OSError, pa.ArrowException):
+                    log.warning("unreadable shared camera gaps %s: computing them again", path)
+            table = camera_gaps(con, gap_days)
+            try:
+                atomic_write_parquet(table, path)
+                files = sorted(
+                    self.shared_folder.glob("gaps-*.parquet"), key=lambda p: p.stat().st_mtime
+                )
+                for old in files[: -self.KEEP_SHARED]:
+                    old.unlink(missing_ok=True)
+            except OSError as exc:
+                log.info("camera gaps not shared (%s)", exc)
+            return table
 
 
 _MATERIALIZE_LOCK = threading.Lock()

@@ -7,6 +7,7 @@ Layout of an output folder DIR:
     DIR/work/frames/<run>/part-*.parquet   classified frames, one file per batch (resume source)
     DIR/work/deployments/<run>.parquet     the deployments table each run used
     DIR/work/runs/<run>.json               one record per run
+    DIR/work/dashboard/gaps-*.parquet      camera gaps the dashboard shares between processes
 
 Every file is written to a temporary name and renamed, so a reader (the dashboard) never sees
 a partial file and a killed run loses at most the batch in flight. A re-run skips frames done.
@@ -79,6 +80,11 @@ class StorePaths:
     @property
     def runs(self) -> Path:
         return self.root / "work" / "runs"
+
+    @property
+    def dashboard_cache(self) -> Path:
+        """What a dashboard process works out once per store version for the others."""
+        return self.root / "work" / "dashboard"
 
     def table(self, name: str) -> Path:
         return self.parquet / f"{name}.parquet"

@@ -90,3 +90,71 @@ def test_concurrent_first_views_compute_a_snapshots_gaps_once(
         t.join()
     assert len(calls) == 1 and len(results) == 5
     assert all(r.equals(results[0]) for r in results)
+
+
+def _counting_gaps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    from dashboard import analysis
+
+    calls: list[int] = []
+    real = analysis.camera_gaps
+
+    def counted(con: Any, gap_days: int) -> Any:
+        calls.append(gap_days)
+        return real(con, gap_days)
+
+    monkeypatch.setattr(analysis, "camera_gaps", counted)
+    return calls
+
+
+def test_processes_share_a_snapshots_gaps_through_the_data_folder(
+    demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two GapCaches stand for two --workers processes (or a restart): one computes."""
+    from dashboard import analysis
+
+    calls = _counting_gaps(monkeypatch)
+    reader = build_context(Settings(data_dir=demo_dir, tiles="none")).reader
+    folder = tmp_path / "work" / "dashboard"
+    version = reader.version()
+    with reader.connect() as con:
+        first = analysis.GapCache(shared_folder=folder).get(con, version, 7)
+        second = analysis.GapCache(shared_folder=folder).get(con, version, 7)
+        analysis.GapCache(shared_folder=folder).get(con, version, 3)  # another gap rule
+    assert calls == [7, 3]
+    assert second.equals(first) and first.num_rows > 0
+    assert len(list(folder.glob("gaps-*.parquet"))) == 2
+    assert not list(folder.glob(".*.tmp"))
+
+
+def test_shared_gaps_are_recomputed_when_unreadable_and_kept_for_four_snapshots(
+    demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dashboard import analysis
+
+    calls = _counting_gaps(monkeypatch)
+    reader = build_context(Settings(data_dir=demo_dir, tiles="none")).reader
+    folder = tmp_path / "shared"
+    with reader.connect() as con:
+        expected = analysis.camera_gaps(con, 7)
+        for n in range(6):  # six store versions
+            analysis.GapCache(shared_folder=folder).get(con, f"version-{n}", 7)
+        assert len(list(folder.glob("gaps-*.parquet"))) == analysis.GapCache.KEEP_SHARED
+        newest = max(folder.glob("gaps-*.parquet"), key=lambda p: p.stat().st_mtime)
+        newest.write_bytes(b"not parquet")
+        again = analysis.GapCache(shared_folder=folder).get(con, "version-5", 7)
+    assert again.equals(expected)
+    assert len(calls) == 1 + 6 + 1  # the reference, six versions, the unreadable file
+
+
+def test_a_data_folder_it_cannot_write_means_computing_in_process(
+    demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dashboard import analysis
+
+    calls = _counting_gaps(monkeypatch)
+    reader = build_context(Settings(data_dir=demo_dir, tiles="none")).reader
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    with reader.connect() as con:
+        table = analysis.GapCache(shared_folder=blocked / "dashboard").get(con, reader.version(), 7)
+    assert calls == [7] and table.num_rows > 0

@@ -25,6 +25,7 @@ from dashboard.pages.individuals import individuals_map_outputs
 from dashboard.species import LAYER_LABELS, Layer
 from pipeline.errors import ConfigError, UnciaError
 from pipeline.reviews import read_reviews, reviews_signature
+from pipeline.store import StorePaths
 
 if TYPE_CHECKING:
     from dashboard.app import DashboardContext
@@ -111,7 +112,8 @@ def rules(ctx: DashboardContext) -> EffortRules:
 def prepare(ctx: DashboardContext, con: duckdb.DuckDBPyConnection) -> None:
     """Register this store's camera gaps (cached per store version) and latest reviews."""
     with _GAP_LOCK:
-        cache = _GAP_CACHES.setdefault(ctx.reader, GapCache())
+        shared = StorePaths(ctx.settings.data_dir).dashboard_cache
+        cache = _GAP_CACHES.setdefault(ctx.reader, GapCache(shared_folder=shared))
     gaps = cache.get(con, ctx.reader.version(), ctx.settings.gap_days)
     analysis.attach(
         con, gaps, read_reviews(ctx.settings.data_dir), cache_key=f"g{ctx.settings.gap_days}"
