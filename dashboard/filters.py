@@ -5,6 +5,7 @@ Seasons are month ranges that may wrap across the new year (Winter is November t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -105,6 +106,9 @@ class Filters:
         return SEASON_LABELS[self.season]
 
 
+_CELL_ID = re.compile(r"[0-9a-f]{15}")  # how h3 writes a cell id
+
+
 def parse_hexagon(value: Any) -> str | None:
     """The picked hexagon: None, or an H3 cell id as the map and the table send it.
 
@@ -113,7 +117,8 @@ def parse_hexagon(value: Any) -> str | None:
     """
     if value is None or value == "":
         return None
-    if isinstance(value, str) and h3.is_valid_cell(value):
+    # h3 parses any string as hexadecimal and overflows on some ("-1e309"): check the form first.
+    if isinstance(value, str) and _CELL_ID.fullmatch(value) and h3.is_valid_cell(value):
         return value
     raise ConfigError("the picked hexagon is not an H3 cell")
 

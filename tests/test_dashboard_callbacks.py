@@ -136,7 +136,9 @@ def test_bad_control_values_show_an_alert_and_keep_the_figure(ctx: DashboardCont
     assert "unknown period" in texts(out["alert"])
 
 
-@pytest.mark.parametrize("picked", [True, 12, "not-a-cell", ["862411aafffffff"], {"a": 1}])
+@pytest.mark.parametrize(
+    "picked", [True, 12, "not-a-cell", "-1e309", "862411aafffff", ["862411aafffffff"], {"a": 1}]
+)
 def test_a_picked_value_that_is_no_hexagon_gets_a_plain_alert_in_every_view(
     ctx: DashboardContext, picked: Any
 ) -> None:
