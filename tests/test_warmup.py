@@ -11,9 +11,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from dashboard import create_app
+from dashboard import analysis, create_app
 from dashboard.app import build_context, stop_background_work
 from dashboard.pages import insights
+from dashboard.queries import StoreReader
 from dashboard.settings import Settings
 from dashboard.warmup import StoreWarmer
 from pipeline import store
@@ -63,8 +64,6 @@ def test_concurrent_first_views_compute_a_snapshots_gaps_once(
     demo_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A page load posts several callbacks at once; only one computes the camera gaps."""
-    from dashboard import analysis
-
     calls: list[int] = []
     real = analysis.camera_gaps
 
@@ -92,9 +91,9 @@ def test_concurrent_first_views_compute_a_snapshots_gaps_once(
     assert all(r.equals(results[0]) for r in results)
 
 
-def _counting_gaps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    from dashboard import analysis
-
+@pytest.fixture
+def gap_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The gap_days of every camera_gaps computation from here on."""
     calls: list[int] = []
     real = analysis.camera_gaps
 
@@ -106,55 +105,49 @@ def _counting_gaps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
+@pytest.fixture
+def reader(demo_dir: Path) -> StoreReader:
+    return StoreReader(demo_dir)
+
+
 def test_processes_share_a_snapshots_gaps_through_the_data_folder(
-    demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    reader: StoreReader, gap_calls: list[int], tmp_path: Path
 ) -> None:
     """Two GapCaches stand for two --workers processes (or a restart): one computes."""
-    from dashboard import analysis
-
-    calls = _counting_gaps(monkeypatch)
-    reader = build_context(Settings(data_dir=demo_dir, tiles="none")).reader
     folder = tmp_path / "work" / "dashboard"
     version = reader.version()
     with reader.connect() as con:
         first = analysis.GapCache(shared_folder=folder).get(con, version, 7)
         second = analysis.GapCache(shared_folder=folder).get(con, version, 7)
         analysis.GapCache(shared_folder=folder).get(con, version, 3)  # another gap rule
-    assert calls == [7, 3]
+    assert gap_calls == [7, 3]
     assert second.equals(first) and first.num_rows > 0
     assert len(list(folder.glob("gaps-*.parquet"))) == 2
     assert not list(folder.glob(".*.tmp"))
 
 
 def test_shared_gaps_are_recomputed_when_unreadable_and_kept_for_four_snapshots(
-    demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    reader: StoreReader, gap_calls: list[int], tmp_path: Path
 ) -> None:
-    from dashboard import analysis
-
-    calls = _counting_gaps(monkeypatch)
-    reader = build_context(Settings(data_dir=demo_dir, tiles="none")).reader
     folder = tmp_path / "shared"
     with reader.connect() as con:
         expected = analysis.camera_gaps(con, 7)
         for n in range(6):  # six store versions
             analysis.GapCache(shared_folder=folder).get(con, f"version-{n}", 7)
-        assert len(list(folder.glob("gaps-*.parquet"))) == analysis.GapCache.KEEP_SHARED
-        newest = max(folder.glob("gaps-*.parquet"), key=lambda p: p.stat().st_mtime)
-        newest.write_bytes(b"not parquet")
+        kept = list(folder.glob("gaps-*.parquet"))
+        assert len(kept) == analysis.GapCache.KEEP_SHARED
+        for path in kept:
+            path.write_bytes(b"not parquet")
         again = analysis.GapCache(shared_folder=folder).get(con, "version-5", 7)
     assert again.equals(expected)
-    assert len(calls) == 1 + 6 + 1  # the reference, six versions, the unreadable file
+    assert len(gap_calls) == 1 + 6 + 1  # the reference, six versions, the unreadable file
 
 
 def test_a_data_folder_it_cannot_write_means_computing_in_process(
-    demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    reader: StoreReader, gap_calls: list[int], tmp_path: Path
 ) -> None:
-    from dashboard import analysis
-
-    calls = _counting_gaps(monkeypatch)
-    reader = build_context(Settings(data_dir=demo_dir, tiles="none")).reader
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
     with reader.connect() as con:
         table = analysis.GapCache(shared_folder=blocked / "dashboard").get(con, reader.version(), 7)
-    assert calls == [7] and table.num_rows > 0
+    assert gap_calls == [7] and table.num_rows > 0
