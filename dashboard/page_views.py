@@ -86,12 +86,11 @@ class PageViews:
             with self._lock:
                 self._computing.pop(key).set()
 
-    def warm(self, values: dict[tuple[str, str], Any]) -> int:
+    def warm(self, values: dict[tuple[str, str], Any]) -> None:
         """Answer every view with `values` (component id, property) -> value, as a browser
-        opening the page would ask; returns how many views were answered."""
+        opening the page would ask."""
         for view in self.views.values():
             view.answer(**{kw: values.get(source) for kw, source in view.inputs.items()})
-        return len(self.views)
 
 
 def starting_values(layout: Any) -> dict[tuple[str, str], Any]:

@@ -27,6 +27,7 @@ from PIL import Image, ImageStat
 from dashboard import Settings, create_app
 from dashboard.app import DashboardContext, TileSource, build_context
 from dashboard.filters import parse_hexagon
+from dashboard.page_views import starting_values
 from dashboard.pages import callbacks, insights, review
 from dashboard.pages.callbacks import shows_alert
 from dashboard.pages.hotspots import DEMO_BANNER, NO_STORE, PICK_HEXAGON, Ids, layout
@@ -112,18 +113,10 @@ def test_custom_months_are_enabled_only_for_custom_season() -> None:
 
 def test_layout_starts_the_month_switches_as_the_toggle_would(ctx: DashboardContext) -> None:
     """The toggle does not run when the page opens, so the layout must agree with it."""
-
-    def by_id(node: Any) -> Iterator[Any]:
-        yield node
-        children = getattr(node, "children", None)
-        for child in children if isinstance(children, list) else [children]:
-            if child is not None and not isinstance(child, str):
-                yield from by_id(child)
-
-    found = {n.id: n for n in by_id(layout(ctx)) if isinstance(getattr(n, "id", None), str)}
-    toggled = callbacks.toggle_custom_months(found[Ids.SEASON].value)
-    assert found[Ids.MONTH_START].disabled is toggled["start_disabled"] is True
-    assert found[Ids.MONTH_END].disabled is toggled["end_disabled"] is True
+    found = starting_values(layout(ctx))
+    toggled = callbacks.toggle_custom_months(found[(Ids.SEASON, "value")])
+    assert found[(Ids.MONTH_START, "disabled")] is toggled["start_disabled"] is True
+    assert found[(Ids.MONTH_END, "disabled")] is toggled["end_disabled"] is True
 
 
 def test_bad_control_values_show_an_alert_and_keep_the_figure(ctx: DashboardContext) -> None:
