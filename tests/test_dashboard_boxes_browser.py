@@ -32,6 +32,7 @@ from tests.test_dashboard_browser import (  # noqa: F401 (browser: a shared fixt
     _serve,
     browser,
     click_first_hexagon,
+    open_page,
 )
 
 pytestmark = [
@@ -77,14 +78,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 
 @pytest.fixture
 def page(browser: Any, served: tuple[str, Path]) -> Iterator[Any]:  # noqa: F811 (the fixture)
-    page = browser.new_page(viewport={"width": 1400, "height": 1300})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(served[0])
-    page.wait_for_function(MAP_READY, timeout=30_000)
-    yield page
-    page.close()
-    assert errors == []
+    with open_page(browser, served[0]) as page:
+        yield page
 
 
 def test_clicked_hexagons_frames_show_the_box_where_the_localizer_put_it(page: Any) -> None:

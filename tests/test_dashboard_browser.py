@@ -11,6 +11,7 @@ import logging
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +65,31 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _serve(data_dir: Path, refresh_seconds: float = 5.0) -> tuple[Any, str]:
-    app = create_app(Settings(data_dir=data_dir, tiles="none", refresh_seconds=refresh_seconds))
+def serve_app(app: Any) -> tuple[Any, str]:
+    """Serve `app` (a Dash app) on a free loopback port in a thread; shut the server down."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server("127.0.0.1", 0, app.server, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_port}/"
+
+
+def _serve(data_dir: Path, refresh_seconds: float = 5.0) -> tuple[Any, str]:
+    return serve_app(
+        create_app(Settings(data_dir=data_dir, tiles="none", refresh_seconds=refresh_seconds))
+    )
+
+
+@contextmanager
+def open_page(browser: Any, url: str, **options: Any) -> Iterator[Any]:
+    """A page of `browser` at `url` with its map drawn; no script error may happen on it."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1300}, **options)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    page.wait_for_function(MAP_READY, timeout=30_000)
+    yield page
+    page.close()
+    assert errors == []  # e.g. MapLibre rejecting a style on update: "Map error."
 
 
 @pytest.fixture(scope="module")
@@ -91,14 +111,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any, url: str) -> Iterator[Any]:
-    page = browser.new_page(viewport={"width": 1400, "height": 1300})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(url)
-    page.wait_for_function(MAP_READY, timeout=30_000)
-    yield page
-    page.close()
-    assert errors == []  # e.g. MapLibre rejecting a style on update: "Map error."
+    with open_page(browser, url) as page:
+        yield page
 
 
 def click_first_hexagon(page: Any) -> str:

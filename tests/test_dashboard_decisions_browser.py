@@ -6,8 +6,6 @@ and every export downloaded and read back.
 from __future__ import annotations
 
 import json
-import logging
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,6 @@ from typing import Any
 import duckdb
 import geopandas as gpd
 import pytest
-from werkzeug.serving import make_server
 
 from dashboard import Settings, create_app
 from dashboard.pages.downloads import EXPORT_LABELS, ExportFormat
@@ -28,6 +25,8 @@ from tests.test_dashboard_browser import (
     MAP_READY,
     Z_SUM,
     click_first_hexagon,
+    open_page,
+    serve_app,
 )
 
 pytestmark = [
@@ -42,11 +41,8 @@ TRACE_NAMES = f"() => document.querySelector('{GRAPH}').data.map(t => t.name)"
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     data = tmp_path_factory.mktemp("demo")
     build_demo_survey(data, DemoOptions(n_stations=12, n_years=2, seed=3))
-    app = create_app(Settings(data_dir=data, tiles="none", min_trap_nights=420))
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", 0, app.server, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/", data
+    server, url = serve_app(create_app(Settings(data_dir=data, tiles="none", min_trap_nights=420)))
+    yield url, data
     server.shutdown()
 
 
@@ -56,14 +52,9 @@ def page(served: tuple[str, Path]) -> Iterator[Any]:
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1300}, accept_downloads=True)
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(served[0])
-        page.wait_for_function(MAP_READY, timeout=30_000)
-        yield page
+        with open_page(browser, served[0], accept_downloads=True) as page:
+            yield page
         browser.close()
-        assert errors == []
 
 
 def test_season_filter_and_significance_and_effort_modes(page: Any) -> None:

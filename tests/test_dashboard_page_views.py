@@ -3,7 +3,6 @@ them exactly as the browser opening the page asks (checked in headless Chromium)
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 
 from dashboard import Settings, create_app
 from dashboard.app import stop_background_work
@@ -22,7 +20,12 @@ from dashboard.pages.hotspots import Ids
 from pipeline.demo import DemoOptions, build_demo_survey
 from pipeline.identify_run import record_match_review
 from pipeline.reviews import record_review
-from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, MAP_READY
+from tests.test_dashboard_browser import (  # noqa: F401 (browser: a shared fixture)
+    CHROMIUM,
+    browser,
+    open_page,
+    serve_app,
+)
 
 
 @pytest.fixture(scope="module")
@@ -98,11 +101,11 @@ def test_starting_values_are_the_layouts(demo_dir: Path) -> None:
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make browser)")
 @pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
-def test_the_first_visitor_gets_the_views_the_warmer_drew(demo_dir: Path) -> None:
+def test_the_first_visitor_gets_the_views_the_warmer_drew(
+    demo_dir: Path,
+    browser: Any,  # noqa: F811 (the fixture)
+) -> None:
     """Every view the opening page asks for was answered by the warmer before (no miss)."""
-    from playwright.sync_api import sync_playwright
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = create_app(Settings(data_dir=demo_dir, tiles="none"))
     warmer = app.server.extensions["uncia_warmer"]
     views = warmer.ctx.views
@@ -112,16 +115,10 @@ def test_the_first_visitor_gets_the_views_the_warmer_drew(demo_dir: Path) -> Non
         time.sleep(0.05)
     warmed = views.misses
     assert warmed == len(views.views) == 4  # map, series, diel + timeline, review gallery
-    server = make_server("127.0.0.1", 0, app.server, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server, url = serve_app(app)
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1300})
-            page.goto(f"http://127.0.0.1:{server.server_port}/")
-            page.wait_for_function(MAP_READY, timeout=30_000)
+        with open_page(browser, url) as page:
             page.wait_for_selector("#review-gallery .review-card")
-            browser.close()
     finally:
         server.shutdown()
         stop_background_work(app)
