@@ -24,16 +24,12 @@ from dashboard.pages import callbacks
 from dashboard.pages.review import show_gallery
 from dashboard.queries import StoreReader, hexagon_detections, latest_boxes
 from dashboard.thumbnails import ThumbnailService
-from pipeline import store
 from pipeline.decode import decode_frame
-from pipeline.schema import BURSTS, LOCALIZATIONS, RUNS, conform
+from pipeline.schema import LOCALIZATIONS
 from pipeline.store import StorePaths, atomic_write_parquet
 from tests.test_dashboard_queries import (
-    BURST_ROWS,
     RUNS_ROWS,
     cell,
-    deployments_table,
-    frames_for,
     write_survey,
 )
 from tests.test_dashboard_queries import WHOLE_YEAR_R7 as CONTROLS
@@ -187,22 +183,8 @@ def test_thumbnail_and_box_share_the_upright_frame(tmp_path: Path) -> None:
     exif[0x0112] = 6  # "rotate 90° clockwise to display": upright is portrait
     Image.fromarray(stored).save(path, "JPEG", quality=95, exif=exif)
 
-    detections, images = frames_for(BURST_ROWS)
-    images = pa.Table.from_pylist(
-        [{**r, "file_path": str(path)} if r["image_id"] == A_PLAIN else r
-         for r in images.to_pylist()], schema=images.schema)  # fmt: skip
-    out = tmp_path / "survey"
     runs = [{**r, "images_root": str(images_root)} for r in RUNS_ROWS]
-    store.write_tables(
-        out,
-        {
-            "deployments": deployments_table(),
-            "bursts": conform(pa.Table.from_pylist(BURST_ROWS), BURSTS),
-            "detections": detections,
-            "images": images,
-            "runs": conform(pa.Table.from_pylist(runs), RUNS),
-        },
-    )
+    out = write_survey(tmp_path / "survey", runs=runs, file_paths={A_PLAIN: str(path)})
 
     decoded = decode_frame(path, 224)
     assert decoded.pixels is not None and (decoded.width, decoded.height) == (300, 400)

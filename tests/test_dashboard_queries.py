@@ -175,9 +175,17 @@ RUNS_ROWS = [
 
 
 def write_survey(
-    out_dir: Path, bursts: list[dict[str, Any]] = BURST_ROWS, runs: list[dict] = RUNS_ROWS
+    out_dir: Path,
+    bursts: list[dict[str, Any]] = BURST_ROWS,
+    runs: list[dict] = RUNS_ROWS,
+    file_paths: dict[str, str] | None = None,
 ) -> Path:
+    """The hand-made survey's store in `out_dir`; `file_paths` moves frames (image_id: path)."""
     detections, images = frames_for(bursts)
+    if file_paths:
+        rows = [{**r, "file_path": file_paths.get(r["image_id"], r["file_path"])}
+                for r in images.to_pylist()]  # fmt: skip
+        images = pa.Table.from_pylist(rows, schema=images.schema)
     store.write_tables(
         out_dir,
         {
