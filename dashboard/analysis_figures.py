@@ -17,6 +17,7 @@ from dashboard.figures import (
     Figure,
     _view,
     add_centred_note,
+    constant_colour_trace,
     figure,
     selected_outline,
 )
@@ -35,23 +36,6 @@ CLASS_COLOURS: dict[str, str] = {
     Change.NEITHER: "#f3e3b3",
     Change.TOO_LITTLE: LOW_EFFORT_COLOUR,
 }
-
-
-def _constant_trace(cells: list[str], name: str, colour: str, hover: list[str]) -> dict[str, Any]:
-    return {
-        "type": "choroplethmap",
-        "geojson": cells_geojson(cells),
-        "locations": cells,
-        "z": [1] * len(cells),
-        "featureidkey": "id",
-        "colorscale": [[0, colour], [1, colour]],
-        "showscale": False,
-        "showlegend": True,
-        "name": name,
-        "marker": {"opacity": 0.8, "line": {"width": 0.8, "color": "#5b5340"}},
-        "text": hover,
-        "hovertemplate": "%{text}<extra></extra>",
-    }
 
 
 def _finish(
@@ -110,7 +94,7 @@ def rate_map(summary: pa.Table, style: dict[str, Any], *, selected: str | None =
     ]
     if low:
         traces.append(
-            _constant_trace(
+            constant_colour_trace(
                 [r["hexagon"] for r in low],
                 Hotness.TOO_LITTLE_EFFORT.value,
                 LOW_EFFORT_COLOUR,
@@ -139,7 +123,7 @@ def category_map(
         picked = [(r, h) for r, h in zip(rows, hover, strict=True) if r[column] == cls]
         if picked:
             traces.append(
-                _constant_trace(
+                constant_colour_trace(
                     [r["hexagon"] for r, _ in picked],
                     cls,
                     CLASS_COLOURS.get(cls, "#cccccc"),

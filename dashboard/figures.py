@@ -126,6 +126,26 @@ def _rate_text(rate: float | None) -> str:
     return "–" if rate is None else f"{rate:.2f}"
 
 
+def constant_colour_trace(
+    cells: list[str], name: str, colour: str, hover: list[str], opacity: float = 0.8
+) -> dict[str, Any]:
+    """Hexagons `cells` filled in one `colour`, a legend entry `name`, `hover` text per cell."""
+    return {
+        "type": "choroplethmap",
+        "geojson": cells_geojson(cells),
+        "locations": cells,
+        "z": [1] * len(cells),
+        "featureidkey": "id",
+        "colorscale": [[0, colour], [1, colour]],
+        "showscale": False,
+        "showlegend": True,
+        "name": name,
+        "marker": {"opacity": opacity, "line": {"width": 0.8, "color": "#5b5340"}},
+        "text": hover,
+        "hovertemplate": "%{text}<extra></extra>",
+    }
+
+
 def selected_outline(cell: str) -> dict[str, Any]:
     """A bold line around the selected hexagon, drawn over the map's other traces."""
     outline = cell_outline(cell)

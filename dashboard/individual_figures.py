@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboard.figures import MAP_HEIGHT_PX, _view, add_centred_note, figure, selected_outline
+from dashboard.figures import (
+    MAP_HEIGHT_PX,
+    _view,
+    add_centred_note,
+    constant_colour_trace,
+    figure,
+    selected_outline,
+)
 from pipeline.hexgrid import cells_geojson
 
 NOT_IDENTIFIED = "Run `uncia identify` to see individuals."
@@ -51,18 +58,13 @@ def individuals_map(
     if per_hexagon is None:
         cells = list(working_cells)
         data.append(
-            {
-                "type": "choroplethmap",
-                "geojson": cells_geojson(cells),
-                "locations": cells,
-                "z": [0] * len(cells),
-                "featureidkey": "id",
-                "colorscale": [[0, NO_IDENTIFICATION_COLOUR], [1, NO_IDENTIFICATION_COLOUR]],
-                "showscale": False,
-                "marker": {"opacity": 0.6, "line": {"width": 0.8, "color": "#5b5340"}},
-                "hovertemplate": f"hexagon %{{location}}: {NOT_IDENTIFIED}<extra></extra>",
-                "name": "No identification yet",
-            }
+            constant_colour_trace(
+                cells,
+                "No identification yet",
+                NO_IDENTIFICATION_COLOUR,
+                [f"hexagon {c}: {NOT_IDENTIFIED}" for c in cells],
+                opacity=0.6,
+            )
         )
         notes.append(NOT_IDENTIFIED)
     else:
