@@ -26,7 +26,7 @@ from pipeline.demo import DemoOptions, build_demo_survey
 from pipeline.schema import INDIVIDUALS, LOCALIZATIONS
 from pipeline.store import StorePaths, atomic_write_parquet
 from tests.test_dashboard_browser import (  # noqa: F401 (browser: a shared fixture)
-    CHROMIUM,
+    BROWSER_MARKS,
     GRAPH,
     MAP_READY,
     _serve,
@@ -35,11 +35,7 @@ from tests.test_dashboard_browser import (  # noqa: F401 (browser: a shared fixt
     open_page,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make browser)"),
-    pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning"),
-]
+pytestmark = BROWSER_MARKS
 BOX = (0.25, 0.2, 0.5, 0.6)  # x, y, width, height of the upright frame
 THRESHOLD = 0.5  # the demo run's leopard threshold, where the page starts
 

@@ -51,11 +51,13 @@ MAP_READY = f"""() => {{
 }}"""
 Z_SUM = f"() => document.querySelector('{GRAPH}').data[0].z.reduce((a, b) => a + b, 0)"
 
-pytestmark = [
+# The marks of every module that drives the dashboard in Chromium.
+BROWSER_MARKS = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make browser)"),
     pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning"),
 ]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from dashboard.pages.downloads import EXPORT_LABELS, ExportFormat
 from pipeline.demo import DemoOptions, build_demo_survey
 from pipeline.reviews import read_reviews
 from tests.test_dashboard_browser import (
+    BROWSER_MARKS,
     CHROMIUM,
     CHROMIUM_ARGS,
     GRAPH,
@@ -29,11 +30,7 @@ from tests.test_dashboard_browser import (
     serve_app,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make browser)"),
-    pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning"),
-]
+pytestmark = BROWSER_MARKS
 TRACE_NAMES = f"() => document.querySelector('{GRAPH}').data.map(t => t.name)"
 
 
