@@ -1,18 +1,24 @@
 """Classification stage: pooled features in, a per-frame snow-leopard probability out.
 
+`score_views` scores every view of a frame (pipeline/views.py) and keeps the best one.
+
 `ZeroShotImageNet` needs no training: it reads the backbone's own ImageNet head and reports the
 probability of class 289 ("snow leopard"). A trained head plugs into the same `Classifier` slot.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from pipeline.embed import Backbone
+from pipeline.embedding_cache import embed_pixels
 from pipeline.imagenet import SNOW_LEOPARD_CLASS, imagenet_class_names
+from pipeline.schema import ViewKind
+from pipeline.views import FrameViews
 
 TOP_K = 5
 
@@ -62,3 +68,60 @@ class ZeroShotImageNet:
             top5_labels=[[self.class_names[i] for i in row] for row in top],
             top5_scores=np.take_along_axis(probabilities, top, axis=1).astype(np.float32),
         )
+
+
+@dataclass(frozen=True)
+class BestView:
+    """A frame's score from its best view: what the classifier saw there, and where it was."""
+
+    score: float
+    top5_labels: list[str]
+    top5_scores: list[float]
+    view: ViewKind
+    box: tuple[float, float, float, float]  # left, top, width, height: fractions of the frame
+
+
+def score_views(
+    frames: Sequence[FrameViews],
+    backbone: Backbone,
+    classifier: Classifier,
+    batch_size: int,
+    tta_flip: bool = False,
+) -> list[BestView]:
+    """Score every view of every frame and keep each frame's best view.
+
+    Views of all frames go through the model together in batches of exactly `batch_size`
+    (the last one padded with blank views: oneDNN builds new kernels for every new shape).
+    """
+    if not frames:
+        return []
+    pixels = np.concatenate([f.pixels for f in frames])
+    scores = []
+    for start in range(0, len(pixels), batch_size):
+        chunk = pixels[start : start + batch_size]
+        real = len(chunk)
+        if real < batch_size:
+            blank = np.zeros((batch_size - real, *chunk.shape[1:]), dtype=chunk.dtype)
+            chunk = np.concatenate([chunk, blank])
+        features = embed_pixels(backbone, chunk, tta_flip)
+        scores.append(classifier.score(features[:real]))
+    score = np.concatenate([s.score for s in scores])
+    labels = [row for s in scores for row in s.top5_labels]
+    top5 = np.concatenate([s.top5_scores for s in scores])
+    best: list[BestView] = []
+    start = 0
+    for frame in frames:
+        stop = start + len(frame.pixels)
+        i = start + int(np.argmax(score[start:stop]))  # ties: the earliest, the whole frame
+        box = frame.boxes[i - start]
+        best.append(
+            BestView(
+                score=float(score[i]),
+                top5_labels=list(labels[i]),
+                top5_scores=[float(x) for x in top5[i]],
+                view=frame.kinds[i - start],
+                box=(float(box[0]), float(box[1]), float(box[2]), float(box[3])),
+            )
+        )
+        start = stop
+    return best

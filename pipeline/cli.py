@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "bf16", "fp32"),
         help="default auto: bf16 where the CPU or GPU supports it",
     )
+    run.add_argument(
+        "--runtime",
+        choices=("auto", "torch", "openvino"),
+        help="default auto: OpenVINO on a CPU where it is installed, else torch",
+    )
     run.add_argument("--input-size", type=int, help="model input side in pixels (default 224)")
     run.add_argument(
         "--burst-gap",
@@ -111,7 +116,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="leopard bursts this far apart are independent events (30)",
     )
     run.add_argument(
-        "--threshold", type=float, help="leopard score threshold, the dashboard's default (0.5)"
+        "--threshold",
+        type=float,
+        help="leopard score threshold, the dashboard's default (0.15 with tiles, 0.5 whole)",
+    )
+    run.add_argument(
+        "--views",
+        choices=("tiles+motion", "tiles", "whole"),
+        help="what of each frame is scored: tiles+motion (default), tiles, or the whole frame",
+    )
+    run.add_argument(
+        "--tile-grid",
+        metavar="CxR[,CxR]",
+        help="tile grids, columns x rows (default 4x3)",
+    )
+    run.add_argument(
+        "--tile-overlap", type=float, metavar="FRACTION", help="tile overlap (default 0.25)"
+    )
+    run.add_argument(
+        "--working-side",
+        type=int,
+        metavar="PX",
+        help="long side of the decode tiles are cut from (default 960)",
+    )
+    run.add_argument(
+        "--motion-regions",
+        type=int,
+        metavar="N",
+        help="most motion crops per frame of a burst (default 2)",
     )
     run.add_argument(
         "--checkpoint-seconds", type=float, help="rebuild the tables this often while running (60)"

@@ -17,13 +17,27 @@ from typing import Any
 
 from pipeline.bursts import BurstOptions
 from pipeline.errors import ConfigError
-from pipeline.schema import BurstAggregation
+from pipeline.schema import BurstAggregation, ViewMode
+from pipeline.views import (
+    DEFAULT_GRIDS,
+    DEFAULT_MOTION_REGIONS,
+    DEFAULT_OVERLAP,
+    DEFAULT_WORKING_SIDE,
+    ViewOptions,
+    format_grids,
+)
 
 BACKBONE_CHOICES = ("resnet50", "efficientnet_lite0")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 PRECISION_CHOICES = ("auto", "bf16", "fp32")
+RUNTIME_CHOICES = ("auto", "torch", "openvino")
 ENGINE_CHOICES = ("local", "spark")
 ENV_PREFIX = "UNCIA_"
+# The zero-shot threshold of each view mode, chosen on real frames (docs/views.md): with tiles,
+# 0.15 keeps 14 of the 18 development leopard frames (78%) and flags none of the 2 empty
+# frames of that scene nor any of 104 non-cat camera-trap pictures. Whole-frame scoring keeps
+# its old 0.5. A trained head (--model) brings its own threshold.
+ZERO_SHOT_THRESHOLDS = {ViewMode.WHOLE: 0.5, ViewMode.TILES: 0.15, ViewMode.TILES_MOTION: 0.15}
 
 
 @dataclass(frozen=True)
@@ -39,11 +53,12 @@ class RunOptions:
     workers: int = 2
     device: str = "auto"
     precision: str = "auto"
+    runtime: str = "auto"
     input_size: int = 224
     burst_gap_seconds: float = 60.0
     aggregation: str = BurstAggregation.MAX.value
     event_gap_minutes: float = 30.0
-    threshold: float = 0.5
+    threshold: float | None = None  # None: ZERO_SHOT_THRESHOLDS of the view mode
     checkpoint_seconds: float = 60.0
     strict: bool = False
     progress: bool = True
@@ -51,8 +66,16 @@ class RunOptions:
     spark_master: str = "local[2]"
     model_dir: Path | None = None  # a head from `uncia train`; None: zero-shot ImageNet
     tta_flip: bool = False
+    views: str = ViewMode.TILES_MOTION.value
+    tile_grid: str = format_grids(DEFAULT_GRIDS)
+    tile_overlap: float = DEFAULT_OVERLAP
+    working_side: int = DEFAULT_WORKING_SIDE
+    motion_regions: int = DEFAULT_MOTION_REGIONS
 
     def __post_init__(self) -> None:
+        view_options = self.view_options()  # validates the view settings
+        if self.threshold is None:
+            object.__setattr__(self, "threshold", ZERO_SHOT_THRESHOLDS[view_options.mode])
         if self.backbone not in BACKBONE_CHOICES:
             raise ConfigError(f"backbone must be one of {BACKBONE_CHOICES}, got {self.backbone!r}")
         if self.device not in DEVICE_CHOICES:
@@ -61,6 +84,8 @@ class RunOptions:
             raise ConfigError(f"engine must be one of {ENGINE_CHOICES}, got {self.engine!r}")
         if self.engine == "spark" and (self.model_dir is not None or self.tta_flip):
             raise ConfigError("--model and --tta-flip work with --engine local only, for now")
+        if self.runtime not in RUNTIME_CHOICES:
+            raise ConfigError(f"runtime must be one of {RUNTIME_CHOICES}, got {self.runtime!r}")
         if self.precision not in PRECISION_CHOICES:
             raise ConfigError(f"precision must be one of {PRECISION_CHOICES}")
         if self.aggregation not in {a.value for a in BurstAggregation}:
@@ -71,11 +96,20 @@ class RunOptions:
             raise ConfigError(f"batch size must be 1..4096, got {self.batch_size}")
         if not 1 <= self.workers <= 256:
             raise ConfigError(f"workers must be 1..256, got {self.workers}")
-        if not 0.0 <= self.threshold <= 1.0:
+        if not 0.0 <= self.threshold <= 1.0:  # type: ignore[operator]
             raise ConfigError(f"threshold must be within 0..1, got {self.threshold}")
         if not 32 <= self.input_size <= 1024:
             raise ConfigError(f"input size must be 32..1024, got {self.input_size}")
         self.burst_options()  # validates the gaps
+
+    def view_options(self) -> ViewOptions:
+        return ViewOptions(
+            mode=self.views,  # type: ignore[arg-type]
+            grids=self.tile_grid,  # type: ignore[arg-type]
+            overlap=self.tile_overlap,
+            working_side=self.working_side,
+            motion_regions=self.motion_regions,
+        )
 
     def burst_options(self) -> BurstOptions:
         return BurstOptions(
@@ -100,6 +134,7 @@ def _coerce(name: str, value: Any, target: Any) -> Any:
     if value is None:
         return None
     text_type = target if isinstance(target, str) else getattr(target, "__name__", str(target))
+    text_type = text_type.replace(" | None", "")
     try:
         if "Path" in text_type:
             return Path(value)

@@ -36,6 +36,8 @@ class DecodedFrame:
 
     `width`/`height` are the original size after EXIF orientation; `pixels` is the whole frame
     squeezed to (size, size) with no crop, so an animal at the edge of the frame is kept.
+    `working` is the upright frame at the larger size tiles are cut from (pipeline/views.py),
+    when one was asked for.
     """
 
     pixels: np.ndarray | None
@@ -45,12 +47,20 @@ class DecodedFrame:
     exif_datetime: str | None
     exif_offset: str | None
     failure: str | None
+    working: np.ndarray | None = None
 
 
 def decode_frame(
-    path: str | os.PathLike[str], size: int = 224, max_pixels: int = 250_000_000
+    path: str | os.PathLike[str],
+    size: int = 224,
+    max_pixels: int = 250_000_000,
+    working_side: int | None = None,
 ) -> DecodedFrame:
     """Decode the image at `path` into a uint8 (size, size, 3) RGB array.
+
+    With `working_side`, the frame is also kept upright at the smallest DCT scale whose long
+    side is at least `working_side` px (other formats are reduced to about that size), and the
+    (size, size) array is made from it: one decode serves the whole frame and its tiles.
 
     Takes any format Pillow knows, sniffed from the content (a PNG named .jpg is fine), and
     refuses headers claiming more than `max_pixels` before allocating anything. Returns a
@@ -82,18 +92,33 @@ def decode_frame(
         exif_datetime, exif_offset, orientation = _read_exif(image)
         swapped = orientation in _SWAPPING_ORIENTATIONS
         width, height = (full_height, full_width) if swapped else (full_width, full_height)
+        draft = _draft_size(full_width, full_height, size, working_side)
         if isinstance(image, JpegImagePlugin.JpegImageFile):  # MPO files are JPEGs too
-            # DCT scaling: decodes at 1/2, 1/4 or 1/8 size, keeping both sides >= size.
-            image.draft("RGB", (size, size))
+            # DCT scaling: decodes at 1/2, 1/4 or 1/8 size, keeping both sides >= draft.
+            image.draft("RGB", draft)
         image.load()
         upright = ImageOps.exif_transpose(image) if orientation != 1 else image
         rgb = _to_rgb(upright)
+        if working_side is not None and max(rgb.size) >= 2 * max(draft):
+            # Not DCT-scaled (PNG, TIFF...): shrink by an integer factor first, cheaply.
+            rgb = rgb.reduce(max(rgb.size) // max(draft))
         pixels = np.asarray(rgb.resize((size, size), Image.Resampling.BILINEAR))
+        working = np.asarray(rgb) if working_side is not None else None
     except Exception as exc:  # any decoder failure is this file's problem, not the run's
         return DecodedFrame(
             None, width, height, sha256, exif_datetime, exif_offset, _describe_failure(exc)
         )
-    return DecodedFrame(pixels, width, height, sha256, exif_datetime, exif_offset, None)
+    return DecodedFrame(pixels, width, height, sha256, exif_datetime, exif_offset, None, working)
+
+
+def _draft_size(width: int, height: int, size: int, working_side: int | None) -> tuple[int, int]:
+    """The smallest (width, height) the decoder may scale a stored frame down to."""
+    if working_side is None:
+        return (size, size)
+    shrink = max(width, height) / working_side
+    if shrink <= 1:
+        return (width, height)
+    return (max(size, int(width / shrink)), max(size, int(height / shrink)))
 
 
 def parse_exif_datetime(

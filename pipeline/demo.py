@@ -23,7 +23,15 @@ import pyarrow as pa
 from pipeline import __version__, store
 from pipeline.bursts import BurstOptions
 from pipeline.hexgrid import add_cell_columns
-from pipeline.schema import DEPLOYMENTS, FRAME_RESULTS, ImageStatus, RunKind, RunStatus, TimeFlag
+from pipeline.schema import (
+    DEPLOYMENTS,
+    FRAME_RESULTS,
+    VIEW_FIELDS,
+    ImageStatus,
+    RunKind,
+    RunStatus,
+    TimeFlag,
+)
 
 # Tost Uul, South Gobi: the Snow Leopard Trust's long-term study area.
 TOST_BOUNDS = {"lat": (43.02, 43.30), "lng": (100.30, 101.15)}
@@ -215,6 +223,8 @@ def _build_demo_survey_locked(out_dir: Path, opts: DemoOptions) -> dict[str, int
                 "model_name": [None if b else DEMO_MODEL for b in broken],
                 "backbone": [None if b else DEMO_MODEL for b in broken],
                 "weights_sha256": [None if b else "simulated" for b in broken],
+                # Simulated frames have no pixels, so no view found the animal anywhere.
+                **{f.name: pa.nulls(n, f.type) for f in VIEW_FIELDS},
             }
         )
         store.write_frame_part(out_dir, run_id, part.cast(FRAME_RESULTS))

@@ -23,7 +23,7 @@ import pyarrow.dataset as ds
 from tqdm import tqdm
 
 from pipeline.decode import DecodedFrame, decode_frame
-from pipeline.embed import Backbone
+from pipeline.embed import FEATURE_VERSION, Backbone
 from pipeline.schema import EMBEDDINGS
 from pipeline.store import atomic_write_parquet
 
@@ -58,8 +58,6 @@ class Embedded:
         return sum(f is not None for f in self.failure)
 
 
-# Bump when Backbone.embed's numbers change for the same weights (v2: BatchNorm folded).
-FEATURE_VERSION = 2
 
 
 class EmbeddingCache:

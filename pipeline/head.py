@@ -156,9 +156,11 @@ def load_model(model_dir: str | os.PathLike[str]) -> TrainedModel:
 
 
 def model_run_defaults(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The `uncia run` options a model folder implies: its backbone and its threshold."""
+    """The `uncia run` options a model folder implies: its backbone, its threshold, and the
+    views it was trained on (whole frames for a head trained before views existed)."""
     model = load_model(model_dir)
-    return {"backbone": model.backbone, "threshold": model.threshold}
+    views = model.card.get("views") or {"views": "whole"}
+    return {"backbone": model.backbone, "threshold": model.threshold, **views}
 
 
 class TrainedHead:

@@ -23,15 +23,30 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 from pipeline import __version__, store
-from pipeline.classify import Classifier, ZeroShotImageNet
+from pipeline.classify import BestView, Classifier, ZeroShotImageNet, score_views
 from pipeline.clock import correct_capture_time
 from pipeline.config import RunOptions
 from pipeline.decode import DecodedFrame, decode_frame, parse_exif_datetime
 from pipeline.discover import discover_frames, read_deployments
 from pipeline.embed import Backbone, load_backbone
-from pipeline.embedding_cache import embed_pixels
 from pipeline.head import TrainedHead, load_model
-from pipeline.schema import FRAME_RESULTS, ImageStatus, RunKind, RunStatus, TimeFlag
+from pipeline.schema import (
+    FRAME_RESULTS,
+    ImageStatus,
+    RunKind,
+    RunStatus,
+    TimeFlag,
+    ViewKind,
+    ViewMode,
+)
+from pipeline.views import (
+    FrameViews,
+    MotionCandidate,
+    ViewOptions,
+    cut_views,
+    motion_boxes,
+    motion_groups,
+)
 
 PREFETCH_BATCHES = 2
 
@@ -82,11 +97,13 @@ def _decode_ahead(
     frames: pa.Table, options: RunOptions, pool: ThreadPoolExecutor
 ) -> Iterator[tuple[pa.Table, list[DecodedFrame]]]:
     """Yield (batch rows, decoded frames), decoding up to PREFETCH_BATCHES batches ahead."""
+    views = options.view_options()
+    working_side = views.working_side if views.tiled else None
     pending: deque[tuple[pa.Table, list[Future[DecodedFrame]]]] = deque()
     for start in range(0, frames.num_rows, options.batch_size):
         batch = frames.slice(start, options.batch_size)
         futures = [
-            pool.submit(decode_frame, p, options.input_size)
+            pool.submit(decode_frame, p, options.input_size, working_side=working_side)
             for p in batch.column("file_path").to_pylist()
         ]
         pending.append((batch, futures))
@@ -98,6 +115,9 @@ def _decode_ahead(
         yield rows, [f.result() for f in futs]
 
 
+WHOLE_FRAME = ViewOptions(mode=ViewMode.WHOLE)
+
+
 def classify_batch(
     rows: pa.Table,
     decoded: list[DecodedFrame],
@@ -107,28 +127,19 @@ def classify_batch(
     run_id: str,
     pad_to: int | None = None,
     tta_flip: bool = False,
+    views: ViewOptions = WHOLE_FRAME,
+    burst_gap_seconds: float = 60.0,
 ) -> pa.Table:
     """Score one decoded batch; return its FRAME_RESULTS rows (failures included).
 
-    `tta_flip` averages each frame's features with its mirror image's before scoring.
+    Each frame is scored on its `views` (pipeline/views.py) and keeps its best view's score
+    and box; motion views come from bursts found within the batch (frames of one deployment
+    at most `burst_gap_seconds` apart). `tta_flip` averages each view's features with its
+    mirror image's before scoring.
 
-    `pad_to` pads the model batch with blank frames to a fixed size: oneDNN builds new bf16
+    `pad_to` pads the model batch with blank views to a fixed size: oneDNN builds new bf16
     kernels for every new batch shape (up to a second each), so fixed shapes are faster.
     """
-    ok = [i for i, d in enumerate(decoded) if d.pixels is not None]
-    scores: dict[int, tuple[float, list[str], list[float]]] = {}
-    if ok:
-        pixels = np.stack([decoded[i].pixels for i in ok])  # type: ignore[misc]
-        if pad_to and len(ok) < pad_to:
-            blank = np.zeros((pad_to - len(ok), *pixels.shape[1:]), dtype=pixels.dtype)
-            pixels = np.concatenate([pixels, blank])
-        result = classifier.score(embed_pixels(backbone, pixels, tta_flip)[: len(ok)])
-        for j, i in enumerate(ok):
-            scores[i] = (
-                float(result.score[j]),
-                list(result.top5_labels[j]),
-                [float(x) for x in result.top5_scores[j]],
-            )
     records = []
     for i, row in enumerate(rows.to_pylist()):
         frame = decoded[i]
@@ -146,7 +157,6 @@ def classify_batch(
             dep["deploymentStart"] if dep else None,
             dep["deploymentEnd"] if dep else None,
         )
-        score = scores.get(i) if failure is None else None
         records.append(
             {
                 "image_id": row["image_id"],
@@ -162,17 +172,82 @@ def classify_batch(
                 "captured_at": captured_at,
                 "utc_offset_minutes": utc_offset,
                 "time_flag": flag.value,
-                "status": (ImageStatus.OK if score else ImageStatus.FAILED).value,
+                "status": ImageStatus.FAILED.value,
                 "failure": failure,
-                "score": score[0] if score else None,
-                "top5_labels": score[1] if score else None,
-                "top5_scores": score[2] if score else None,
-                "model_name": classifier.name if score else None,
-                "backbone": backbone.name if score else None,
-                "weights_sha256": backbone.weights_sha256 if score else None,
             }
         )
+    ok = [i for i, r in enumerate(records) if r["failure"] is None]
+    for i, best in zip(
+        ok,
+        _best_views(
+            records, decoded, ok, backbone, classifier, pad_to, tta_flip, views, burst_gap_seconds
+        ),
+        strict=True,
+    ):
+        records[i].update(
+            status=ImageStatus.OK.value,
+            score=best.score,
+            top5_labels=best.top5_labels,
+            top5_scores=best.top5_scores,
+            model_name=classifier.name,
+            backbone=backbone.name,
+            weights_sha256=backbone.weights_sha256,
+            view=best.view.value,
+            view_box_x=best.box[0],
+            view_box_y=best.box[1],
+            view_box_width=best.box[2],
+            view_box_height=best.box[3],
+        )
     return pa.Table.from_pylist(records, schema=FRAME_RESULTS)
+
+
+def _best_views(
+    records: list[dict[str, Any]],
+    decoded: list[DecodedFrame],
+    ok: list[int],
+    backbone: Backbone,
+    classifier: Classifier,
+    pad_to: int | None,
+    tta_flip: bool,
+    views: ViewOptions,
+    burst_gap_seconds: float,
+) -> list[BestView]:
+    """The best view of each frame in `ok` (indices into `decoded`), in that order."""
+    if not ok:
+        return []
+    size = backbone.input_size
+    if not views.tiled or any(decoded[i].working is None for i in ok):
+        cut = [_whole_view(decoded[i]) for i in ok]
+    else:
+        motion: list[list[tuple[float, float, float, float]]] = [[] for _ in ok]
+        if views.motion:
+            candidates = [
+                MotionCandidate(
+                    records[i]["deploymentID"], records[i]["captured_at"], decoded[i].working
+                )
+                for i in ok
+            ]
+            for group in motion_groups(candidates, burst_gap_seconds):
+                boxes = motion_boxes(
+                    [decoded[ok[j]].working for j in group],  # type: ignore[misc]
+                    views.motion_regions,
+                )
+                for j, found in zip(group, boxes, strict=True):
+                    motion[j] = found
+        cut = [
+            cut_views(decoded[i].working, views, size, motion[k])  # type: ignore[arg-type]
+            for k, i in enumerate(ok)
+        ]
+    return score_views(cut, backbone, classifier, pad_to or len(ok), tta_flip)
+
+
+def _whole_view(frame: DecodedFrame) -> FrameViews:
+    """The whole frame as its only view (the decoder already squeezed it to the input size)."""
+    return FrameViews(
+        pixels=frame.pixels[np.newaxis],  # type: ignore[index]
+        boxes=np.array([[0.0, 0.0, 1.0, 1.0]], dtype=np.float32),
+        kinds=(ViewKind.WHOLE,),
+    )
 
 
 def classify_locally(
@@ -195,6 +270,8 @@ def classify_locally(
                 run_id,
                 pad_to=options.batch_size,
                 tta_flip=options.tta_flip,
+                views=options.view_options(),
+                burst_gap_seconds=options.burst_gap_seconds,
             )
 
 
@@ -350,4 +427,5 @@ def _load_backbone(options: RunOptions) -> Backbone:
         weights=options.weights,
         device=options.device,
         precision=options.precision,
+        runtime=options.runtime,
     )

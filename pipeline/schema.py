@@ -37,6 +37,22 @@ class BurstAggregation(StrEnum):
     NOISY_OR = "noisy_or"
 
 
+class ViewMode(StrEnum):
+    """Which views of a frame are scored (pipeline/views.py, docs/views.md)."""
+
+    WHOLE = "whole"  # the whole frame squeezed to the model's input
+    TILES = "tiles"  # the whole frame and overlapping tiles of a larger decode
+    TILES_MOTION = "tiles+motion"  # those, and crops of what moves within a burst
+
+
+class ViewKind(StrEnum):
+    """What the best-scoring view of a frame was."""
+
+    WHOLE = "whole"
+    TILE = "tile"
+    MOTION = "motion"
+
+
 class RunStatus(StrEnum):
     RUNNING = "running"
     FINISHED = "finished"
@@ -87,6 +103,16 @@ IMAGES = pa.schema(
     ]
 )
 
+# The view that gave a frame its score, and where it lies: a first, coarse box (fractions of the
+# upright frame, the `localizations` convention). Null for frames scored before views existed.
+VIEW_FIELDS = [
+    pa.field("view", pa.string()),
+    pa.field("view_box_x", pa.float32()),
+    pa.field("view_box_y", pa.float32()),
+    pa.field("view_box_width", pa.float32()),
+    pa.field("view_box_height", pa.float32()),
+]
+
 # What the classify stage adds to an image row; written per batch, the resume source.
 SCORE_FIELDS = [
     pa.field("score", pa.float32()),
@@ -95,6 +121,7 @@ SCORE_FIELDS = [
     pa.field("model_name", pa.string()),
     pa.field("backbone", pa.string()),
     pa.field("weights_sha256", pa.string()),
+    *VIEW_FIELDS,
 ]
 FRAME_RESULTS = pa.schema([*IMAGES, *SCORE_FIELDS])
 
@@ -117,6 +144,7 @@ DETECTIONS = pa.schema(
         pa.field("backbone", pa.string(), nullable=False),
         pa.field("weights_sha256", pa.string(), nullable=False),
         pa.field("file_path", pa.string(), nullable=False),
+        *VIEW_FIELDS,
         *_h3_fields,
     ]
 )

@@ -22,6 +22,7 @@ import pyarrow as pa
 from pipeline.config import RunOptions
 from pipeline.errors import ConfigError
 from pipeline.schema import FRAME_RESULTS, conform
+from pipeline.views import ViewOptions
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -52,6 +53,8 @@ class WorkerConfig:
     run_id: str
     torch_threads: int
     deployments: dict[str, dict[str, Any]]
+    views: ViewOptions
+    burst_gap_seconds: float
 
 
 def _worker_model(cfg: WorkerConfig) -> tuple[Backbone, Classifier]:
@@ -78,7 +81,11 @@ def classify_partition(
     backbone, classifier = _worker_model(cfg)
     for batch in batches:
         rows = pa.Table.from_batches([batch])
-        decoded = [decode_frame(p, cfg.input_size) for p in rows.column("file_path").to_pylist()]
+        working_side = cfg.views.working_side if cfg.views.tiled else None
+        decoded = [
+            decode_frame(p, cfg.input_size, working_side=working_side)
+            for p in rows.column("file_path").to_pylist()
+        ]
         part = classify_batch(
             rows,
             decoded,
@@ -87,6 +94,8 @@ def classify_partition(
             classifier,
             cfg.run_id,
             pad_to=cfg.batch_size,
+            views=cfg.views,
+            burst_gap_seconds=cfg.burst_gap_seconds,
         )
         yield from part.to_batches()
 
@@ -149,6 +158,8 @@ def classify_on_spark(
         run_id=run_id,
         torch_threads=task_cpus,
         deployments=deployments,
+        views=options.view_options(),
+        burst_gap_seconds=options.burst_gap_seconds,
     )
     print(
         f"spark engine: master {options.spark_master}, {parallelism} task slot(s), "
@@ -161,6 +172,12 @@ def classify_on_spark(
     for start in range(0, work.num_rows, chunk):
         piece = work.slice(start, chunk)
         partitions = min(parallelism, max(1, -(-piece.num_rows // options.batch_size)))
-        df = spark.createDataFrame(piece).repartition(partitions)
+        # Ranges of neighbouring files, in order: a burst's frames stay together for its
+        # motion views, as in the local engine.
+        df = (
+            spark.createDataFrame(piece)
+            .repartitionByRange(partitions, "deploymentID", "file_path")
+            .sortWithinPartitions("deploymentID", "file_path")
+        )
         result = df.mapInArrow(partial(classify_partition, cfg=cfg), schema).toArrow()
         yield conform(result, FRAME_RESULTS)

@@ -312,7 +312,7 @@ def _connect_frames(paths: StorePaths, deployments: pa.Table) -> duckdb.DuckDBPy
             SELECT * EXCLUDE (filename, _rank) FROM (
               SELECT *, row_number() OVER (
                 PARTITION BY image_id ORDER BY filename DESC) AS _rank
-              FROM read_parquet('{_frame_glob(paths)}', filename = true)
+              FROM read_parquet('{_frame_glob(paths)}', filename = true, union_by_name = true)
             ) WHERE _rank = 1"""
         )
     else:
