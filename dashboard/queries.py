@@ -224,15 +224,20 @@ class FrameBox:
 def latest_boxes(
     con: duckdb.DuckDBPyConnection, data_dir: Path, image_ids: Sequence[str]
 ) -> dict[str, FrameBox]:
-    """The latest box of each of `image_ids` that has one, from DIR/parquet/localizations.
+    """The latest box of each of `image_ids` that has one.
 
-    The latest run wins, whatever its method; failed localizations (no box) are skipped, so an
-    older box still shows. Empty when `uncia localize` never ran or the file cannot be read: the
-    frames are then shown without boxes, as before localization existed.
+    A box from DIR/parquet/localizations (`uncia localize`) wins: the latest run's, whatever
+    its method; failed localizations (no box) are skipped, so an older box still shows.
+    Frames without one get the box of the view that gave them their score (a tile or a motion
+    crop, method "view"; the whole frame is no box). Empty when neither exists or cannot be
+    read: the frames are then shown without boxes.
     """
-    path = StorePaths(Path(data_dir)).table("localizations")
-    if not image_ids or not path.exists():
+    if not image_ids:
         return {}
+    boxes = _view_boxes(con, image_ids)
+    path = StorePaths(Path(data_dir)).table("localizations")
+    if not path.exists():
+        return boxes
     sql = """
 SELECT image_id, box_x, box_y, box_width, box_height, method, target, target_score
 FROM read_parquet($path)
@@ -245,7 +250,27 @@ QUALIFY row_number() OVER (PARTITION BY image_id ORDER BY run_id DESC) = 1
         rows = con.execute(sql, {"path": str(path), "ids": list(image_ids)}).fetchall()
     except duckdb.Error:  # e.g. replaced half-way by a running `uncia localize`
         log.warning("localizations unreadable; frames shown without boxes", exc_info=True)
+        return boxes
+    boxes.update(_frame_boxes(rows))
+    return boxes
+
+
+def _view_boxes(con: duckdb.DuckDBPyConnection, image_ids: Sequence[str]) -> dict[str, FrameBox]:
+    sql = """
+SELECT image_id, view_box_x, view_box_y, view_box_width, view_box_height, 'view', view, score
+FROM detections
+WHERE image_id IN (SELECT unnest($ids::VARCHAR[])) AND view IN ('tile', 'motion')
+  AND view_box_x IS NOT NULL AND view_box_y IS NOT NULL AND view_box_width IS NOT NULL
+  AND view_box_height IS NOT NULL
+"""
+    try:
+        rows = con.execute(sql, {"ids": list(image_ids)}).fetchall()
+    except duckdb.Error:  # a store written before views existed has no view columns
         return {}
+    return _frame_boxes(rows)
+
+
+def _frame_boxes(rows: list[tuple[Any, ...]]) -> dict[str, FrameBox]:
     return {
         image_id: FrameBox(
             x=float(x),

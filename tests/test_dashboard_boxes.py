@@ -110,6 +110,41 @@ def test_no_localizations_file_or_an_unreadable_one_gives_no_boxes(tmp_path: Pat
         assert latest_boxes(con, out, [C_TOP, A_BEST]) == {}
 
 
+def view(kind: str, x: float, y: float, w: float, h: float) -> dict[str, Any]:
+    return {"view": kind, "view_box_x": x, "view_box_y": y, "view_box_width": w,
+            "view_box_height": h}  # fmt: skip
+
+
+def test_a_frame_without_localization_shows_its_best_views_box(tmp_path: Path) -> None:
+    views = {
+        A_PLAIN: view("tile", 0.23, 0.3, 0.31, 0.4),  # never localized: its tile is its box
+        C_TOP: view("motion", 0.7, 0.1, 0.2, 0.3),  # localized: uncia localize's box wins
+        A_BEST: view("whole", 0.0, 0.0, 1.0, 1.0),  # localized too
+    }
+    out = write_survey(tmp_path / "survey", views=views)
+    write_localizations(out)
+    with StoreReader(out).connect() as con:
+        boxes = latest_boxes(con, out, [C_TOP, A_BEST, A_PLAIN])
+    assert (boxes[A_PLAIN].method, boxes[A_PLAIN].target) == ("view", "tile")
+    assert [boxes[A_PLAIN].x, boxes[A_PLAIN].y, boxes[A_PLAIN].width] == pytest.approx(
+        [0.23, 0.3, 0.31]
+    )
+    assert boxes[C_TOP].method == "gradcam" and boxes[A_BEST].method == "lime"
+    cards = {
+        image_id_of(c): c
+        for c in callbacks.show_detections(context(out), cell("A"), "v1", **CONTROLS)["cards"]
+    }
+    outline = thumb_of(cards[A_PLAIN]).children[1]
+    assert outline.style["left"] == "23.00%" and "tile" in outline.title
+    assert "coarse" in outline.title
+
+
+def test_the_whole_frame_view_draws_no_box(tmp_path: Path) -> None:
+    out = write_survey(tmp_path / "survey", views={A_PLAIN: view("whole", 0, 0, 1, 1)})
+    with StoreReader(out).connect() as con:
+        assert latest_boxes(con, out, [A_PLAIN]) == {}
+
+
 def thumb_of(card: html.Figure) -> Any:
     """A card's thumbnail: the bare image, or the box's wrapper around it."""
     return card.children[0]

@@ -26,7 +26,7 @@ from dashboard.queries import StoreReader, hexagon_detections, image_source, sur
 from pipeline import store
 from pipeline.errors import StoreError
 from pipeline.hexgrid import add_cell_columns, cell_center, cell_for
-from pipeline.schema import BURSTS, DEPLOYMENTS, DETECTIONS, IMAGES, RUNS, conform
+from pipeline.schema import BURSTS, DEPLOYMENTS, DETECTIONS, IMAGES, RUNS, VIEW_FIELDS, conform
 
 GAP = 30.0
 # A cell in the western Tost mountains; A and C sit near its centre, B is 40 km east.
@@ -96,8 +96,11 @@ BURST_ROWS = [
 ]
 
 
-def frames_for(bursts: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
-    """One detection (and image) per timed burst, with the burst's score."""
+def frames_for(
+    bursts: list[dict[str, Any]], views: dict[str, dict[str, Any]] | None = None
+) -> tuple[pa.Table, pa.Table]:
+    """One detection (and image) per timed burst, with the burst's score; `views` adds the
+    best-view columns of some frames (image_id: columns)."""
     dep = {r["deploymentID"]: r for r in deployments_table().to_pylist()}
     detections, images = [], []
     for b in bursts:
@@ -122,6 +125,8 @@ def frames_for(bursts: list[dict[str, Any]]) -> tuple[pa.Table, pa.Table]:
                 "backbone": "resnet50",
                 "weights_sha256": "abc",
                 "file_path": path,
+                **dict.fromkeys(f.name for f in VIEW_FIELDS),  # scored before views existed
+                **(views or {}).get(image_id, {}),
             }
         )
         images.append(
@@ -179,9 +184,11 @@ def write_survey(
     bursts: list[dict[str, Any]] = BURST_ROWS,
     runs: list[dict] = RUNS_ROWS,
     file_paths: dict[str, str] | None = None,
+    views: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
-    """The hand-made survey's store in `out_dir`; `file_paths` moves frames (image_id: path)."""
-    detections, images = frames_for(bursts)
+    """The hand-made survey's store in `out_dir`; `file_paths` moves frames (image_id: path),
+    `views` gives frames their best view (image_id: view columns)."""
+    detections, images = frames_for(bursts, views)
     if file_paths:
         rows = [{**r, "file_path": file_paths.get(r["image_id"], r["file_path"])}
                 for r in images.to_pylist()]  # fmt: skip

@@ -283,6 +283,9 @@ METHOD_NAMES = {"lime": "LIME", "gradcam": "Grad-CAM"}
 
 def box_title(box: FrameBox) -> str:
     """The tooltip of a localization box: how it was found and how sure the model was."""
+    if box.method == "view":
+        score = "" if box.target_score is None else f", leopard score {box.target_score:.2f}"
+        return f"Best-scoring view ({box.target}{score}): a coarse box; uncia localize refines it"
     method = METHOD_NAMES.get(box.method, box.method)
     score = "" if box.target_score is None else f", {box.target} score {box.target_score:.2f}"
     return f"Animal box from uncia localize ({method}{score})"
