@@ -265,6 +265,7 @@ def uncia_runner(
             device=backbone.device,
             precision=backbone.precision,
             progress=False,
+            views="whole",  # this bench times whole-frame scoring; bench.views_bench tiles
         )
         summary = run_survey(options, log=io.StringIO(), backbone=backbone)
         return summary.frames_done
