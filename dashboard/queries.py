@@ -92,6 +92,7 @@ class Overview:
     run_status: str | None
     event_gap_minutes: float | None
     n_deployments: int
+    views: str | None = None  # what of each frame the latest run scored (docs/views.md)
 
 
 def _first_row(
@@ -120,10 +121,11 @@ def survey_overview(con: duckdb.DuckDBPyConnection) -> Overview:
         "ORDER BY started_at DESC, run_id DESC LIMIT 1",
     )
     model = backbone = status = None
-    threshold = gap = None
+    threshold = gap = views = None
     if latest:
         model, backbone, threshold, status, options_json = latest
         gap = _event_gap_from_options(options_json)
+        views = _run_options(options_json).get("views")
     return Overview(
         first_day=first,
         last_day=last,
@@ -134,14 +136,23 @@ def survey_overview(con: duckdb.DuckDBPyConnection) -> Overview:
         run_status=status,
         event_gap_minutes=gap,
         n_deployments=int(n_dep),
+        views=views if isinstance(views, str) else None,
     )
+
+
+def _run_options(options_json: str | None) -> dict[str, Any]:
+    try:
+        options = json.loads(options_json or "{}")
+    except ValueError:
+        return {}
+    return options if isinstance(options, dict) else {}
 
 
 def _event_gap_from_options(options_json: str | None) -> float | None:
     try:
-        value = json.loads(options_json or "{}").get("event_gap_minutes")
+        value = _run_options(options_json).get("event_gap_minutes")
         return None if value is None else float(value)
-    except (ValueError, TypeError, AttributeError):
+    except (ValueError, TypeError):
         return None
 
 

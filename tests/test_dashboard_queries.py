@@ -22,6 +22,7 @@ import pytest
 from dashboard import analysis
 from dashboard.analysis import active_cameras, layer_series, layer_summary
 from dashboard.filters import Filters, Period, Season
+from dashboard.pages.hotspots import run_info
 from dashboard.queries import StoreReader, hexagon_detections, image_source, survey_overview
 from pipeline import store
 from pipeline.errors import StoreError
@@ -359,6 +360,18 @@ def test_overview_reports_latest_run_and_date_bounds(reader: StoreReader) -> Non
     assert overview.leopard_threshold == pytest.approx(0.65)
     assert not overview.is_demo
     assert (overview.first_day, overview.last_day) == (date(2023, 1, 1), date(2024, 3, 31))
+    assert overview.views is None  # a run recorded before views existed
+
+
+def test_header_names_the_latest_runs_views_and_threshold(tmp_path: Path) -> None:
+    run = run_row(
+        "run-3", datetime(2024, 7, 1, tzinfo=UTC), "pipeline", "zeroshot-imagenet-289", 0.15
+    )
+    run["options_json"] = '{"views": "tiles+motion", "event_gap_minutes": 30.0}'
+    with connect(StoreReader(write_survey(tmp_path, runs=[*RUNS_ROWS, run]))) as con:
+        overview = survey_overview(con)
+    assert overview.views == "tiles+motion" and overview.event_gap_minutes == 30.0
+    assert "views tiles+motion · threshold 0.15" in run_info(overview)
 
 
 def test_demo_runs_are_flagged(tmp_path: Path) -> None:

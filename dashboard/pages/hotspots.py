@@ -73,6 +73,8 @@ def run_info(overview: Overview | None) -> str:
     if overview is None or overview.model_name is None:
         return "No run recorded yet."
     parts = [f"Latest run: model {overview.model_name}", f"backbone {overview.backbone}"]
+    if overview.views:
+        parts.append(f"views {overview.views}")
     if overview.leopard_threshold is not None:
         parts.append(f"threshold {overview.leopard_threshold:g}")
     if overview.run_status:
