@@ -35,8 +35,8 @@ java:
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
 
 demo: install
-	$(PY) -m pipeline.cli demo --out $(DEMO_DIR) --if-missing
-	$(PY) -m pipeline.cli serve --data $(DEMO_DIR) --host $(HOST) --port $(PORT)
+	$(PY) -m cli.main demo --out $(DEMO_DIR) --if-missing
+	$(PY) -m cli.main serve --data $(DEMO_DIR) --host $(HOST) --port $(PORT)
 
 test: install-dev browser java
 	$(PY) -m pytest

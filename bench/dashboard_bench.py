@@ -41,7 +41,7 @@ from dashboard.queries import StoreReader
 from dashboard.species import Layer
 from pipeline.hexgrid import add_cell_columns
 from pipeline.schema import DEPLOYMENTS, TABLES, conform, duckdb_ddl
-from pipeline.store import StorePaths, atomic_write_text
+from pipeline.store.store import StorePaths, atomic_write_text
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "dashboard.json"
@@ -306,7 +306,7 @@ def _uncia_serve(store_dir: Path) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "pipeline.cli", "serve", "--data", str(store_dir),
+    command = [sys.executable, "-m", "cli.main", "serve", "--data", str(store_dir),
                "--port", str(port), "--tiles", "none", "--workers", "2"]  # fmt: skip
     proc = subprocess.Popen(
         command, cwd=ROOT.parent, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True

@@ -234,8 +234,8 @@ def _free_port() -> int:
 
 
 def _prepare_data(data_dir: Path) -> None:
-    from pipeline.demo import build_demo_survey
-    from pipeline.store import StorePaths
+    from pipeline.runs.demo import build_demo_survey
+    from pipeline.store.store import StorePaths
 
     if not StorePaths(data_dir).duckdb.exists():
         print(f"building the demo survey in {data_dir} (once)", flush=True)
@@ -245,7 +245,7 @@ def _prepare_data(data_dir: Path) -> None:
 def _hexagons(data_dir: Path) -> list[str]:
     import duckdb
 
-    from pipeline.store import StorePaths
+    from pipeline.store.store import StorePaths
 
     with duckdb.connect(str(StorePaths(data_dir).duckdb), read_only=True) as con:
         rows = con.execute(
@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     command = [
         sys.executable,
         "-m",
-        "pipeline.cli",
+        "cli.main",
         "serve",
         "--data",
         str(args.data),

@@ -3,7 +3,7 @@ Gi* hotspots, change between two years, diel activity, operation timelines and r
 
 All SQL is parameterized DuckDB. Two small Arrow tables travel with each query, registered on
 the cursor: `camera_gaps` (days a camera was down, from `camera_gaps`) and `review_latest` (the
-latest human decision per burst, from `pipeline.reviews.read_reviews`).
+latest human decision per burst, from `pipeline.store.reviews.read_reviews`).
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import pyarrow.parquet as pq
 from dashboard.filters import Filters
 from dashboard.species import Layer, labels_of
 from dashboard.stats import DEFAULT_ALPHA, Hotness, gi_star
-from pipeline.bursts import independent_events_sql
-from pipeline.reviews import LEOPARD_LABEL
 from pipeline.schema import REVIEWS, TimeFlag
-from pipeline.store import atomic_write_parquet, decision_lock
+from pipeline.stages.bursts import independent_events_sql
+from pipeline.store.reviews import LEOPARD_LABEL
+from pipeline.store.store import atomic_write_parquet, decision_lock
 
 log = logging.getLogger(__name__)
 

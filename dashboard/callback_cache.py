@@ -20,7 +20,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 
 from dashboard.auth import REQUIRED_ROLE_ATTR, current_user
-from pipeline.store import StorePaths
+from pipeline.store.store import StorePaths
 
 MAX_ENTRIES = 2048
 MAX_BODY_BYTES = 2 * 1024 * 1024  # larger answers are not kept
@@ -57,7 +57,8 @@ class CallbackCache:
 def data_state(data_dir: Path) -> str:
     """A signature of what the dashboard reads in `data_dir`: the folder, the store file,
     DIR/parquet and the two folders of review decisions."""
-    from pipeline import identify_run, reviews
+    from pipeline.runs import identify_run
+    from pipeline.store import reviews
 
     parts = []
     # DIR/parquet changes when `uncia localize` or `uncia identify` renames a table into it;

@@ -23,7 +23,7 @@ import pyarrow as pa
 from dashboard.filters import Filters
 from pipeline.errors import StoreError
 from pipeline.schema import RunKind
-from pipeline.store import StorePaths
+from pipeline.store.store import StorePaths
 
 DEFAULT_EVENT_GAP_MINUTES = 30.0
 _ALIAS = "survey"

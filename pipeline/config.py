@@ -15,9 +15,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from pipeline.bursts import BurstOptions
 from pipeline.errors import ConfigError
 from pipeline.schema import BurstAggregation
+from pipeline.stages.bursts import BurstOptions
 
 BACKBONE_CHOICES = ("resnet50", "efficientnet_lite0")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -168,7 +168,7 @@ def resolve_run_options(
             raise ConfigError(f"missing required option {required}")
     if merged.get("model_dir") is not None:
         # A trained model brings its backbone and threshold, just above the defaults.
-        from pipeline.head import model_run_defaults
+        from pipeline.training.head import model_run_defaults
 
         merged = {**model_run_defaults(merged["model_dir"]), **merged}
     return RunOptions(**merged)

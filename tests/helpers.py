@@ -79,6 +79,6 @@ def deployment(dep_id: str, lat: float = 43.1, lng: float = 100.7, **extra: obje
 def uncia_run_command(root: Path, csv: Path, out: Path, *extra: str) -> list[str]:
     """`uncia run` on the offline efficientnet_lite0 backbone, as a subprocess argument list."""
     return [
-        sys.executable, "-m", "pipeline.cli", "run", str(root), "--deployments", str(csv),
+        sys.executable, "-m", "cli.main", "run", str(root), "--deployments", str(csv),
         "--out", str(out), "--backbone", "efficientnet_lite0", "--no-progress", *extra,
     ]  # fmt: skip

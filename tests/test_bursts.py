@@ -7,13 +7,13 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from pipeline.bursts import (
+from pipeline.errors import ConfigError
+from pipeline.stages.bursts import (
     BurstOptions,
     assign_bursts,
     count_independent_events,
     summarize_bursts,
 )
-from pipeline.errors import ConfigError
 
 T0 = datetime(2024, 2, 1, 6, 0, 0)
 

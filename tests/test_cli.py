@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import store
+from pipeline.store import store
 from tests.helpers import SHARED_PHOTOS, deployment, jpeg_bytes, write_deployments
 
 pytestmark = pytest.mark.model
@@ -18,7 +18,7 @@ T0 = datetime(2024, 2, 10, 6, 0, 0)
 
 def uncia(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *map(str, args)],
+        [sys.executable, "-m", "cli.main", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=600,

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline import store
-from pipeline.demo import DemoOptions, build_demo_survey
+from pipeline.runs.demo import DemoOptions, build_demo_survey
+from pipeline.store import store
 
 WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from pipeline.bursts import BurstOptions
-    from pipeline.demo import DemoOptions, build_demo_survey
-    from pipeline import store
+    from pipeline.stages.bursts import BurstOptions
+    from pipeline.runs.demo import DemoOptions, build_demo_survey
+    from pipeline.store import store
     out = Path(sys.argv[1])
     for seed in range(2, 8):  # each pass adds a survey's worth of parts, then rebuilds
         # another first year each pass: new deployments, so the store only ever grows

@@ -24,10 +24,10 @@ from dashboard.analysis import EffortRules
 from dashboard.filters import Filters, Season
 from dashboard.queries import StoreReader
 from dashboard.species import Layer, group_of
-from pipeline import store
 from pipeline.errors import ConfigError
-from pipeline.reviews import read_reviews, record_review, reviews_dir, training_labels_csv
 from pipeline.schema import IMAGES, TABLES, conform
+from pipeline.store import store
+from pipeline.store.reviews import read_reviews, record_review, reviews_dir, training_labels_csv
 from tests.test_dashboard_queries import (
     A_CELL_R7,
     BURST_ROWS,

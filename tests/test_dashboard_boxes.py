@@ -24,9 +24,9 @@ from dashboard.pages import callbacks
 from dashboard.pages.review import show_gallery
 from dashboard.queries import StoreReader, hexagon_detections, latest_boxes
 from dashboard.thumbnails import ThumbnailService
-from pipeline.decode import decode_frame
 from pipeline.schema import LOCALIZATIONS
-from pipeline.store import StorePaths, atomic_write_parquet
+from pipeline.stages.decode import decode_frame
+from pipeline.store.store import StorePaths, atomic_write_parquet
 from tests.test_dashboard_queries import (
     RUNS_ROWS,
     cell,

@@ -22,9 +22,9 @@ from PIL import Image
 from dashboard.filters import Filters
 from dashboard.pages.insights import MODE_LABELS, MapMode
 from dashboard.queries import StoreReader, individuals_in_view
-from pipeline.demo import DemoOptions, build_demo_survey
+from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.schema import INDIVIDUALS, LOCALIZATIONS
-from pipeline.store import StorePaths, atomic_write_parquet
+from pipeline.store.store import StorePaths, atomic_write_parquet
 from tests.test_dashboard_browser import (  # noqa: F401 (browser: a shared fixture)
     BROWSER_MARKS,
     GRAPH,

@@ -27,10 +27,10 @@ from dashboard import Settings, analysis, create_app
 from dashboard.filters import Filters
 from dashboard.pages.hotspots import DEMO_BANNER, TITLE
 from dashboard.queries import StoreReader
-from pipeline import store
-from pipeline.demo import DemoOptions, build_demo_survey
 from pipeline.hexgrid import cell_center
+from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.schema import TABLES
+from pipeline.store import store
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

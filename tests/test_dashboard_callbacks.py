@@ -1,6 +1,6 @@
 """The dashboard's callbacks called as plain functions, plus the thumbnail route and tile probe.
 
-Most tests read a small simulated survey built by pipeline.demo; a few rewrite or break a store
+Most tests read a small simulated survey built by pipeline.runs.demo; a few rewrite or break a store
 to check live reload and the alerts a user sees instead of stack traces.
 """
 
@@ -31,9 +31,9 @@ from dashboard.page_views import starting_values
 from dashboard.pages import callbacks, insights, review
 from dashboard.pages.callbacks import shows_alert
 from dashboard.pages.hotspots import DEMO_BANNER, NO_STORE, PICK_HEXAGON, Ids, layout
-from pipeline import store
-from pipeline.demo import DemoOptions, build_demo_survey
+from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.schema import TABLES
+from pipeline.store import store
 
 # Dash 4 warns that DataTable will move out of the core some day; dash-ag-grid is not installed.
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")

@@ -20,8 +20,8 @@ from dashboard import Settings
 from dashboard.app import DashboardContext, build_context
 from dashboard.exports.report import find_chromium
 from dashboard.pages import callbacks, downloads, insights, review
-from pipeline.demo import DemoOptions, build_demo_survey
-from pipeline.reviews import read_reviews
+from pipeline.runs.demo import DemoOptions, build_demo_survey
+from pipeline.store.reviews import read_reviews
 from tests.test_dashboard_callbacks import CONTROLS, texts
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")

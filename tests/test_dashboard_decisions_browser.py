@@ -16,8 +16,8 @@ import pytest
 
 from dashboard import Settings, create_app
 from dashboard.pages.downloads import EXPORT_LABELS, ExportFormat
-from pipeline.demo import DemoOptions, build_demo_survey
-from pipeline.reviews import read_reviews
+from pipeline.runs.demo import DemoOptions, build_demo_survey
+from pipeline.store.reviews import read_reviews
 from tests.test_dashboard_browser import (
     BROWSER_MARKS,
     CHROMIUM,

@@ -16,9 +16,9 @@ from dashboard.pages.individuals import (
     review_queue,
     show_pair,
 )
-from pipeline.demo import DemoOptions, build_demo_survey
+from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.schema import INDIVIDUALS, LOCALIZATIONS, MATCHES
-from pipeline.store import StorePaths, atomic_write_parquet
+from pipeline.store.store import StorePaths, atomic_write_parquet
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from dashboard.pages import callbacks, insights
 from dashboard.pages.insights import MODE_LABELS, MapMode
 from dashboard.queries import StoreReader, individuals_in_view
 from pipeline.schema import INDIVIDUALS
-from pipeline.store import StorePaths, atomic_write_parquet
+from pipeline.store.store import StorePaths, atomic_write_parquet
 from tests.test_dashboard_queries import WHOLE_YEAR_R7 as CONTROLS
 from tests.test_dashboard_queries import cell, write_survey
 

@@ -23,10 +23,10 @@ from dashboard import analysis
 from dashboard.analysis import active_cameras, layer_series, layer_summary
 from dashboard.filters import Filters, Period, Season
 from dashboard.queries import StoreReader, hexagon_detections, image_source, survey_overview
-from pipeline import store
 from pipeline.errors import StoreError
 from pipeline.hexgrid import add_cell_columns, cell_center, cell_for
 from pipeline.schema import BURSTS, DEPLOYMENTS, DETECTIONS, IMAGES, RUNS, conform
+from pipeline.store import store
 
 GAP = 30.0
 # A cell in the western Tost mountains; A and C sit near its centre, B is 40 km east.

@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from werkzeug.exceptions import Forbidden
 
+from cli.main import build_parser
 from dashboard import Settings, create_app
 from dashboard.app import DashboardContext, build_context
 from dashboard.auth import (
@@ -48,11 +49,10 @@ from dashboard.auth import (
 )
 from dashboard.pages import callbacks
 from dashboard.server import make_server
-from pipeline import store
-from pipeline.cli import build_parser
-from pipeline.demo import DemoOptions, build_demo_survey
 from pipeline.errors import ConfigError
+from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.schema import TABLES
+from pipeline.store import store
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
 
@@ -195,7 +195,7 @@ def test_uncia_serve_end_to_end_asks_for_a_password(demo_dir: Path, users_file: 
         [
             sys.executable,
             "-m",
-            "pipeline.cli",
+            "cli.main",
             "serve",
             "--data",
             str(demo_dir),
@@ -230,7 +230,7 @@ def test_uncia_serve_end_to_end_asks_for_a_password(demo_dir: Path, users_file: 
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
-@pytest.mark.parametrize("command", [["-m", "pipeline.cli", "serve"], ["app.py"]])
+@pytest.mark.parametrize("command", [["-m", "cli.main", "serve"], ["app.py"]])
 def test_uncia_serve_and_app_py_stop_cleanly(
     demo_dir: Path, stop: signal.Signals, command: list[str]
 ) -> None:
@@ -264,7 +264,7 @@ def test_uncia_serve_workers_share_the_port_and_replace_a_dead_one(
     """--workers 2: two waitress processes answer on one port; a worker killed is replaced;
     SIGTERM to the parent stops every worker."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "serve", "--data", str(demo_dir),
+        [sys.executable, "-m", "cli.main", "serve", "--data", str(demo_dir),
          "--port", str(_free_port()), "--tiles", "none", "--auth-file", str(users_file),
          "--workers", "2"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -371,7 +371,7 @@ def test_hash_password_command_prints_an_entry_that_loads(tmp_path: Path) -> Non
         [
             sys.executable,
             "-m",
-            "pipeline.cli",
+            "cli.main",
             "hash-password",
             "--user",
             "carol",

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import store
-from pipeline.demo import TOST_BOUNDS, DemoOptions, build_demo_survey
+from pipeline.runs.demo import TOST_BOUNDS, DemoOptions, build_demo_survey
+from pipeline.store import store
 
 
 @pytest.fixture(scope="module")

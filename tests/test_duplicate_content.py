@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import store
+from pipeline.store import store
 from tests.helpers import deployment, jpeg_bytes, uncia_run_command, write_deployments
 
 pytestmark = pytest.mark.model

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipeline.cli import main
-from pipeline.identify_run import record_match_review
+from cli.main import main
+from pipeline.runs.identify_run import record_match_review
 from tests.helpers import deployment, write_deployments
 from tests.localize_fixtures import coat_jpeg
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.localize_run import LocalizeOptions, localizations_path, run_localize
+from pipeline.runs.localize_run import LocalizeOptions, localizations_path, run_localize
 from tests.helpers import deployment, write_deployments
 from tests.localize_fixtures import coat_jpeg
 from tests.test_identify_cli import uncia

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import store
 from pipeline.config import resolve_run_options
-from pipeline.runner import run_survey
+from pipeline.runs.runner import run_survey
+from pipeline.store import store
 from tests.helpers import deployment, jpeg_bytes, write_deployments
 
 pytest.importorskip("pyspark", reason="the spark extra is not installed")

@@ -9,11 +9,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from pipeline import store
-from pipeline.bursts import BurstOptions
-from pipeline.discover import read_deployments
 from pipeline.errors import StoreError
 from pipeline.schema import FRAME_RESULTS, TABLES, duckdb_ddl, validate_table
+from pipeline.stages.bursts import BurstOptions
+from pipeline.stages.discover import read_deployments
+from pipeline.store import store
 from tests.helpers import deployment, write_deployments
 
 T0 = datetime(2024, 3, 1, 5, 0)

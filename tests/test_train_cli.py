@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import store
-from pipeline.cli import main
+from cli.main import main
+from pipeline.store import store
 from tests.helpers import deployment, write_deployments
 from tests.train_fixtures import Survey, make_survey
 

@@ -17,9 +17,9 @@ from dashboard.pages import insights
 from dashboard.queries import StoreReader
 from dashboard.settings import Settings
 from dashboard.warmup import StoreWarmer
-from pipeline import store
-from pipeline.demo import DemoOptions, build_demo_survey
+from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.schema import TABLES
+from pipeline.store import store
 
 
 @pytest.fixture(scope="module")

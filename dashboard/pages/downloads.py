@@ -21,7 +21,7 @@ from dashboard.exports import (
 from dashboard.filters import parse_hexagon
 from dashboard.pages.insights import hotspot_table, parse_view, prepare
 from dashboard.species import LAYER_LABELS
-from pipeline.reviews import read_reviews, training_labels_csv
+from pipeline.store.reviews import read_reviews, training_labels_csv
 
 if TYPE_CHECKING:
     from dashboard.app import DashboardContext

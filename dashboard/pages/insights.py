@@ -24,8 +24,8 @@ from dashboard.filters import Filters, parse_hexagon
 from dashboard.pages.individuals import individuals_map_outputs
 from dashboard.species import LAYER_LABELS, Layer
 from pipeline.errors import ConfigError, UnciaError
-from pipeline.reviews import read_reviews, reviews_signature
-from pipeline.store import StorePaths
+from pipeline.store.reviews import read_reviews, reviews_signature
+from pipeline.store.store import StorePaths
 
 if TYPE_CHECKING:
     from dashboard.app import DashboardContext

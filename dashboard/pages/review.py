@@ -14,8 +14,8 @@ from dashboard.filters import parse_hexagon
 from dashboard.pages.hotspots import thumbnail
 from dashboard.pages.insights import InsightIds, current_reviews, prepare
 from pipeline.errors import ConfigError
-from pipeline.reviews import record_review
 from pipeline.schema import ReviewDecision
+from pipeline.store.reviews import record_review
 
 if TYPE_CHECKING:
     from dashboard.app import DashboardContext

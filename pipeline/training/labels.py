@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline.bursts import BurstOptions, assign_bursts
-from pipeline.decode import parse_exif_datetime
-from pipeline.discover import IMAGE_SUFFIXES
 from pipeline.errors import InputError
 from pipeline.schema import TS, FrameSource
+from pipeline.stages.bursts import BurstOptions, assign_bursts
+from pipeline.stages.decode import parse_exif_datetime
+from pipeline.stages.discover import IMAGE_SUFFIXES
 
 NO_DEPLOYMENT = "(none)"  # frames whose deployment cannot be told from their path
 

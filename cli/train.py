@@ -1,5 +1,5 @@
 """The `uncia train` and `uncia evaluate` subcommands: argument parsing and thin handlers over
-`pipeline.train.train_model` and `pipeline.evaluate.evaluate` (registered by `pipeline.cli`)."""
+`pipeline.training.train.train_model` and `pipeline.training.evaluate.evaluate` (registered by `cli.main`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-BACKBONES = ("resnet50", "efficientnet_lite0")  # pipeline.embed.BACKBONES, without importing torch
+BACKBONES = ("resnet50", "efficientnet_lite0")  # pipeline.stages.embed.BACKBONES, without importing torch
 
 
 def _add_model_io_options(parser: argparse.ArgumentParser) -> None:
@@ -157,7 +157,7 @@ def add_train_commands(sub: Any) -> None:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    from pipeline.train import DEFAULT_POSITIVE, TrainOptions, train_model
+    from pipeline.training.train import DEFAULT_POSITIVE, TrainOptions, train_model
 
     options = TrainOptions(
         images_root=args.images,
@@ -191,7 +191,7 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
-    from pipeline.evaluate import EvaluateOptions, evaluate
+    from pipeline.training.evaluate import EvaluateOptions, evaluate
 
     options = EvaluateOptions(
         images_root=args.images,

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.classify import TOP_K, FrameScores
-from pipeline.embed import Backbone
 from pipeline.errors import ModelError
-from pipeline.store import atomic_write_bytes, atomic_write_text
+from pipeline.stages.classify import TOP_K, FrameScores
+from pipeline.stages.embed import Backbone
+from pipeline.store.store import atomic_write_bytes, atomic_write_text
 
 MODEL_FORMAT = 1
 MODEL_JSON = "model.json"

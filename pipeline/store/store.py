@@ -33,7 +33,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.bursts import BurstOptions, burst_assignment_sql, burst_summary_sql
 from pipeline.errors import StoreError
 from pipeline.schema import (
     BURSTS,
@@ -48,6 +47,7 @@ from pipeline.schema import (
     conform,
     duckdb_ddl,
 )
+from pipeline.stages.bursts import BurstOptions, burst_assignment_sql, burst_summary_sql
 
 DUCKDB_NAME = "uncia.duckdb"
 

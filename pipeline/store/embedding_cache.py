@@ -22,10 +22,10 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from tqdm import tqdm
 
-from pipeline.decode import DecodedFrame, decode_frame
-from pipeline.embed import Backbone
 from pipeline.schema import EMBEDDINGS
-from pipeline.store import atomic_write_parquet
+from pipeline.stages.decode import DecodedFrame, decode_frame
+from pipeline.stages.embed import Backbone
+from pipeline.store.store import atomic_write_parquet
 
 ROWS_PER_PART = 4096  # a killed run keeps every part written so far
 COMPACT_AFTER_PARTS = 32  # more parts than this are merged into one when a run finishes

@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pipeline import __version__, store
-from pipeline.bursts import BurstOptions
+from pipeline import __version__
 from pipeline.hexgrid import add_cell_columns
 from pipeline.schema import DEPLOYMENTS, FRAME_RESULTS, ImageStatus, RunKind, RunStatus, TimeFlag
+from pipeline.stages.bursts import BurstOptions
+from pipeline.store import store
 
 # Tost Uul, South Gobi: the Snow Leopard Trust's long-term study area.
 TOST_BOUNDS = {"lat": (43.02, 43.30), "lng": (100.30, 101.15)}

@@ -17,16 +17,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import __version__
-from pipeline.classify import Classifier, ZeroShotImageNet
-from pipeline.embed import BACKBONES, Backbone, load_backbone
 from pipeline.errors import ConfigError
-from pipeline.head import TrainedHead, TrainedModel, load_model
-from pipeline.labels import positive_mask, read_labelled_frames
-from pipeline.metrics import burst_summary, burst_table, pr_curve, summarize
-from pipeline.report_html import pr_curve_png, render_report
 from pipeline.schema import EVALUATED_FRAMES, BurstAggregation, Split
-from pipeline.store import atomic_write_bytes, atomic_write_parquet, atomic_write_text
-from pipeline.train import CACHE_DIR_NAME, DEFAULT_POSITIVE, embed_labelled, skip_reasons
+from pipeline.stages.classify import Classifier, ZeroShotImageNet
+from pipeline.stages.embed import BACKBONES, Backbone, load_backbone
+from pipeline.store.store import atomic_write_bytes, atomic_write_parquet, atomic_write_text
+from pipeline.training.head import TrainedHead, TrainedModel, load_model
+from pipeline.training.labels import positive_mask, read_labelled_frames
+from pipeline.training.metrics import burst_summary, burst_table, pr_curve, summarize
+from pipeline.training.report_html import pr_curve_png, render_report
+from pipeline.training.train import CACHE_DIR_NAME, DEFAULT_POSITIVE, embed_labelled, skip_reasons
 
 ZERO_SHOT_THRESHOLD = 0.5  # `uncia run`'s default threshold
 

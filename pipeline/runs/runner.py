@@ -22,16 +22,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from pipeline import __version__, store
-from pipeline.classify import Classifier, ZeroShotImageNet
-from pipeline.clock import correct_capture_time
+from pipeline import __version__
 from pipeline.config import RunOptions
-from pipeline.decode import DecodedFrame, decode_frame, parse_exif_datetime
-from pipeline.discover import discover_frames, read_deployments
-from pipeline.embed import Backbone, load_backbone
-from pipeline.embedding_cache import embed_pixels
-from pipeline.head import TrainedHead, load_model
 from pipeline.schema import FRAME_RESULTS, ImageStatus, RunKind, RunStatus, TimeFlag
+from pipeline.stages.classify import Classifier, ZeroShotImageNet
+from pipeline.stages.clock import correct_capture_time
+from pipeline.stages.decode import DecodedFrame, decode_frame, parse_exif_datetime
+from pipeline.stages.discover import discover_frames, read_deployments
+from pipeline.stages.embed import Backbone, load_backbone
+from pipeline.store import store
+from pipeline.store.embedding_cache import embed_pixels
+from pipeline.training.head import TrainedHead, load_model
 
 PREFETCH_BATCHES = 2
 
@@ -291,7 +292,7 @@ def _run_survey_locked(options: RunOptions, log: TextIO, backbone: Backbone | No
             smoothing=0.1,
         )
         if options.engine == "spark":
-            from pipeline.spark_engine import classify_on_spark
+            from pipeline.runs.spark_engine import classify_on_spark
 
             parts = classify_on_spark(frames, by_id, options, run_id, log=log)
         else:

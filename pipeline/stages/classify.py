@@ -11,8 +11,8 @@ from typing import Protocol
 
 import numpy as np
 
-from pipeline.embed import Backbone
-from pipeline.imagenet import SNOW_LEOPARD_CLASS, imagenet_class_names
+from pipeline.stages.embed import Backbone
+from pipeline.stages.imagenet import SNOW_LEOPARD_CLASS, imagenet_class_names
 
 TOP_K = 5
 

@@ -25,20 +25,20 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from pipeline import __version__
-from pipeline.embed import BACKBONES, Backbone, load_backbone
-from pipeline.embedding_cache import EmbeddingCache, embed_files
 from pipeline.errors import ConfigError, InputError
-from pipeline.head import HeadParameters, TrainedModel, save_model
-from pipeline.labels import (
+from pipeline.schema import TRAINING_FRAMES, BurstAggregation, FrameSource, Split
+from pipeline.stages.embed import BACKBONES, Backbone, load_backbone
+from pipeline.store.embedding_cache import EmbeddingCache, embed_files
+from pipeline.store.store import atomic_write_parquet
+from pipeline.training.head import HeadParameters, TrainedModel, save_model
+from pipeline.training.labels import (
     assign_label_bursts,
     positive_mask,
     read_extra_frames,
     read_labelled_frames,
 )
-from pipeline.metrics import burst_summary, burst_table, summarize, threshold_for_recall
-from pipeline.schema import TRAINING_FRAMES, BurstAggregation, FrameSource, Split
-from pipeline.splits import grouped_folds, grouped_holdout
-from pipeline.store import atomic_write_parquet
+from pipeline.training.metrics import burst_summary, burst_table, summarize, threshold_for_recall
+from pipeline.training.splits import grouped_folds, grouped_holdout
 
 DEFAULT_POSITIVE = ("snow_leopard", "leopard")
 GROUP_BY_CHOICES = ("deployment", "burst")

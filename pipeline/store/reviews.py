@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from pipeline.errors import ConfigError
 from pipeline.schema import REVIEWS, ReviewDecision, conform
-from pipeline.store import StorePaths, atomic_write_parquet, decision_lock, decision_tag
+from pipeline.store.store import StorePaths, atomic_write_parquet, decision_lock, decision_tag
 
 LEOPARD_LABEL = "snow_leopard"  # what `uncia train` counts as positive by default
 NOT_LEOPARD_LABEL = "not_leopard"

@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
-from pipeline.bursts import BurstOptions, summarize_bursts
 from pipeline.schema import BurstAggregation
+from pipeline.stages.bursts import BurstOptions, summarize_bursts
 
 
 def confusion(truth: np.ndarray, flagged: np.ndarray) -> dict[str, int]:
@@ -103,7 +103,7 @@ def burst_table(
     aggregation: BurstAggregation,
 ) -> pa.Table:
     """One row per burst: burst_id, deployment, n_frames, score (aggregated with
-    pipeline.bursts, as `uncia run` does) and positive (any frame of the burst positive)."""
+    pipeline.stages.bursts, as `uncia run` does) and positive (any frame of the burst positive)."""
     frames = pa.table(
         {
             "image_id": pa.array([f"{i:010d}" for i in range(len(burst_ids))]),

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pipeline.identify import IdentifyOptions
-from pipeline.localize_options import LimeOptions
+from pipeline.stages.identify import IdentifyOptions
+from pipeline.stages.localize_options import LimeOptions
 
 
 def _classes(text: str) -> tuple[int, ...]:
@@ -115,7 +115,7 @@ def add_identify_commands(sub: Any) -> None:
 
 
 def localize_command(args: argparse.Namespace) -> int:
-    from pipeline.localize_run import LocalizeOptions, run_localize
+    from pipeline.runs.localize_run import LocalizeOptions, run_localize
 
     options = LocalizeOptions(
         data_dir=args.data,
@@ -140,7 +140,7 @@ def localize_command(args: argparse.Namespace) -> int:
 
 
 def identify_command(args: argparse.Namespace) -> int:
-    from pipeline.identify_run import IdentifyRunOptions, run_identify
+    from pipeline.runs.identify_run import IdentifyRunOptions, run_identify
 
     options = IdentifyRunOptions(
         data_dir=args.data,

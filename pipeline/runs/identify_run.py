@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from pipeline.errors import ConfigError, StoreError
-from pipeline.identify import IdentifyOptions, individuals_from_pairs, match_catalog
 from pipeline.schema import INDIVIDUALS, MATCH_REVIEWS, MATCHES, MatchDecision, conform
-from pipeline.store import StorePaths, atomic_write_parquet, decision_lock, decision_tag
+from pipeline.stages.identify import IdentifyOptions, individuals_from_pairs, match_catalog
+from pipeline.store.store import StorePaths, atomic_write_parquet, decision_lock, decision_tag
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def latest_decisions(data_dir: Path) -> dict[frozenset[str], str]:
 def _crops(data_dir: Path) -> tuple[list[str], list[str]]:
     # Here, not at the top: localize_run loads torch, which the dashboard (it imports this
     # module for match decisions) should not pay for.
-    from pipeline.localize_run import read_localizations
+    from pipeline.runs.localize_run import read_localizations
 
     table = read_localizations(data_dir)
     latest: dict[str, tuple[str, str]] = {}

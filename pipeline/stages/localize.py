@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from pipeline.embed import Backbone
 from pipeline.errors import ConfigError
-from pipeline.localize_options import GradCamOptions, LimeOptions
+from pipeline.stages.embed import Backbone
+from pipeline.stages.localize_options import GradCamOptions, LimeOptions
 
 Box = tuple[float, float, float, float]
 DEFAULT_LIME = LimeOptions()
@@ -148,7 +148,7 @@ class HeadTarget:
     """The positive class(es) of a head trained by `uncia train`."""
 
     def __init__(self, model: object) -> None:
-        from pipeline.head import TrainedModel
+        from pipeline.training.head import TrainedModel
 
         if not isinstance(model, TrainedModel):
             raise ConfigError("HeadTarget needs a TrainedModel")

@@ -26,15 +26,15 @@ from pathlib import Path
 # must precede the first torch import, which the subcommand modules below bring in.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from pipeline import __version__  # noqa: E402
-from pipeline.cli_identify import add_identify_commands, identify_command, localize_command
-from pipeline.cli_serve import (
+from cli.identify import add_identify_commands, identify_command, localize_command
+from cli.serve import (
     add_hash_password_command,
     add_serve_access_options,
     hash_password_command,
     serve_command,
 )
-from pipeline.cli_train import add_train_commands, evaluate_command, train_command
+from cli.train import add_train_commands, evaluate_command, train_command
+from pipeline import __version__  # noqa: E402
 from pipeline.errors import UnciaError
 
 EXIT_ERROR = 2
@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     from pipeline.config import resolve_run_options
-    from pipeline.runner import run_survey
+    from pipeline.runs.runner import run_survey
 
     given = {k: v for k, v in vars(args).items() if k not in {"command", "config"}}
     options = resolve_run_options(given, config_file=args.config)
@@ -197,8 +197,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from pipeline.demo import DemoOptions, build_demo_survey
-    from pipeline.store import StorePaths
+    from pipeline.runs.demo import DemoOptions, build_demo_survey
+    from pipeline.store.store import StorePaths
 
     if args.if_missing and StorePaths(args.out).duckdb.exists():
         print(f"demo survey already in {args.out}")

@@ -26,8 +26,8 @@ from pipeline.schema import FRAME_RESULTS, conform
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from pipeline.classify import Classifier
-    from pipeline.embed import Backbone
+    from pipeline.stages.classify import Classifier
+    from pipeline.stages.embed import Backbone
 
 # Columns of the frame list that travel to the workers.
 FRAME_INPUT_COLUMNS = ["image_id", "deploymentID", "file_path", "relative_path", "file_size"]
@@ -55,8 +55,8 @@ class WorkerConfig:
 
 
 def _worker_model(cfg: WorkerConfig) -> tuple[Backbone, Classifier]:
-    from pipeline.classify import ZeroShotImageNet
-    from pipeline.embed import load_backbone
+    from pipeline.stages.classify import ZeroShotImageNet
+    from pipeline.stages.embed import load_backbone
 
     key = (cfg.backbone, cfg.weights, cfg.device, cfg.precision)
     if key not in _WORKER_MODELS:
@@ -71,8 +71,8 @@ def classify_partition(
     """Spark `mapInArrow` function: frame-list batches in, FRAME_RESULTS batches out."""
     import torch
 
-    from pipeline.decode import decode_frame
-    from pipeline.runner import classify_batch
+    from pipeline.runs.runner import classify_batch
+    from pipeline.stages.decode import decode_frame
 
     torch.set_num_threads(cfg.torch_threads)
     backbone, classifier = _worker_model(cfg)

@@ -23,11 +23,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, ImageOps
 
-from pipeline.decode import DecodedFrame, decode_frame
-from pipeline.embed import Backbone, load_backbone
 from pipeline.errors import ConfigError, StoreError
-from pipeline.imagenet import SNOW_LEOPARD_CLASS
-from pipeline.localize import (
+from pipeline.schema import LOCALIZATIONS, LocalizeMethod, conform
+from pipeline.stages.decode import DecodedFrame, decode_frame
+from pipeline.stages.embed import Backbone, load_backbone
+from pipeline.stages.imagenet import SNOW_LEOPARD_CLASS
+from pipeline.stages.localize import (
     Explanation,
     GradCamOptions,
     HeadTarget,
@@ -38,8 +39,7 @@ from pipeline.localize import (
     lime_explain,
     score_function,
 )
-from pipeline.schema import LOCALIZATIONS, LocalizeMethod, conform
-from pipeline.store import (
+from pipeline.store.store import (
     LOCALIZATIONS_DIR,
     StorePaths,
     atomic_write_bytes,
@@ -136,7 +136,7 @@ def _model_for(
         return backbone, ImageNetTarget(backbone, options.target_class)
     if model_name.startswith("zeroshot") or not run_options.get("model_dir"):
         return backbone, ImageNetTarget(backbone, SNOW_LEOPARD_CLASS)
-    from pipeline.head import load_model
+    from pipeline.training.head import load_model
 
     return backbone, HeadTarget(load_model(run_options["model_dir"]))
 
@@ -301,7 +301,7 @@ def _explain_on_spark(
 
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    from pipeline.spark_engine import spark_session
+    from pipeline.runs.spark_engine import spark_session
 
     if not isinstance(target, ImageNetTarget):
         raise ConfigError(
