@@ -1,5 +1,5 @@
 """The `uncia train` and `uncia evaluate` subcommands: argument parsing and thin handlers over
-`pipeline.training.train.train_model` and `pipeline.training.evaluate.evaluate` (registered by `cli.main`)."""
+`pipeline.training.train.train_model` and `pipeline.training.evaluate.evaluate`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-BACKBONES = ("resnet50", "efficientnet_lite0")  # pipeline.stages.embed.BACKBONES, without importing torch
+# pipeline.stages.embed.BACKBONES, without importing torch
+BACKBONES = ("resnet50", "efficientnet_lite0")
 
 
 def _add_model_io_options(parser: argparse.ArgumentParser) -> None:
