@@ -2,7 +2,7 @@
 
 The frame list becomes a DataFrame; `mapInArrow` runs `classify_partition` on the workers, which
 load the model once per Python worker (cached in this importable module) and call the very
-`decode_frame` and `runner.classify_batch` the local engine uses. The driver collects each
+`decode_frame` and `scoring.classify_batch` the local engine uses. The driver collects each
 chunk's small result rows (no pixels) and writes them through the same store, so bursts, events,
 H3 and resume work exactly as with the local engine.
 """
@@ -18,16 +18,18 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TextIO
 
 import pyarrow as pa
+import torch
 
 from pipeline.config import RunOptions
 from pipeline.errors import ConfigError
+from pipeline.runs.scoring import classify_batch
 from pipeline.schema import FRAME_RESULTS, conform
+from pipeline.stages.classify import Classifier, ZeroShotImageNet
+from pipeline.stages.decode import decode_frame
+from pipeline.stages.embed import Backbone, load_backbone
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-    from pipeline.stages.classify import Classifier
-    from pipeline.stages.embed import Backbone
 
 # Columns of the frame list that travel to the workers.
 FRAME_INPUT_COLUMNS = ["image_id", "deploymentID", "file_path", "relative_path", "file_size"]
@@ -55,9 +57,6 @@ class WorkerConfig:
 
 
 def _worker_model(cfg: WorkerConfig) -> tuple[Backbone, Classifier]:
-    from pipeline.stages.classify import ZeroShotImageNet
-    from pipeline.stages.embed import load_backbone
-
     key = (cfg.backbone, cfg.weights, cfg.device, cfg.precision)
     if key not in _WORKER_MODELS:
         backbone = load_backbone(cfg.backbone, cfg.weights, cfg.device, cfg.precision)
@@ -69,11 +68,6 @@ def classify_partition(
     batches: Iterator[pa.RecordBatch], cfg: WorkerConfig
 ) -> Iterator[pa.RecordBatch]:
     """Spark `mapInArrow` function: frame-list batches in, FRAME_RESULTS batches out."""
-    import torch
-
-    from pipeline.runs.runner import classify_batch
-    from pipeline.stages.decode import decode_frame
-
     torch.set_num_threads(cfg.torch_threads)
     backbone, classifier = _worker_model(cfg)
     for batch in batches:
@@ -97,6 +91,7 @@ def spark_session(master: str, batch_size: int) -> SparkSession:
     Raises ConfigError when pyspark or Java is missing, naming the fix.
     """
     try:
+        # pyspark is the optional [spark] extra: imported only when the Spark engine starts.
         from pyspark.sql import SparkSession
     except ImportError as exc:
         raise ConfigError(
@@ -123,6 +118,7 @@ def spark_session(master: str, batch_size: int) -> SparkSession:
 
 
 def _spark_schema() -> Any:
+    # pyspark is the optional [spark] extra; spark_session has already imported it.
     from pyspark.sql.pandas.types import from_arrow_schema
 
     return from_arrow_schema(FRAME_RESULTS)
