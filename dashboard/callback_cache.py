@@ -57,8 +57,7 @@ class CallbackCache:
 def data_state(data_dir: Path) -> str:
     """A signature of what the dashboard reads in `data_dir`: the folder, the store file,
     DIR/parquet and the two folders of review decisions."""
-    from pipeline.runs import identify_run
-    from pipeline.store import reviews
+    from pipeline.store import matches, reviews
 
     parts = []
     # DIR/parquet changes when `uncia localize` or `uncia identify` renames a table into it;
@@ -69,7 +68,7 @@ def data_state(data_dir: Path) -> str:
         paths.duckdb,
         paths.parquet,
         reviews.reviews_dir(data_dir),
-        identify_run.reviews_dir(data_dir),
+        matches.reviews_dir(data_dir),
     )
     for path in watched:
         try:

@@ -167,7 +167,9 @@ def resolve_run_options(
         if required not in merged:
             raise ConfigError(f"missing required option {required}")
     if merged.get("model_dir") is not None:
-        # A trained model brings its backbone and threshold, just above the defaults.
+        # A trained model brings its backbone and threshold, just above the defaults. Imported
+        # here: the head module loads torch, which resolving options without a model (and any
+        # process that only reads the options) need not pay for.
         from pipeline.training.head import model_run_defaults
 
         merged = {**model_run_defaults(merged["model_dir"]), **merged}

@@ -37,8 +37,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.runs.demo import DemoOptions, build_demo_survey
-from pipeline.runs.identify_run import latest_decisions, record_match_review
-from pipeline.runs.identify_run import reviews_dir as match_reviews_dir
+from pipeline.store.matches import latest_decisions, record_match_review
+from pipeline.store.matches import reviews_dir as match_reviews_dir
 from pipeline.store.reviews import read_reviews, record_review, reviews_dir
 from pipeline.store.store import remove_stale_temporaries
 

@@ -18,7 +18,7 @@ from dashboard.page_views import PageViews, starting_values
 from dashboard.pages import hotspots
 from dashboard.pages.hotspots import Ids
 from pipeline.runs.demo import DemoOptions, build_demo_survey
-from pipeline.runs.identify_run import record_match_review
+from pipeline.store.matches import record_match_review
 from pipeline.store.reviews import record_review
 from tests.test_dashboard_browser import (  # noqa: F401 (browser: a shared fixture)
     CHROMIUM,

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from cli.main import main
-from pipeline.runs.identify_run import record_match_review
+from pipeline.store.matches import record_match_review
 from tests.helpers import deployment, write_deployments
 from tests.localize_fixtures import coat_jpeg
 

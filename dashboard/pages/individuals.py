@@ -3,7 +3,7 @@ reject) and the number of distinct individuals per hexagon (the minimum known al
 
 Reads the files of `uncia localize` and `uncia identify` when present (parquet/localizations,
 matches, individuals); decisions go to the append-only match reviews of
-`pipeline.runs.identify_run.record_match_review`, with the signed-in reviewer's name.
+`pipeline.store.matches.record_match_review`, with the signed-in reviewer's name.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from dashboard import individual_figures, queries
 from dashboard.auth import Role, current_user, require_role
 from dashboard.filters import Filters
 from pipeline.errors import UnciaError
-from pipeline.runs.identify_run import latest_decisions, record_match_review
 from pipeline.schema import H3_RESOLUTIONS, MatchDecision
+from pipeline.store.matches import latest_decisions, record_match_review
 from pipeline.store.store import LOCALIZATIONS_DIR, StorePaths
 
 if TYPE_CHECKING:

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import pyarrow.parquet as pq
 from PIL import Image, ImageOps
 
 from pipeline.errors import ConfigError, StoreError
+from pipeline.runs.spark_engine import spark_session
 from pipeline.schema import LOCALIZATIONS, LocalizeMethod, conform
 from pipeline.stages.decode import DecodedFrame, decode_frame
 from pipeline.stages.embed import Backbone, load_backbone
@@ -31,7 +33,6 @@ from pipeline.stages.imagenet import SNOW_LEOPARD_CLASS
 from pipeline.stages.localize import (
     Explanation,
     GradCamOptions,
-    HeadTarget,
     ImageNetTarget,
     LimeOptions,
     Target,
@@ -46,6 +47,7 @@ from pipeline.store.store import (
     atomic_write_parquet,
     new_run_id,
 )
+from pipeline.training.head import HeadTarget, load_model
 
 CROP_MAX_SIDE = 640
 HEATMAP_WIDTH = 480
@@ -136,8 +138,6 @@ def _model_for(
         return backbone, ImageNetTarget(backbone, options.target_class)
     if model_name.startswith("zeroshot") or not run_options.get("model_dir"):
         return backbone, ImageNetTarget(backbone, SNOW_LEOPARD_CLASS)
-    from pipeline.training.head import load_model
-
     return backbone, HeadTarget(load_model(run_options["model_dir"]))
 
 
@@ -297,11 +297,8 @@ def _explain_on_spark(
 ) -> Iterator[_Explained]:
     """The Spark engine: workers run `localize_partition` (the same `_explain`); the driver
     decodes each frame once more only to draw its heat map and crop."""
-    from functools import partial
-
+    # pyspark is the optional [spark] extra: imported only when the Spark engine runs.
     from pyspark.sql.pandas.types import from_arrow_schema
-
-    from pipeline.runs.spark_engine import spark_session
 
     if not isinstance(target, ImageNetTarget):
         raise ConfigError(

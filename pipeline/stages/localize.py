@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 from scipy import ndimage
+from skimage.segmentation import slic
 
 from pipeline.errors import ConfigError
 from pipeline.stages.embed import Backbone
@@ -76,8 +77,6 @@ def lime_explain(
     filled with the frame's mean colour. Returns the Explanation; superpixels with negative
     weight get no heat.
     """
-    from skimage.segmentation import slic
-
     image = np.asarray(pixels)
     segments = slic(
         image, n_segments=options.segments, compactness=options.compactness, start_label=0
@@ -142,36 +141,6 @@ class ImageNetTarget:
     def logit(self, features: torch.Tensor) -> torch.Tensor:
         logits = self.backbone.head(features.float())[:, list(self.classes)]
         return torch.logsumexp(logits, dim=1)
-
-
-class HeadTarget:
-    """The positive class(es) of a head trained by `uncia train`."""
-
-    def __init__(self, model: object) -> None:
-        from pipeline.training.head import TrainedModel
-
-        if not isinstance(model, TrainedModel):
-            raise ConfigError("HeadTarget needs a TrainedModel")
-        self.model = model
-        self.name = f"model:{model.name}"
-
-    def probability(self, features: np.ndarray) -> np.ndarray:
-        head = self.model.head
-        return head.leopard_score(head.probabilities(features)).astype(np.float32)
-
-    def logit(self, features: torch.Tensor) -> torch.Tensor:
-        head = self.model.head
-        device = features.device
-        mean = torch.as_tensor(head.mean, dtype=torch.float32, device=device)
-        scale = torch.as_tensor(head.scale, dtype=torch.float32, device=device)
-        coef = torch.as_tensor(head.coef, dtype=torch.float32, device=device)
-        intercept = torch.as_tensor(head.intercept, dtype=torch.float32, device=device)
-        z = ((features.float() - mean) / scale) @ coef.T + intercept
-        if z.shape[1] == 1:
-            return z[:, 0]
-        z = z / head.calibration.get("temperature", 1.0)
-        positive = [head.classes.index(c) for c in head.positive_classes]
-        return torch.logsumexp(z[:, positive], dim=1) - torch.logsumexp(z, dim=1)
 
 
 def score_function(backbone: Backbone, target: Target) -> ScoreFn:

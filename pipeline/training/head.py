@@ -1,6 +1,7 @@
 """A trained head and its model folder: standardized logistic-regression coefficients plus
 calibration in `head.npz`, everything else (classes, threshold, backbone, training-set hash,
-metrics) in `model.json`. `TrainedHead` is the `Classifier` that `uncia run --model` plugs in.
+metrics) in `model.json`. `TrainedHead` is the `Classifier` that `uncia run --model` plugs in,
+`HeadTarget` the explanation target `uncia localize` uses for a frame such a head scored.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from pipeline.errors import ModelError
+from pipeline.errors import ConfigError, ModelError
 from pipeline.stages.classify import TOP_K, FrameScores
 from pipeline.stages.embed import Backbone
 from pipeline.store.store import atomic_write_bytes, atomic_write_text
@@ -193,3 +195,32 @@ class TrainedHead:
             top5_labels=[[head.classes[i] for i in row] for row in top],
             top5_scores=np.take_along_axis(probabilities, top, axis=1).astype(np.float32),
         )
+
+
+class HeadTarget:
+    """The positive class(es) of a head trained by `uncia train`, as the `localize.Target` an
+    explainer explains."""
+
+    def __init__(self, model: object) -> None:
+        if not isinstance(model, TrainedModel):
+            raise ConfigError("HeadTarget needs a TrainedModel")
+        self.model = model
+        self.name = f"model:{model.name}"
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        head = self.model.head
+        return head.leopard_score(head.probabilities(features)).astype(np.float32)
+
+    def logit(self, features: torch.Tensor) -> torch.Tensor:
+        head = self.model.head
+        device = features.device
+        mean = torch.as_tensor(head.mean, dtype=torch.float32, device=device)
+        scale = torch.as_tensor(head.scale, dtype=torch.float32, device=device)
+        coef = torch.as_tensor(head.coef, dtype=torch.float32, device=device)
+        intercept = torch.as_tensor(head.intercept, dtype=torch.float32, device=device)
+        z = ((features.float() - mean) / scale) @ coef.T + intercept
+        if z.shape[1] == 1:
+            return z[:, 0]
+        z = z / head.calibration.get("temperature", 1.0)
+        positive = [head.classes.index(c) for c in head.positive_classes]
+        return torch.logsumexp(z[:, positive], dim=1) - torch.logsumexp(z, dim=1)

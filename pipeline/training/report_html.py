@@ -8,6 +8,9 @@ import html
 import io
 from typing import Any
 
+import matplotlib
+from matplotlib.figure import Figure
+
 _CURVES = (
     ("frame", "frames", "-"),
     ("burst_max", "bursts, max", "--"),
@@ -19,10 +22,7 @@ _CURVES = (
 def pr_curve_png(report: dict[str, Any]) -> bytes:
     """Precision against recall for frames and for each burst aggregation, with the operating
     point at the report's threshold marked; PNG bytes."""
-    import matplotlib
-
     matplotlib.use("Agg")  # no display: never open a window, whatever the environment says
-    from matplotlib.figure import Figure
 
     figure = Figure(figsize=(6.4, 4.8), dpi=100)
     axes = figure.subplots()
