@@ -115,6 +115,7 @@ def add_identify_commands(sub: Any) -> None:
 
 
 def localize_command(args: argparse.Namespace) -> int:
+    # Loads torch: imported when the command runs, so that `uncia serve` never does.
     from pipeline.runs.localize_run import LocalizeOptions, run_localize
 
     options = LocalizeOptions(
@@ -140,6 +141,7 @@ def localize_command(args: argparse.Namespace) -> int:
 
 
 def identify_command(args: argparse.Namespace) -> int:
+    # Loads torch: imported when the command runs, so that `uncia serve` never does.
     from pipeline.runs.identify_run import IdentifyRunOptions, run_identify
 
     options = IdentifyRunOptions(

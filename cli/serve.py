@@ -1,17 +1,41 @@
-"""`uncia serve`'s access options and `uncia hash-password`: thin wrappers over dashboard.auth.
+"""`uncia serve --data DIR`: serve the hotspot dashboard (a wrapper over `dashboard`).
 
 uncia serve --data DIR [--auth-file USERS.toml] [--trusted-user-header X-Forwarded-User]
-uncia hash-password [--user NAME --role reviewer]     print a users-file entry
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 from pathlib import Path
+from typing import Any
 
+from dashboard import create_app
+from dashboard.server import bind_socket, make_server, serve_in_processes, serve_until_stopped
+from dashboard.settings import Settings
 from pipeline.errors import ConfigError
+
+
+def add_serve_command(sub: Any) -> None:
+    """Register `serve` on the `uncia` subparsers."""
+    serve = sub.add_parser("serve", help="serve the hotspot dashboard")
+    serve.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="an output folder written by `uncia run` or `uncia demo`",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    serve.add_argument("--port", type=int, default=8050, help="default 8050")
+    serve.add_argument(
+        "--tiles",
+        default="auto",
+        help="map tiles: auto (use OpenStreetMap when reachable), none, or a tile URL template",
+    )
+    add_serve_access_options(serve)
 
 
 def add_serve_access_options(serve: argparse.ArgumentParser) -> None:
@@ -54,10 +78,6 @@ def add_serve_access_options(serve: argparse.ArgumentParser) -> None:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    from dashboard import create_app
-    from dashboard.server import bind_socket, make_server, serve_in_processes, serve_until_stopped
-    from dashboard.settings import Settings
-
     if not 1 <= args.threads <= 256:
         raise ConfigError(f"--threads must be 1–256, got {args.threads}")
     if not 1 <= args.workers <= 64:
@@ -98,43 +118,3 @@ def serve_command(args: argparse.Namespace) -> int:
     serve_until_stopped(app, server)
     print("uncia: dashboard stopped", file=sys.stderr)
     return 0
-
-
-def add_hash_password_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    command = sub.add_parser(
-        "hash-password", help="print a users-file entry with a scrypt hash of a password"
-    )
-    command.add_argument("--user", default="NAME", help="user name of the entry (default NAME)")
-    command.add_argument(
-        "--role", choices=("viewer", "reviewer"), default="viewer", help="default viewer"
-    )
-    command.add_argument(
-        "--password-stdin",
-        action="store_true",
-        help="read the password from the first line of standard input instead of a prompt",
-    )
-
-
-def hash_password_command(args: argparse.Namespace) -> int:
-    from dashboard.auth import hash_password
-
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = getpass.getpass("password: ")
-        if getpass.getpass("again: ") != password:
-            raise ConfigError("the two passwords differ")
-    if len(password) < 8:
-        raise ConfigError("use a password of at least 8 characters")
-    if not args.user or any(c in args.user for c in ':"\\\n[]'):
-        raise ConfigError(f'user names cannot contain : " \\ [ ] or newlines: {args.user!r}')
-    print(
-        f'[users.{_toml_key(args.user)}]\npassword = "{hash_password(password)}"\n'
-        f'role = "{args.role}"'
-    )
-    return 0
-
-
-def _toml_key(name: str) -> str:
-    bare = all(c.isascii() and (c.isalnum() or c in "-_") for c in name)
-    return name if bare else f'"{name}"'

@@ -158,6 +158,7 @@ def add_train_commands(sub: Any) -> None:
 
 
 def train_command(args: argparse.Namespace) -> int:
+    # Loads torch: imported when the command runs, so that `uncia serve` never does.
     from pipeline.training.train import DEFAULT_POSITIVE, TrainOptions, train_model
 
     options = TrainOptions(
@@ -192,6 +193,7 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
+    # Loads torch: imported when the command runs, so that `uncia serve` never does.
     from pipeline.training.evaluate import EvaluateOptions, evaluate
 
     options = EvaluateOptions(
