@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dashboard import Settings, create_app
-from dashboard.server import make_server, serve_until_stopped
+from dashboard.serving.server import make_server, serve_until_stopped
 from pipeline.errors import UnciaError
 from pipeline.store.store import StorePaths
 

@@ -34,10 +34,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from dashboard import analysis
-from dashboard.analysis import EffortRules
+from dashboard.data import analysis
+from dashboard.data.analysis import EffortRules
+from dashboard.data.queries import StoreReader
 from dashboard.filters import Filters, Season
-from dashboard.queries import StoreReader
 from dashboard.species import Layer
 from pipeline.hexgrid import add_cell_columns
 from pipeline.schema import DEPLOYMENTS, TABLES, conform, duckdb_ddl
@@ -269,7 +269,8 @@ def time_first_render(store_dir: Path) -> dict[str, Any]:
     from dashboard.app import stop_background_work
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    logging.getLogger("dashboard.thumbnails").setLevel(logging.ERROR)  # bench frames: no files
+    # bench frames have no files
+    logging.getLogger("dashboard.serving.thumbnails").setLevel(logging.ERROR)
     _forget_shared_work(store_dir)
     app = create_app(Settings(data_dir=store_dir, tiles="none"))
     server = make_server("127.0.0.1", 0, app.server, threaded=True)

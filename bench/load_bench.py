@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--users must be 1–500 and --duration 1–600 s")
 
     _prepare_data(args.data)
-    from dashboard.auth import hash_password
+    from dashboard.serving.auth import hash_password
 
     password = secrets.token_urlsafe(18)
     users_file = WORK / "users.toml"

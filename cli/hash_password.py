@@ -9,7 +9,7 @@ import argparse
 import getpass
 import sys
 
-from dashboard.auth import hash_password
+from dashboard.serving.auth import hash_password
 from pipeline.errors import ConfigError
 
 

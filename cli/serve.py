@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from dashboard import create_app
-from dashboard.server import bind_socket, make_server, serve_in_processes, serve_until_stopped
+from dashboard.serving.server import (
+    bind_socket,
+    make_server,
+    serve_in_processes,
+    serve_until_stopped,
+)
 from dashboard.settings import Settings
 from pipeline.errors import ConfigError
 

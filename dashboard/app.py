@@ -13,15 +13,16 @@ from typing import Any
 
 import dash
 
-from dashboard.auth import authenticator_for, install_auth
-from dashboard.callback_cache import CallbackCache, install_callback_cache
+from dashboard.data.queries import DEFAULT_EVENT_GAP_MINUTES, Overview, StoreReader
 from dashboard.figures import map_style
-from dashboard.page_views import PageViews
-from dashboard.pages import callbacks, hotspots, individuals
-from dashboard.queries import DEFAULT_EVENT_GAP_MINUTES, Overview, StoreReader
+from dashboard.pages import hotspots, individuals
+from dashboard.serving.auth import authenticator_for, install_auth
+from dashboard.serving.callback_cache import CallbackCache, install_callback_cache
+from dashboard.serving.page_views import PageViews
+from dashboard.serving.thumbnails import ThumbnailService, register_thumbnails
+from dashboard.serving.warmup import StoreWarmer
 from dashboard.settings import Settings
-from dashboard.thumbnails import ThumbnailService, register_thumbnails
-from dashboard.warmup import StoreWarmer
+from dashboard.views import hotspots as callbacks
 from pipeline import __version__
 
 log = logging.getLogger(__name__)

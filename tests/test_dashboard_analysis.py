@@ -19,10 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dashboard import analysis
-from dashboard.analysis import EffortRules
+from dashboard.data import analysis
+from dashboard.data.analysis import EffortRules
+from dashboard.data.queries import StoreReader
 from dashboard.filters import Filters, Season
-from dashboard.queries import StoreReader
 from dashboard.species import Layer, group_of
 from pipeline.errors import ConfigError
 from pipeline.schema import IMAGES, TABLES, conform

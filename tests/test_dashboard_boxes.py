@@ -19,11 +19,11 @@ from PIL import Image
 
 from dashboard import Settings
 from dashboard.app import DashboardContext, build_context
+from dashboard.data.queries import StoreReader, hexagon_detections, latest_boxes
 from dashboard.filters import Filters
-from dashboard.pages import callbacks
-from dashboard.pages.review import show_gallery
-from dashboard.queries import StoreReader, hexagon_detections, latest_boxes
-from dashboard.thumbnails import ThumbnailService
+from dashboard.serving.thumbnails import ThumbnailService
+from dashboard.views import hotspots as callbacks
+from dashboard.views.review import show_gallery
 from pipeline.schema import LOCALIZATIONS
 from pipeline.stages.decode import decode_frame
 from pipeline.store.store import StorePaths, atomic_write_parquet
@@ -201,7 +201,7 @@ def test_thumbnail_and_box_share_the_upright_frame(tmp_path: Path) -> None:
 
 def test_a_new_localizations_table_starts_a_new_callback_cache_key_space(tmp_path: Path) -> None:
     """Answers cached before `uncia localize` ran must not hide its boxes for minutes."""
-    from dashboard.callback_cache import data_state
+    from dashboard.serving.callback_cache import data_state
 
     out = write_survey(tmp_path / "survey")
     before = data_state(out)

@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from dashboard.data.queries import StoreReader, individuals_in_view
 from dashboard.filters import Filters
 from dashboard.pages.insights import MODE_LABELS, MapMode
-from dashboard.queries import StoreReader, individuals_in_view
 from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.schema import INDIVIDUALS, LOCALIZATIONS
 from pipeline.store.store import StorePaths, atomic_write_parquet

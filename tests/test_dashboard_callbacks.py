@@ -27,10 +27,12 @@ from PIL import Image, ImageStat
 from dashboard import Settings, create_app
 from dashboard.app import DashboardContext, TileSource, build_context
 from dashboard.filters import parse_hexagon
-from dashboard.page_views import starting_values
-from dashboard.pages import callbacks, insights, review
-from dashboard.pages.callbacks import shows_alert
+from dashboard.pages import insights
 from dashboard.pages.hotspots import DEMO_BANNER, NO_STORE, PICK_HEXAGON, Ids, layout
+from dashboard.serving.page_views import starting_values
+from dashboard.views import hotspots as callbacks
+from dashboard.views import review
+from dashboard.views.hotspots import shows_alert
 from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.schema import TABLES
 from pipeline.store import store

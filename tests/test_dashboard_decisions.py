@@ -19,7 +19,9 @@ import pytest
 from dashboard import Settings
 from dashboard.app import DashboardContext, build_context
 from dashboard.exports.report import find_chromium
-from dashboard.pages import callbacks, downloads, insights, review
+from dashboard.pages import insights
+from dashboard.views import downloads, review
+from dashboard.views import hotspots as callbacks
 from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.store.reviews import read_reviews
 from tests.test_dashboard_callbacks import CONTROLS, texts

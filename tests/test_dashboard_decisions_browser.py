@@ -15,7 +15,7 @@ import geopandas as gpd
 import pytest
 
 from dashboard import Settings, create_app
-from dashboard.pages.downloads import EXPORT_LABELS, ExportFormat
+from dashboard.views.downloads import EXPORT_LABELS, ExportFormat
 from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.store.reviews import read_reviews
 from tests.test_dashboard_browser import (

@@ -17,11 +17,12 @@ import pytest
 
 from dashboard import Settings
 from dashboard.app import DashboardContext, build_context
+from dashboard.data.queries import StoreReader, individuals_in_view
 from dashboard.filters import Filters, Season
 from dashboard.individual_figures import NONE_IN_VIEW, NOT_IDENTIFIED, individuals_map
-from dashboard.pages import callbacks, insights
+from dashboard.pages import insights
 from dashboard.pages.insights import MODE_LABELS, MapMode
-from dashboard.queries import StoreReader, individuals_in_view
+from dashboard.views import hotspots as callbacks
 from pipeline.schema import INDIVIDUALS
 from pipeline.store.store import StorePaths, atomic_write_parquet
 from tests.test_dashboard_queries import WHOLE_YEAR_R7 as CONTROLS

@@ -13,10 +13,10 @@ import pytest
 
 from dashboard import Settings, create_app
 from dashboard.app import stop_background_work
-from dashboard.callback_cache import data_state
-from dashboard.page_views import PageViews, starting_values
 from dashboard.pages import hotspots
 from dashboard.pages.hotspots import Ids
+from dashboard.serving.callback_cache import data_state
+from dashboard.serving.page_views import PageViews, starting_values
 from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.store.matches import record_match_review
 from pipeline.store.reviews import record_review

@@ -3,7 +3,7 @@
 Three cameras: A and C share one r7 hexagon (A all of 2023, C ten days in March), B is far east
 and runs over the new year (Nov 2023 to Mar 2024). Leopard bursts are placed to test the
 threshold, the 30-minute independence rule, seasons across the new year and date ranges.
-The hotspot, series and camera queries are the page's own (`dashboard.analysis`), run with no
+The hotspot, series and camera queries are the page's own (`dashboard.data.analysis`), run with no
 camera gaps so that trap-nights are the deployment days counted by hand; how gaps come out of
 the effort is tested in test_dashboard_analysis.py.
 """
@@ -19,10 +19,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from dashboard import analysis
-from dashboard.analysis import active_cameras, layer_series, layer_summary
+from dashboard.data import analysis
+from dashboard.data.analysis import active_cameras, layer_series, layer_summary
+from dashboard.data.queries import StoreReader, hexagon_detections, image_source, survey_overview
 from dashboard.filters import Filters, Period, Season
-from dashboard.queries import StoreReader, hexagon_detections, image_source, survey_overview
 from pipeline.errors import StoreError
 from pipeline.hexgrid import add_cell_columns, cell_center, cell_for
 from pipeline.schema import BURSTS, DEPLOYMENTS, DETECTIONS, IMAGES, RUNS, conform

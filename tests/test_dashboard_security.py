@@ -38,7 +38,7 @@ from werkzeug.exceptions import Forbidden
 from cli.main import build_parser
 from dashboard import Settings, create_app
 from dashboard.app import DashboardContext, build_context
-from dashboard.auth import (
+from dashboard.serving.auth import (
     REQUIRED_ROLE_ATTR,
     Role,
     User,
@@ -47,8 +47,8 @@ from dashboard.auth import (
     require_role,
     verify_password,
 )
-from dashboard.pages import callbacks
-from dashboard.server import make_server
+from dashboard.serving.server import make_server
+from dashboard.views import hotspots as callbacks
 from pipeline.errors import ConfigError
 from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.schema import TABLES
@@ -465,7 +465,7 @@ def test_proxy_header_is_believed_only_when_configured_and_from_the_proxy(
 
 
 def _whoami(app: Any) -> Any:
-    from dashboard.auth import current_user
+    from dashboard.serving.auth import current_user
 
     def whoami() -> str:
         user = current_user()

@@ -11,12 +11,13 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from dashboard import analysis, create_app
+from dashboard import create_app
 from dashboard.app import build_context, stop_background_work
+from dashboard.data import analysis
+from dashboard.data.queries import StoreReader
 from dashboard.pages import insights
-from dashboard.queries import StoreReader
+from dashboard.serving.warmup import StoreWarmer
 from dashboard.settings import Settings
-from dashboard.warmup import StoreWarmer
 from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.schema import TABLES
 from pipeline.store import store

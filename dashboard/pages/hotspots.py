@@ -13,9 +13,9 @@ from urllib.parse import quote
 from dash import dcc, html
 from dash.dash_table.DataTable import DataTable
 
+from dashboard.data.queries import FrameBox, Overview, survey_overview
 from dashboard.filters import MONTH_NAMES, SEASON_LABELS, Period, Season
 from dashboard.pages import insights
-from dashboard.queries import FrameBox, Overview, survey_overview
 from pipeline.errors import UnciaError
 
 if TYPE_CHECKING:

@@ -18,9 +18,10 @@ from dash import Input, Output, State, dcc, html
 from dash.dash_table.DataTable import DataTable
 from flask import abort, send_from_directory
 
-from dashboard import individual_figures, queries
-from dashboard.auth import Role, current_user, require_role
+from dashboard import individual_figures
+from dashboard.data import queries
 from dashboard.filters import Filters
+from dashboard.serving.auth import Role, current_user, require_role
 from pipeline.errors import UnciaError
 from pipeline.schema import H3_RESOLUTIONS, MatchDecision
 from pipeline.store.matches import latest_decisions, record_match_review

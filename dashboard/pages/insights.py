@@ -18,8 +18,9 @@ import duckdb
 import pyarrow as pa
 from dash import ALL, Input, Output, State, dcc, html, no_update
 
-from dashboard import analysis, analysis_figures, figures, queries
-from dashboard.analysis import EffortRules, GapCache
+from dashboard import analysis_figures, figures
+from dashboard.data import analysis, queries
+from dashboard.data.analysis import EffortRules, GapCache
 from dashboard.filters import Filters, parse_hexagon
 from dashboard.pages.individuals import individuals_map_outputs
 from dashboard.species import LAYER_LABELS, Layer
@@ -305,7 +306,7 @@ def _or_none(value: Any) -> Any:
 
 def sections() -> list[Any]:
     """Diel activity and camera operation, the review gallery and the exports."""
-    from dashboard.pages.downloads import EXPORT_LABELS, ExportFormat
+    from dashboard.views.downloads import EXPORT_LABELS, ExportFormat
 
     export_buttons = [
         html.Button(
@@ -410,7 +411,7 @@ def update_insights(
     **controls: Any,
 ) -> dict[str, Any]:
     """Diel activity and the camera operation timeline for the selected hexagon (or all)."""
-    from dashboard.pages.callbacks import _filters
+    from dashboard.views.hotspots import _filters
 
     view = parse_view(None, layer)
     selected = parse_hexagon(selected)
@@ -437,11 +438,11 @@ def update_insights(
 
 def register(app: Any, ctx: DashboardContext, filter_inputs: dict[str, Input]) -> None:
     """Wire the insight, gallery, review and export callbacks to `app`."""
-    from dashboard.auth import Role, require_role
-    from dashboard.pages.callbacks import _bind, page_view, shows_alert
-    from dashboard.pages.downloads import build_export
     from dashboard.pages.hotspots import Ids
-    from dashboard.pages.review import record_decision, reviewer_name, show_gallery
+    from dashboard.serving.auth import Role, require_role
+    from dashboard.views.downloads import build_export
+    from dashboard.views.hotspots import _bind, page_view, shows_alert
+    from dashboard.views.review import record_decision, reviewer_name, show_gallery
 
     version = Input(Ids.VERSION, "data")
     reviews = Input(InsightIds.REVIEWS, "data")

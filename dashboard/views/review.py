@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from dash import dcc, html, no_update
 
-from dashboard import analysis, queries
+from dashboard.data import analysis, queries
 from dashboard.filters import parse_hexagon
 from dashboard.pages.hotspots import thumbnail
 from dashboard.pages.insights import InsightIds, current_reviews, prepare
@@ -98,7 +98,7 @@ def show_gallery(
 ) -> dict[str, Any]:
     """Candidate leopard bursts (threshold, window, hexagon), highest score first, the best
     frame's localization box on each thumbnail."""
-    from dashboard.pages.callbacks import _filters
+    from dashboard.views.hotspots import _filters
 
     hexagon = parse_hexagon(hexagon)
 
@@ -123,7 +123,7 @@ def show_gallery(
 
 def reviewer_name(typed: str | None) -> str:
     """The signed-in user's name; with authentication off ("local"), the typed name if any."""
-    from dashboard.auth import current_user
+    from dashboard.serving.auth import current_user
 
     user = current_user()
     if user is not None and user.name != "local":

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from dashboard import analysis, queries
+from dashboard.data import analysis, queries
 from dashboard.exports import (
     ReportContext,
     generalize_for_public,
@@ -56,7 +56,7 @@ def build_export(
     **controls: Any,
 ) -> tuple[bytes, str]:
     """The bytes and file name of one export of the current view."""
-    from dashboard.pages.callbacks import _filters
+    from dashboard.views.hotspots import _filters
 
     fmt = ExportFormat(fmt)
     selected = parse_hexagon(selected)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dashboard.callback_cache import data_state
+from dashboard.serving.callback_cache import data_state
 
 Inputs = dict[str, tuple[str, str]]  # keyword -> (component id, property)
 

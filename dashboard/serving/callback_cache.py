@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
-from dashboard.auth import REQUIRED_ROLE_ATTR, current_user
+from dashboard.serving.auth import REQUIRED_ROLE_ATTR, current_user
 from pipeline.store.store import StorePaths
 
 MAX_ENTRIES = 2048

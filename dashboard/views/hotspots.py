@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import dash
 from dash import Input, Output, State, no_update
 
-from dashboard import figures, queries
+from dashboard import figures
+from dashboard.data import queries
 from dashboard.filters import Filters, Season, parse_filters, parse_hexagon
 from dashboard.pages import insights
 from dashboard.pages.hotspots import (

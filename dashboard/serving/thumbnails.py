@@ -21,7 +21,7 @@ import duckdb
 from flask import Flask, Response, request
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from dashboard.queries import StoreReader, image_source
+from dashboard.data.queries import StoreReader, image_source
 from pipeline.errors import StoreError
 
 log = logging.getLogger(__name__)

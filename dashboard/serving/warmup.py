@@ -33,8 +33,8 @@ class StoreWarmer:
 
     def warm_once(self) -> bool:
         """Warm the current store version unless done already; True when it did."""
-        from dashboard.page_views import starting_values
         from dashboard.pages import hotspots  # the pages import this module's app
+        from dashboard.serving.page_views import starting_values
 
         version = self.ctx.reader.version()
         if version is None or version == self.warmed_version:
