@@ -266,7 +266,7 @@ def time_first_render(store_dir: Path) -> dict[str, Any]:
     from werkzeug.serving import make_server
 
     from dashboard import Settings, create_app
-    from dashboard.app import stop_background_work
+    from dashboard.serving.warmup import stop_background_work
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     # bench frames have no files

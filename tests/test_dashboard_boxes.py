@@ -18,7 +18,7 @@ from dash import html
 from PIL import Image
 
 from dashboard import Settings
-from dashboard.app import DashboardContext, build_context
+from dashboard.context import DashboardContext, build_context
 from dashboard.data.queries import StoreReader, hexagon_detections, latest_boxes
 from dashboard.filters import Filters
 from dashboard.serving.thumbnails import ThumbnailService

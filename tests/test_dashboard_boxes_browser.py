@@ -21,7 +21,7 @@ from PIL import Image
 
 from dashboard.data.queries import StoreReader, individuals_in_view
 from dashboard.filters import Filters
-from dashboard.pages.insights import MODE_LABELS, MapMode
+from dashboard.views.insights import MODE_LABELS, MapMode
 from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.schema import INDIVIDUALS, LOCALIZATIONS
 from pipeline.store.store import StorePaths, atomic_write_parquet

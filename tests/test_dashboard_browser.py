@@ -24,9 +24,10 @@ from plotly.offline import get_plotlyjs_version as plotly_js_version
 from werkzeug.serving import make_server
 
 from dashboard import Settings, analysis, create_app
+from dashboard.components import DEMO_BANNER
 from dashboard.data.queries import StoreReader
 from dashboard.filters import Filters
-from dashboard.pages.hotspots import DEMO_BANNER, TITLE
+from dashboard.pages.hotspots import TITLE
 from pipeline.hexgrid import cell_center
 from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.schema import TABLES

@@ -25,14 +25,15 @@ from dash import no_update
 from PIL import Image, ImageStat
 
 from dashboard import Settings, create_app
-from dashboard.app import DashboardContext, TileSource, build_context
+from dashboard.app import page_layout
+from dashboard.components import DEMO_BANNER, NO_STORE, PICK_HEXAGON
+from dashboard.context import DashboardContext, TileSource, build_context
 from dashboard.filters import parse_hexagon
-from dashboard.pages import insights
-from dashboard.pages.hotspots import DEMO_BANNER, NO_STORE, PICK_HEXAGON, Ids, layout
+from dashboard.ids import Ids
 from dashboard.serving.page_views import starting_values
+from dashboard.views import common, insights, review
 from dashboard.views import hotspots as callbacks
-from dashboard.views import review
-from dashboard.views.hotspots import shows_alert
+from dashboard.views.common import shows_alert
 from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.schema import TABLES
 from pipeline.store import store
@@ -115,7 +116,7 @@ def test_custom_months_are_enabled_only_for_custom_season() -> None:
 
 def test_layout_starts_the_month_switches_as_the_toggle_would(ctx: DashboardContext) -> None:
     """The toggle does not run when the page opens, so the layout must agree with it."""
-    found = starting_values(layout(ctx))
+    found = starting_values(page_layout(ctx))
     toggled = callbacks.toggle_custom_months(found[(Ids.SEASON, "value")])
     assert found[(Ids.MONTH_START, "disabled")] is toggled["start_disabled"] is True
     assert found[(Ids.MONTH_END, "disabled")] is toggled["end_disabled"] is True
@@ -216,10 +217,10 @@ def test_missing_store_shows_a_waiting_message_without_paths(tmp_path: Path) -> 
     header = callbacks.render_header(ctx, None)
     assert texts(header["alert"]) == NO_STORE
     assert str(tmp_path) not in texts(header["alert"])
-    assert NO_STORE in texts(layout(ctx).children)
+    assert NO_STORE in texts(page_layout(ctx).children)
     out = callbacks.update_map(ctx, None, **CONTROLS)
     assert out["alert"] == []  # said once, in the header, not above every view
-    assert out["figure"]["layout"]["annotations"][0]["text"] == callbacks.WAITING
+    assert out["figure"]["layout"]["annotations"][0]["text"] == common.WAITING
 
 
 def test_unexpected_failure_shows_alert_and_logs_traceback(
@@ -233,7 +234,7 @@ def test_unexpected_failure_shows_alert_and_logs_traceback(
     with caplog.at_level(logging.ERROR):
         out = callbacks.update_map(ctx, None, **CONTROLS)
     shown = texts(out["alert"])
-    assert shown == callbacks.FAILED
+    assert shown == common.FAILED
     assert "Traceback" not in shown and str(tmp_path) not in shown
     assert any(r.exc_info for r in caplog.records if "update_map" in r.getMessage())
 

@@ -17,10 +17,10 @@ import h3
 import pytest
 
 from dashboard import Settings
-from dashboard.app import DashboardContext, build_context
+from dashboard.context import DashboardContext, build_context
 from dashboard.exports.report import find_chromium
-from dashboard.pages import insights
-from dashboard.views import downloads, review
+from dashboard.ids import InsightIds
+from dashboard.views import downloads, insights, review
 from dashboard.views import hotspots as callbacks
 from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.store.reviews import read_reviews
@@ -105,7 +105,7 @@ def test_confirming_a_burst_counts_it_in_the_verified_view(ctx: DashboardContext
     assert scores == sorted(scores, reverse=True)
     before = callbacks.update_map(ctx, "v", verified="verified", **CONTROLS)
     assert sum(before["figure"]["data"][0]["z"]) == 0  # nothing reviewed yet
-    trigger = {"type": insights.InsightIds.REVIEW_BUTTON, "burst": burst, "decision": "confirm"}
+    trigger = {"type": InsightIds.REVIEW_BUTTON, "burst": burst, "decision": "confirm"}
     out = review.record_decision(ctx, trigger, {}, "Bayara")
     assert out["alert"] == [] and out["reviews"]
     after = callbacks.update_map(ctx, "v", verified="verified", reviews=out["reviews"], **CONTROLS)

@@ -9,13 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from dashboard import Settings, create_app
-from dashboard.app import build_context
-from dashboard.pages.individuals import (
-    decide_match,
-    individuals_per_hexagon,
-    review_queue,
-    show_pair,
-)
+from dashboard.context import build_context
+from dashboard.data.individuals import individuals_per_hexagon, review_queue
+from dashboard.views.individuals import decide_match, show_pair
 from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.schema import INDIVIDUALS, LOCALIZATIONS, MATCHES
 from pipeline.store.store import StorePaths, atomic_write_parquet

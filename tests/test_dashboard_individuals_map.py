@@ -16,13 +16,14 @@ import pyarrow as pa
 import pytest
 
 from dashboard import Settings
-from dashboard.app import DashboardContext, build_context
+from dashboard.context import DashboardContext, build_context
 from dashboard.data.queries import StoreReader, individuals_in_view
 from dashboard.filters import Filters, Season
 from dashboard.individual_figures import NONE_IN_VIEW, NOT_IDENTIFIED, individuals_map
 from dashboard.pages import insights
-from dashboard.pages.insights import MODE_LABELS, MapMode
 from dashboard.views import hotspots as callbacks
+from dashboard.views import insights as insight_views
+from dashboard.views.insights import MODE_LABELS, MapMode
 from pipeline.schema import INDIVIDUALS
 from pipeline.store.store import StorePaths, atomic_write_parquet
 from tests.test_dashboard_queries import WHOLE_YEAR_R7 as CONTROLS
@@ -165,7 +166,7 @@ def test_mode_is_offered_with_its_label(survey: Path) -> None:
     labels = [o["label"] for o in radio.options]
     assert MODE_LABELS[MapMode.INDIVIDUALS] in labels
     assert labels[-1] == "Distinct individuals (minimum known alive)"
-    assert insights.parse_view("individuals", None).mode is MapMode.INDIVIDUALS
+    assert insight_views.parse_view("individuals", None).mode is MapMode.INDIVIDUALS
 
 
 def test_figure_lists_the_individuals_of_a_hexagon_in_its_hover() -> None:

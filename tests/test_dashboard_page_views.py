@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from dashboard import Settings, create_app
-from dashboard.app import stop_background_work
-from dashboard.pages import hotspots
-from dashboard.pages.hotspots import Ids
+from dashboard.app import page_layout
+from dashboard.ids import Ids
 from dashboard.serving.callback_cache import data_state
 from dashboard.serving.page_views import PageViews, starting_values
+from dashboard.serving.warmup import stop_background_work
 from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.store.matches import record_match_review
 from pipeline.store.reviews import record_review
@@ -89,7 +89,7 @@ def test_starting_values_are_the_layouts(demo_dir: Path) -> None:
     app = create_app(Settings(data_dir=demo_dir, tiles="none"))
     try:
         ctx = app.server.extensions["uncia_warmer"].ctx
-        values = starting_values(hotspots.layout(ctx))
+        values = starting_values(page_layout(ctx))
     finally:
         stop_background_work(app)
     assert values[(Ids.RESOLUTION, "value")] == ctx.settings.default_resolution

@@ -37,7 +37,7 @@ from werkzeug.exceptions import Forbidden
 
 from cli.main import build_parser
 from dashboard import Settings, create_app
-from dashboard.app import DashboardContext, build_context
+from dashboard.context import DashboardContext, build_context
 from dashboard.serving.auth import (
     REQUIRED_ROLE_ATTR,
     Role,
@@ -48,6 +48,7 @@ from dashboard.serving.auth import (
     verify_password,
 )
 from dashboard.serving.server import make_server
+from dashboard.views import common
 from dashboard.views import hotspots as callbacks
 from pipeline.errors import ConfigError
 from pipeline.runs.demo import DemoOptions, build_demo_survey
@@ -670,7 +671,7 @@ def fuzz_ctx(demo_dir: Path) -> Iterator[DashboardContext]:
 def _alert_or_output(result: dict[str, Any]) -> None:
     assert isinstance(result, dict) and "alert" in result
     text = repr(result["alert"])
-    assert "Traceback" not in text and "uncia.duckdb" not in text and callbacks.FAILED not in text
+    assert "Traceback" not in text and "uncia.duckdb" not in text and common.FAILED not in text
 
 
 @FUZZ
@@ -798,7 +799,7 @@ def test_a_corrupt_store_gives_messages_without_paths(demo_dir: Path, tmp_path: 
         for dep in read_callbacks(app)
     ]
     assert all(r.status_code in (200, 204) for r in callback_answers)
-    assert any(callbacks.UNREADABLE in r.get_data(as_text=True) for r in callback_answers)
+    assert any(common.UNREADABLE in r.get_data(as_text=True) for r in callback_answers)
     answers = [
         *callback_answers,
         client.get("/thumbnail/0123456789abcdef"),

@@ -12,12 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from dashboard import create_app
-from dashboard.app import build_context, stop_background_work
+from dashboard.app import page_layout
+from dashboard.context import build_context
 from dashboard.data import analysis
 from dashboard.data.queries import StoreReader
-from dashboard.pages import insights
-from dashboard.serving.warmup import StoreWarmer
+from dashboard.serving.warmup import StoreWarmer, stop_background_work
 from dashboard.settings import Settings
+from dashboard.views import insights
 from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.schema import TABLES
 from pipeline.store import store
@@ -36,7 +37,7 @@ def test_warmer_prepares_each_new_store_version_once(demo_dir: Path, tmp_path: P
     app = create_app(Settings(data_dir=data, tiles="none"))  # registers the page's views
     stop_background_work(app)  # this test drives its own warmer
     ctx = app.server.extensions["uncia_warmer"].ctx
-    warmer = StoreWarmer(ctx, interval_s=60)
+    warmer = StoreWarmer(ctx.reader.version, ctx.views, lambda: page_layout(ctx), interval_s=60)
     first = ctx.reader.version()
     assert warmer.warm_once() is True
     assert warmer.warmed_version == first
@@ -57,7 +58,7 @@ def test_warmer_prepares_each_new_store_version_once(demo_dir: Path, tmp_path: P
 
 def test_warmer_waits_quietly_for_a_store(tmp_path: Path) -> None:
     ctx = build_context(Settings(data_dir=tmp_path / "empty", tiles="none"))
-    warmer = StoreWarmer(ctx, interval_s=60)
+    warmer = StoreWarmer(ctx.reader.version, ctx.views, lambda: page_layout(ctx), interval_s=60)
     assert warmer.warm_once() is False and warmer.warmed_version is None
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 
 from dashboard.serving.auth import REQUIRED_ROLE_ATTR, current_user
+from pipeline.store import matches, reviews
 from pipeline.store.store import StorePaths
 
 MAX_ENTRIES = 2048
@@ -57,8 +58,6 @@ class CallbackCache:
 def data_state(data_dir: Path) -> str:
     """A signature of what the dashboard reads in `data_dir`: the folder, the store file,
     DIR/parquet and the two folders of review decisions."""
-    from pipeline.store import matches, reviews
-
     parts = []
     # DIR/parquet changes when `uncia localize` or `uncia identify` renames a table into it;
     # a decision is a file renamed into its folder, which changes that folder's mtime.

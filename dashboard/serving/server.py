@@ -18,6 +18,9 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import dash
+from waitress.server import create_server
+
+from dashboard.serving.warmup import stop_background_work
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +46,6 @@ class _WaitressServer:
         threads: int,
         sock: socket.socket | None = None,
     ) -> None:
-        from waitress.server import create_server
-
         self.name = "waitress"
         where: dict[str, Any] = {"sockets": [sock]} if sock else {"host": host, "port": port}
         # ident="" keeps the server's name and version out of every response.
@@ -71,41 +72,17 @@ class _WaitressServer:
         self._server.task_dispatcher.shutdown()
 
 
-class _FlaskServer:
-    def __init__(self, app: dash.Dash, host: str, port: int, threads: int) -> None:
-        from werkzeug.serving import make_server as werkzeug_server
-
-        self.name = "flask"
-        self._server = werkzeug_server(host, port, app.server, threaded=True)
-        self.host, self.port = self._server.server_address[:2]
-
-    def run(self) -> None:
-        self._server.serve_forever()
-
-    def close(self) -> None:
-        self._server.shutdown()
-
-
 def make_server(
     app: dash.Dash, host: str, port: int, *, threads: int = DEFAULT_THREADS
-) -> _WaitressServer | _FlaskServer:
-    """Bind `host:port` (port 0: any free port) for `app`; call `.run()` to serve.
-
-    Uses waitress when importable, else Flask's development server with a warning.
-    """
-    try:
-        return _WaitressServer(app, host, port, threads)
-    except ImportError:
-        log.warning("waitress is not installed; using Flask's development server")
-        return _FlaskServer(app, host, port, threads)
+) -> _WaitressServer:
+    """Bind `host:port` (port 0: any free port) for `app` with waitress; call `.run()` to serve."""
+    return _WaitressServer(app, host, port, threads)
 
 
 def serve_until_stopped(app: dash.Dash, server: RunningServer) -> None:
     """Run `server` until Ctrl-C or SIGTERM (docker stop, systemd), then let requests in
     progress (up to 5 s) and `app`'s store warmer finish: a thread still inside DuckDB when
     Python exits aborts the process ("terminate called ...")."""
-    from dashboard.app import stop_background_work
-
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         server.run()  # waitress returns on KeyboardInterrupt; Flask's server lets it through

@@ -13,10 +13,12 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any
 
-if TYPE_CHECKING:
-    from dashboard.app import DashboardContext
+import dash
+
+from dashboard.serving.page_views import PageViews, starting_values
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +26,17 @@ log = logging.getLogger(__name__)
 class StoreWarmer:
     """Answers the page's views for each new store version, off the request path."""
 
-    def __init__(self, ctx: DashboardContext, interval_s: float) -> None:
-        self.ctx = ctx
+    def __init__(
+        self,
+        version: Callable[[], str | None],
+        views: PageViews,
+        layout: Callable[[], Any],
+        interval_s: float,
+    ) -> None:
+        """`version` gives the store's current version, `layout` the page a browser opens."""
+        self.version = version
+        self.views = views
+        self.layout = layout
         self.interval_s = interval_s
         self.warmed_version: str | None = None
         self._stop = threading.Event()
@@ -33,15 +44,12 @@ class StoreWarmer:
 
     def warm_once(self) -> bool:
         """Warm the current store version unless done already; True when it did."""
-        from dashboard.pages import hotspots  # the pages import this module's app
-        from dashboard.serving.page_views import starting_values
-
-        version = self.ctx.reader.version()
+        version = self.version()
         if version is None or version == self.warmed_version:
             return False
         # The page's views, answered with what a browser opening the page sends; the callbacks
         # turn errors into alerts, so a store that cannot be read only logs.
-        self.ctx.views.warm(starting_values(hotspots.layout(self.ctx)))
+        self.views.warm(starting_values(self.layout()))
         self.warmed_version = version
         log.debug("warmed store version %s", version)
         return True
@@ -70,3 +78,10 @@ class StoreWarmer:
             self._thread.join(wait_s)
             if self._thread.is_alive():
                 log.warning("the store warmer did not stop within %.0f s", wait_s)
+
+
+def stop_background_work(app: dash.Dash, wait_s: float = 60.0) -> None:
+    """Stop the threads `create_app` started (the store warmer), waiting up to `wait_s`."""
+    warmer = app.server.extensions.get("uncia_warmer")
+    if warmer is not None:
+        warmer.stop(wait_s)

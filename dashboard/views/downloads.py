@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from dashboard.context import DashboardContext
 from dashboard.data import analysis, queries
 from dashboard.exports import (
     ReportContext,
@@ -19,12 +20,10 @@ from dashboard.exports import (
     report_pdf,
 )
 from dashboard.filters import parse_hexagon
-from dashboard.pages.insights import hotspot_table, parse_view, prepare
 from dashboard.species import LAYER_LABELS
+from dashboard.views.common import view_filters
+from dashboard.views.insights import hotspot_table, parse_view, prepare
 from pipeline.store.reviews import read_reviews, training_labels_csv
-
-if TYPE_CHECKING:
-    from dashboard.app import DashboardContext
 
 
 class ExportFormat(StrEnum):
@@ -56,8 +55,6 @@ def build_export(
     **controls: Any,
 ) -> tuple[bytes, str]:
     """The bytes and file name of one export of the current view."""
-    from dashboard.views.hotspots import _filters
-
     fmt = ExportFormat(fmt)
     selected = parse_hexagon(selected)
     view = parse_view(map_mode, layer)
@@ -69,7 +66,7 @@ def build_export(
         return text.encode("utf-8"), f"uncia-labels-{stamp:%Y%m%d}.csv"
     with ctx.reader.connect() as con:
         overview = queries.survey_overview(con)
-        filters = _filters(overview, controls)
+        filters = view_filters(overview, controls)
         prepare(ctx, con)
         summary = hotspot_table(ctx, con, overview, filters, view.layer)
         series = analysis.layer_series(

@@ -1,92 +1,24 @@
-"""The review gallery: candidate leopard bursts, highest score first, with confirm / reject /
-relabel buttons (keyboard shortcuts in assets/review_keys.js) and append-only decisions.
+"""The review gallery's views: candidate leopard bursts, highest score first, and the decision
+a confirm / reject / relabel button records (append-only, `pipeline.store.reviews`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import Any
 
-from dash import dcc, html, no_update
+from dash import no_update
 
+from dashboard.components import review_cards
+from dashboard.context import DashboardContext
 from dashboard.data import analysis, queries
 from dashboard.filters import parse_hexagon
-from dashboard.pages.hotspots import thumbnail
-from dashboard.pages.insights import InsightIds, current_reviews, prepare
+from dashboard.ids import InsightIds
+from dashboard.serving.auth import current_user
+from dashboard.views.common import view_filters
+from dashboard.views.insights import current_reviews, prepare
 from pipeline.errors import ConfigError
 from pipeline.schema import ReviewDecision
 from pipeline.store.reviews import record_review
-
-if TYPE_CHECKING:
-    from dashboard.app import DashboardContext
-
-RELABEL_CHOICES = ("ibex", "livestock", "people", "other_animal", "empty")
-
-
-def data_attribute(name: str, value: str) -> dict[str, Any]:
-    """A `data-*` attribute for a Dash html component (the JS shortcuts read them)."""
-    return {f"data-{name}": value}
-
-
-def review_cards(rows: list[dict[str, Any]], url_prefix: str) -> list[html.Figure]:
-    """One focusable card per candidate burst with confirm / reject / relabel buttons; a row's
-    "box" (queries.FrameBox of its best frame) is drawn on the thumbnail."""
-    cards = []
-    for row in rows:
-        burst = row["burst_id"]
-        decided = (
-            f"{row['decision']} ({row['label']}) by {row['reviewer']}"
-            if row.get("decision")
-            else "not reviewed"
-        )
-
-        def button(decision: ReviewDecision, text: str, key: str, burst: str = burst) -> Any:
-            return html.Button(
-                text,
-                id={"type": InsightIds.REVIEW_BUTTON, "burst": burst, "decision": decision.value},
-                n_clicks=0,
-                title=f"shortcut: {key}",
-                **data_attribute("decision", decision.value),
-            )
-
-        when = row["start_time"].strftime("%Y-%m-%d %H:%M") if row.get("start_time") else "?"
-        cards.append(
-            html.Figure(
-                [
-                    thumbnail(
-                        f"{url_prefix}thumbnail/{quote(row['best_image_id'], safe='')}",
-                        f"burst at {row['locationName']}, {when}",
-                        row.get("box"),
-                    ),
-                    html.Figcaption(
-                        [
-                            html.Strong(f"score {row['score']:.3f}"),
-                            html.Div(f"{when} · {row['locationName']} · {row['n_frames']} frames"),
-                            html.Div(decided, className=f"decision {row.get('decision') or ''}"),
-                            html.Div(
-                                [
-                                    button(ReviewDecision.CONFIRM, "Confirm", "c"),
-                                    button(ReviewDecision.REJECT, "Reject", "x"),
-                                    dcc.Dropdown(
-                                        id={"type": InsightIds.RELABEL, "burst": burst},
-                                        options=list(RELABEL_CHOICES),
-                                        value=RELABEL_CHOICES[0],
-                                        clearable=False,
-                                        className="relabel",
-                                    ),
-                                    button(ReviewDecision.RELABEL, "Relabel", "l"),
-                                ],
-                                className="review-actions",
-                            ),
-                        ]
-                    ),
-                ],
-                className="detection review-card",
-                tabIndex="0",
-                **data_attribute("burst", burst),
-            )
-        )
-    return cards
 
 
 def show_gallery(
@@ -98,14 +30,12 @@ def show_gallery(
 ) -> dict[str, Any]:
     """Candidate leopard bursts (threshold, window, hexagon), highest score first, the best
     frame's localization box on each thumbnail."""
-    from dashboard.views.hotspots import _filters
-
     hexagon = parse_hexagon(hexagon)
 
     limit = ctx.settings.max_review_bursts
     with ctx.reader.connect() as con:
         overview = queries.survey_overview(con)
-        filters = _filters(overview, controls)
+        filters = view_filters(overview, controls)
         prepare(ctx, con)
         rows = analysis.review_candidates(con, filters, hexagon, limit).to_pylist()
         best = [r["best_image_id"] for r in rows]
@@ -123,8 +53,6 @@ def show_gallery(
 
 def reviewer_name(typed: str | None) -> str:
     """The signed-in user's name; with authentication off ("local"), the typed name if any."""
-    from dashboard.serving.auth import current_user
-
     user = current_user()
     if user is not None and user.name != "local":
         return user.name
