@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from dashboard.data import analysis
 from dashboard.data.analysis import EffortRules
-from dashboard.data.queries import StoreReader
+from dashboard.data.store import Store
 from dashboard.filters import Filters, Season
 from dashboard.species import Layer
 from pipeline.hexgrid import add_cell_columns
@@ -178,7 +178,7 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 
 def time_queries(store_dir: Path, repeats: int) -> dict[str, Any]:
     """p50/p95 of the map aggregation, the series and the filtered hotspot table with Gi*."""
-    reader = StoreReader(store_dir)
+    reader = Store(store_dir)
     rules = EffortRules()
     thresholds = [0.5, 0.6, 0.7, 0.8, 0.9]
     with reader.connect() as con:

@@ -45,6 +45,7 @@ def create_app(settings: Settings) -> dash.Dash:
         serve_locally=True,
     )
     ctx = build_context(settings, url_prefix=app.config.requests_pathname_prefix)
+    app.server.extensions["uncia_context"] = ctx
     app.index_string = hotspots.INDEX_STRING
     app.layout = lambda: page_layout(ctx)
     hotspots.register(app, ctx)
@@ -52,7 +53,7 @@ def create_app(settings: Settings) -> dash.Dash:
     individuals.register(app, ctx)
     register_thumbnails(
         app.server,
-        ThumbnailService(ctx.reader, settings.thumbnail_px, settings.image_roots),
+        ThumbnailService(ctx.store, settings.thumbnail_px, settings.image_roots),
         prefix=app.config.routes_pathname_prefix,
     )
     # Last, so it sees every route; write callbacks are marked with auth.require_role.
@@ -64,7 +65,7 @@ def create_app(settings: Settings) -> dash.Dash:
         host=settings.host,
         callback_map=app.callback_map,
     )
-    install_callback_cache(app.server, settings.data_dir, app.callback_map, CallbackCache())
+    install_callback_cache(app.server, ctx.store.state, app.callback_map, CallbackCache())
     # Dash registers its component scripts on a process's first request, but marks itself set
     # up before it has: the parallel first script requests a fresh server (or a new --workers
     # process) receives found no registered library and answered 500. Setting up now, before
@@ -72,7 +73,7 @@ def create_app(settings: Settings) -> dash.Dash:
     app._setup_server()
     ctx.tiles.start_probe()
     warmer = StoreWarmer(
-        ctx.reader.version, ctx.views, lambda: page_layout(ctx), interval_s=settings.refresh_seconds
+        ctx.store.version, ctx.views, lambda: page_layout(ctx), interval_s=settings.refresh_seconds
     )
     app.server.extensions["uncia_warmer"] = warmer
     warmer.start()

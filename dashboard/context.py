@@ -9,7 +9,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from dashboard.data.queries import DEFAULT_EVENT_GAP_MINUTES, Overview, StoreReader
+from dashboard.data.queries import DEFAULT_EVENT_GAP_MINUTES, Overview
+from dashboard.data.store import Store
 from dashboard.figures import map_style
 from dashboard.serving.page_views import PageViews
 from dashboard.settings import Settings
@@ -77,11 +78,11 @@ class TileSource:
 
 @dataclass(frozen=True)
 class DashboardContext:
-    """What every callback needs: the settings, the store reader, the tile source and the
+    """What every callback needs: the settings, the open store, the tile source and the
     page's kept views."""
 
     settings: Settings
-    reader: StoreReader
+    store: Store
     tiles: TileSource
     views: PageViews
     url_prefix: str = "/"
@@ -97,10 +98,11 @@ class DashboardContext:
 
 def build_context(settings: Settings, url_prefix: str = "/") -> DashboardContext:
     """Open the store reader and tile source for `settings` (no network call yet)."""
+    store = Store(settings.data_dir)
     return DashboardContext(
         settings=settings,
-        reader=StoreReader(settings.data_dir),
+        store=store,
         tiles=TileSource(settings.tile_url, settings.tile_probe_timeout_s),
-        views=PageViews(settings.data_dir),
+        views=PageViews(store.state),
         url_prefix=url_prefix,
     )

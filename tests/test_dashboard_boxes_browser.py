@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from dashboard.data.queries import StoreReader, individuals_in_view
+from dashboard.data.queries import individuals_in_view
+from dashboard.data.store import Store
 from dashboard.filters import Filters
 from dashboard.views.insights import MODE_LABELS, MapMode
 from pipeline.runs.demo import DemoOptions, build_demo_survey
@@ -123,7 +124,7 @@ def purple_pixels(page: Any) -> int:
 
 def test_individuals_mode_draws_its_hexagons(page: Any, served: tuple[str, Path]) -> None:
     data = served[1]
-    with StoreReader(data).connect() as con:
+    with Store(data).connect() as con:
         expected = individuals_in_view(
             con, StorePaths(data).table("individuals"), Filters(resolution=6, threshold=THRESHOLD)
         ).to_pylist()

@@ -23,9 +23,10 @@ from PIL import Image
 from plotly.offline import get_plotlyjs_version as plotly_js_version
 from werkzeug.serving import make_server
 
-from dashboard import Settings, analysis, create_app
+from dashboard import Settings, create_app
 from dashboard.components import DEMO_BANNER
-from dashboard.data.queries import StoreReader
+from dashboard.data import analysis
+from dashboard.data.store import Store
 from dashboard.filters import Filters
 from dashboard.pages.hotspots import TITLE
 from pipeline.hexgrid import cell_center
@@ -143,7 +144,7 @@ def map_pixels(page: Any) -> str:
 
 
 def test_page_shows_title_banner_and_a_drawn_map(page: Any, demo_dir: Path, tmp_path: Path) -> None:
-    with StoreReader(demo_dir).connect() as con:  # the hexagons the page's own query finds
+    with Store(demo_dir).connect() as con:  # the hexagons the page's own query finds
         analysis.attach(con, analysis.camera_gaps(con, Settings(data_dir=demo_dir).gap_days), None)
         expected = analysis.layer_summary(con, Filters(resolution=6), 30.0).num_rows
     assert page.locator("h1").inner_text() == TITLE

@@ -17,7 +17,8 @@ import pytest
 
 from dashboard import Settings
 from dashboard.context import DashboardContext, build_context
-from dashboard.data.queries import StoreReader, individuals_in_view
+from dashboard.data.queries import individuals_in_view
+from dashboard.data.store import Store
 from dashboard.filters import Filters, Season
 from dashboard.individual_figures import NONE_IN_VIEW, NOT_IDENTIFIED, individuals_map
 from dashboard.pages import insights
@@ -78,7 +79,7 @@ def per_cell(table: pa.Table) -> dict[str, tuple[int, int, list[str]]]:
 
 def test_individuals_in_view_follow_threshold_season_dates_and_resolution(survey: Path) -> None:
     path = StorePaths(survey).table("individuals")
-    with StoreReader(survey).connect() as con:
+    with Store(survey).connect() as con:
         usual = individuals_in_view(con, path, Filters(resolution=7, threshold=0.5))
         low = individuals_in_view(con, path, Filters(resolution=7, threshold=0.3))
         winter = individuals_in_view(

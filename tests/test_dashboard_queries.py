@@ -21,7 +21,8 @@ import pytest
 
 from dashboard.data import analysis
 from dashboard.data.analysis import active_cameras, layer_series, layer_summary
-from dashboard.data.queries import StoreReader, hexagon_detections, image_source, survey_overview
+from dashboard.data.queries import hexagon_detections, image_source, survey_overview
+from dashboard.data.store import Store
 from dashboard.filters import Filters, Period, Season
 from pipeline.errors import StoreError
 from pipeline.hexgrid import add_cell_columns, cell_center, cell_for
@@ -200,12 +201,12 @@ def write_survey(
 
 
 @pytest.fixture
-def reader(tmp_path: Path) -> StoreReader:
-    return StoreReader(write_survey(tmp_path / "survey"))
+def reader(tmp_path: Path) -> Store:
+    return Store(write_survey(tmp_path / "survey"))
 
 
 @contextmanager
-def connect(reader: StoreReader) -> Iterator[Any]:
+def connect(reader: Store) -> Iterator[Any]:
     """A cursor on the store for `analysis` queries, every deployment day counted as worked."""
     with reader.connect() as con:
         analysis.attach(con, analysis.GAPS.empty_table(), None)
@@ -224,7 +225,7 @@ def test_fixture_places_a_and_c_in_one_r7_hexagon_and_b_elsewhere() -> None:
     assert cell("A") == cell("C") != cell("B")
 
 
-def test_events_per_hexagon_follow_threshold_and_independence(reader: StoreReader) -> None:
+def test_events_per_hexagon_follow_threshold_and_independence(reader: Store) -> None:
     with connect(reader) as con:
         at_half = by_cell(layer_summary(con, Filters(resolution=7, threshold=0.5), GAP))
         at_075 = by_cell(layer_summary(con, Filters(resolution=7, threshold=0.75), GAP))
@@ -236,7 +237,7 @@ def test_events_per_hexagon_follow_threshold_and_independence(reader: StoreReade
     assert at_075[cell("B")]["events"] == 1
 
 
-def test_hexagon_rows_count_cameras_trap_nights_and_rate(reader: StoreReader) -> None:
+def test_hexagon_rows_count_cameras_trap_nights_and_rate(reader: Store) -> None:
     with connect(reader) as con:
         rows = by_cell(layer_summary(con, Filters(resolution=7, threshold=0.5), GAP))
     a = rows[cell("A")]
@@ -246,20 +247,20 @@ def test_hexagon_rows_count_cameras_trap_nights_and_rate(reader: StoreReader) ->
     assert rows[cell("B")]["trap_nights"] == 30 + 31 + 31 + 29 + 31  # Nov 2023 – Mar 2024
 
 
-def test_hexagons_with_cameras_but_no_events_are_kept(reader: StoreReader) -> None:
+def test_hexagons_with_cameras_but_no_events_are_kept(reader: Store) -> None:
     with connect(reader) as con:
         rows = by_cell(layer_summary(con, Filters(resolution=7, threshold=0.999), GAP))
     assert set(rows) == {cell("A"), cell("B")}
     assert all(r["events"] == 0 for r in rows.values())
 
 
-def test_rows_are_sorted_by_events(reader: StoreReader) -> None:
+def test_rows_are_sorted_by_events(reader: Store) -> None:
     with connect(reader) as con:
         events = layer_summary(con, Filters(resolution=7), GAP).column("events").to_pylist()
     assert events == sorted(events, reverse=True)
 
 
-def test_winter_season_wraps_across_the_new_year(reader: StoreReader) -> None:
+def test_winter_season_wraps_across_the_new_year(reader: Store) -> None:
     with connect(reader) as con:
         rows = by_cell(layer_summary(con, Filters(resolution=7, season=Season.WINTER), GAP))
     assert rows[cell("B")]["events"] == 2  # 20 Dec and 5 Jan
@@ -268,7 +269,7 @@ def test_winter_season_wraps_across_the_new_year(reader: StoreReader) -> None:
     assert rows[cell("A")]["trap_nights"] == (31 + 28 + 31) + (30 + 31) + 10
 
 
-def test_custom_months_wrap_like_presets(reader: StoreReader) -> None:
+def test_custom_months_wrap_like_presets(reader: Store) -> None:
     custom = Filters(resolution=7, season=Season.CUSTOM, month_start=12, month_end=1)
     with connect(reader) as con:
         rows = by_cell(layer_summary(con, custom, GAP))
@@ -277,7 +278,7 @@ def test_custom_months_wrap_like_presets(reader: StoreReader) -> None:
     assert rows[cell("A")]["events"] == 0  # A's events are in Feb, Mar and Jul
 
 
-def test_summer_drops_hexagons_without_working_cameras(reader: StoreReader) -> None:
+def test_summer_drops_hexagons_without_working_cameras(reader: Store) -> None:
     with connect(reader) as con:
         rows = by_cell(layer_summary(con, Filters(resolution=7, season=Season.SUMMER), GAP))
     assert set(rows) == {cell("A")}
@@ -285,7 +286,7 @@ def test_summer_drops_hexagons_without_working_cameras(reader: StoreReader) -> N
     assert rows[cell("A")]["trap_nights"] == 30 + 31 + 31
 
 
-def test_date_range_is_inclusive_and_clips_trap_nights(reader: StoreReader) -> None:
+def test_date_range_is_inclusive_and_clips_trap_nights(reader: Store) -> None:
     window = Filters(resolution=7, start=date(2023, 6, 1), end=date(2023, 12, 20))
     with connect(reader) as con:
         rows = by_cell(layer_summary(con, window, GAP))
@@ -295,7 +296,7 @@ def test_date_range_is_inclusive_and_clips_trap_nights(reader: StoreReader) -> N
     assert rows[cell("B")]["trap_nights"] == 30 + 20
 
 
-def test_coarser_resolution_merges_hexagons(reader: StoreReader) -> None:
+def test_coarser_resolution_merges_hexagons(reader: Store) -> None:
     with connect(reader) as con:
         r5 = layer_summary(con, Filters(resolution=5), GAP)
         r9 = layer_summary(con, Filters(resolution=9), GAP)
@@ -303,7 +304,7 @@ def test_coarser_resolution_merges_hexagons(reader: StoreReader) -> None:
     assert r9.num_rows == 3  # each camera its own r9 cell
 
 
-def test_event_series_counts_per_month_and_keeps_months_with_effort(reader: StoreReader) -> None:
+def test_event_series_counts_per_month_and_keeps_months_with_effort(reader: Store) -> None:
     with connect(reader) as con:
         series = layer_series(con, Filters(period=Period.MONTH), GAP).to_pylist()
     months = {r["period"]: r["events"] for r in series}
@@ -316,7 +317,7 @@ def test_event_series_counts_per_month_and_keeps_months_with_effort(reader: Stor
     assert sum(months.values()) == 6
 
 
-def test_event_series_by_week_and_season(reader: StoreReader) -> None:
+def test_event_series_by_week_and_season(reader: Store) -> None:
     with connect(reader) as con:
         weekly = layer_series(con, Filters(period=Period.WEEK), GAP).to_pylist()
         winter = layer_series(
@@ -327,7 +328,7 @@ def test_event_series_by_week_and_season(reader: StoreReader) -> None:
     assert {r["period"].month for r in winter} == {11, 12, 1, 2, 3}
 
 
-def test_detections_of_a_hexagon_highest_score_first(reader: StoreReader) -> None:
+def test_detections_of_a_hexagon_highest_score_first(reader: Store) -> None:
     with connect(reader) as con:
         rows = hexagon_detections(con, Filters(resolution=7, threshold=0.5), cell("A"), 10)
         top2 = hexagon_detections(con, Filters(resolution=7, threshold=0.5), cell("A"), 2)
@@ -337,7 +338,7 @@ def test_detections_of_a_hexagon_highest_score_first(reader: StoreReader) -> Non
     assert rows.column("cameraID")[0].as_py() == "CAM-C"
 
 
-def test_active_cameras_follow_the_window(reader: StoreReader) -> None:
+def test_active_cameras_follow_the_window(reader: Store) -> None:
     with connect(reader) as con:
         summer = active_cameras(con, Filters(resolution=7, season=Season.SUMMER))
         year = active_cameras(con, Filters(resolution=7))
@@ -345,7 +346,7 @@ def test_active_cameras_follow_the_window(reader: StoreReader) -> None:
     assert sorted(year.column("locationID").to_pylist()) == ["A", "B", "C"]
 
 
-def test_overview_reports_latest_run_and_date_bounds(reader: StoreReader) -> None:
+def test_overview_reports_latest_run_and_date_bounds(reader: Store) -> None:
     with connect(reader) as con:
         overview = survey_overview(con)
     assert overview.model_name == "head-v2"
@@ -356,12 +357,12 @@ def test_overview_reports_latest_run_and_date_bounds(reader: StoreReader) -> Non
 
 def test_demo_runs_are_flagged(tmp_path: Path) -> None:
     runs = [run_row("demo-seed7", datetime(2024, 1, 1, tzinfo=UTC), "demo", "simulated", 0.5)]
-    reader = StoreReader(write_survey(tmp_path, runs=runs))
+    reader = Store(write_survey(tmp_path, runs=runs))
     with connect(reader) as con:
         assert survey_overview(con).is_demo
 
 
-def test_image_source_only_knows_images_in_the_store(reader: StoreReader) -> None:
+def test_image_source_only_knows_images_in_the_store(reader: Store) -> None:
     with connect(reader) as con:
         known = image_source(con, "img-C-2023-20230305T040000")
         unknown = image_source(con, "../../etc/passwd")
@@ -372,7 +373,7 @@ def test_image_source_only_knows_images_in_the_store(reader: StoreReader) -> Non
 
 def test_rewritten_store_is_seen_by_the_next_query(tmp_path: Path) -> None:
     out = write_survey(tmp_path)
-    reader = StoreReader(out)
+    reader = Store(out)
     with connect(reader) as con:
         before = by_cell(layer_summary(con, Filters(resolution=7), GAP))[cell("B")]["events"]
     old_version = reader.version()
@@ -385,7 +386,7 @@ def test_rewritten_store_is_seen_by_the_next_query(tmp_path: Path) -> None:
 
 def test_cursor_open_during_a_rewrite_keeps_its_snapshot(tmp_path: Path) -> None:
     out = write_survey(tmp_path)
-    reader = StoreReader(out)
+    reader = Store(out)
     con = reader.connect()
     analysis.attach(con, analysis.GAPS.empty_table(), None)
     write_survey(out, [*BURST_ROWS, burst("B-2023", datetime(2024, 2, 1, 5, 0), 0.97)])
@@ -395,7 +396,7 @@ def test_cursor_open_during_a_rewrite_keeps_its_snapshot(tmp_path: Path) -> None
 
 
 def test_missing_store_raises_store_error(tmp_path: Path) -> None:
-    reader = StoreReader(tmp_path / "nothing-here")
+    reader = Store(tmp_path / "nothing-here")
     assert reader.version() is None
     with pytest.raises(StoreError):
         reader.connect()

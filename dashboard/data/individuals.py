@@ -4,26 +4,18 @@ empty when those commands have not run."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from dashboard.data.store import Store
 from pipeline.schema import H3_RESOLUTIONS
 from pipeline.store.matches import latest_decisions
-from pipeline.store.store import StorePaths
-
 
 DEFAULT_RESOLUTION = 7
 
 
-def existing_table(data_dir: Path, name: str) -> str | None:
-    """The path of table `name` in DIR/parquet, or None when nothing wrote it yet."""
-    path = StorePaths(Path(data_dir)).table(name)
-    return str(path) if path.exists() else None
-
-
-def individuals_per_hexagon(data_dir: Path, resolution: int = DEFAULT_RESOLUTION) -> list[dict]:
+def individuals_per_hexagon(store: Store, resolution: int = DEFAULT_RESOLUTION) -> list[dict]:
     """Distinct individuals (and their sightings) per H3 cell, most individuals first.
 
     Empty when `uncia identify` has not run. A distinct-individual count is a minimum: two
@@ -31,7 +23,7 @@ def individuals_per_hexagon(data_dir: Path, resolution: int = DEFAULT_RESOLUTION
     """
     if resolution not in H3_RESOLUTIONS:
         raise ValueError(f"resolution must be one of {H3_RESOLUTIONS}")
-    individuals, detections = existing_table(data_dir, "individuals"), existing_table(data_dir, "detections")
+    individuals, detections = store.table("individuals"), store.table("detections")
     if individuals is None or detections is None:
         return []
     column = f"h3_r{resolution}"
@@ -45,16 +37,16 @@ def individuals_per_hexagon(data_dir: Path, resolution: int = DEFAULT_RESOLUTION
             WHERE d.{column} IS NOT NULL
             GROUP BY cell ORDER BY individuals DESC, sightings DESC, cell
             """,
-            [individuals, detections],
+            [str(individuals), str(detections)],
         )
         .fetchall()
     )
     return [{"cell": c, "individuals": n, "sightings": s} for c, n, s in rows]
 
 
-def review_queue(data_dir: Path) -> list[dict[str, Any]]:
+def review_queue(store: Store) -> list[dict[str, Any]]:
     """Proposed matches, one per unordered pair, best score first, with the latest decision."""
-    matches, localizations = existing_table(data_dir, "matches"), existing_table(data_dir, "localizations")
+    matches, localizations = store.table("matches"), store.table("localizations")
     if matches is None or localizations is None:
         return []
     rows = (
@@ -75,11 +67,11 @@ def review_queue(data_dir: Path) -> list[dict[str, Any]]:
             FROM pairs p JOIN crops ca ON ca.image_id = p.a JOIN crops cb ON cb.image_id = p.b
             ORDER BY p.score DESC, p.a, p.b
             """,
-            [localizations, matches],
+            [str(localizations), str(matches)],
         )
         .fetchall()
     )
-    decisions = latest_decisions(data_dir)
+    decisions = latest_decisions(store.data_dir)
     return [
         {
             "query_id": a,

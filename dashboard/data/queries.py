@@ -1,16 +1,15 @@
 """Every question the dashboard asks the store, as parameterized DuckDB SQL.
 
-`StoreReader` reopens DIR/uncia.duckdb whenever a pipeline checkpoint replaces it, so a running
-survey shows up without a restart. Aggregations group bursts by deployment first and only then
-by hexagon, so they stay fast on stores with millions of frames.
+They run on a cursor of `store.Store`, which reopens DIR/uncia.duckdb whenever a pipeline
+checkpoint replaces it, so a running survey shows up without a restart. Aggregations group
+bursts by deployment first and only then by hexagon, so they stay fast on stores with millions
+of frames.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -21,62 +20,11 @@ import duckdb
 import pyarrow as pa
 
 from dashboard.filters import Filters
-from pipeline.errors import StoreError
 from pipeline.schema import RunKind
 from pipeline.store.store import StorePaths
 
 DEFAULT_EVENT_GAP_MINUTES = 30.0
-_ALIAS = "survey"
 log = logging.getLogger(__name__)
-
-
-class StoreReader:
-    """Read-only access to one output folder's DuckDB file, reopened when the file is replaced.
-
-    Each snapshot is a fresh in-memory DuckDB with the file attached read-only: DuckDB caches
-    database instances by path, so connecting to the same path again would keep serving the
-    replaced file. Cursors on an old snapshot keep working until they are closed.
-    """
-
-    def __init__(self, data_dir: Path) -> None:
-        self.path = StorePaths(Path(data_dir)).duckdb
-        self._lock = threading.Lock()
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._version: str | None = None
-
-    def version(self) -> str | None:
-        """Return a cheap signature of the store file (inode, mtime, size), None when absent."""
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
-
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        """Return a new cursor on the newest snapshot (close it after use).
-
-        Raises StoreError when the folder holds no store yet or the file cannot be read.
-        """
-        with self._lock:
-            current = self.version()
-            if current is None:
-                raise StoreError("no Uncia store in the data folder yet")
-            if self._con is None or current != self._version:
-                self._con = self._attach()
-                self._version = current
-            cursor = self._con.cursor()
-        cursor.execute(f"USE {_ALIAS}")
-        return cursor
-
-    def _attach(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect()
-        quoted = str(self.path).replace("'", "''")
-        try:
-            con.execute(f"ATTACH '{quoted}' AS {_ALIAS} (READ_ONLY)")
-        except duckdb.Error as exc:
-            con.close()
-            raise StoreError(f"cannot read the store: {exc}") from exc
-        return con
 
 
 @dataclass(frozen=True)
@@ -222,7 +170,7 @@ class FrameBox:
 
 
 def latest_boxes(
-    con: duckdb.DuckDBPyConnection, data_dir: Path, image_ids: Sequence[str]
+    con: duckdb.DuckDBPyConnection, localizations: Path | None, image_ids: Sequence[str]
 ) -> dict[str, FrameBox]:
     """The latest box of each of `image_ids` that has one, from DIR/parquet/localizations.
 
@@ -230,8 +178,8 @@ def latest_boxes(
     older box still shows. Empty when `uncia localize` never ran or the file cannot be read: the
     frames are then shown without boxes, as before localization existed.
     """
-    path = StorePaths(Path(data_dir)).table("localizations")
-    if not image_ids or not path.exists():
+    path = localizations  # Store.table("localizations"): None before `uncia localize` ran
+    if not image_ids or path is None:
         return {}
     sql = """
 SELECT image_id, box_x, box_y, box_width, box_height, method, target, target_score
@@ -285,3 +233,27 @@ ORDER BY individuals DESC, sightings DESC, hexagon
 """
     params = _params(filters, individuals=str(individuals))
     return con.sql(sql, params=params).to_arrow_table()
+
+
+def burst_for_review(con: duckdb.DuckDBPyConnection, burst_id: str) -> tuple[Any, ...] | None:
+    """(best_image_id, score, model_name) of burst `burst_id`, what a review decision records
+    with it; None when the store has no such burst."""
+    return _first_row(
+        con,
+        "SELECT b.best_image_id, b.score, d.model_name FROM bursts b "
+        "LEFT JOIN detections d ON d.image_id = b.best_image_id WHERE b.burst_id = $burst",
+        {"burst": burst_id},
+    )
+
+
+def image_paths(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """Every frame's image_id, deploymentID and relative_path (for the training-labels CSV)."""
+    return con.sql("SELECT image_id, deploymentID, relative_path FROM images").to_arrow_table()
+
+
+def run_image_roots(con: duckdb.DuckDBPyConnection) -> tuple[Path, ...]:
+    """The images roots of the store's runs: where thumbnails may come from by default."""
+    rows = con.execute(
+        "SELECT DISTINCT images_root FROM runs WHERE images_root IS NOT NULL"
+    ).fetchall()
+    return tuple(Path(root) for (root,) in rows if root)

@@ -31,8 +31,8 @@ HEX_AREAS_KM2 = {5: "≈250 km²", 6: "≈36 km²", 7: "≈5 km²", 8: "≈0.7 k
 
 def _load_overview(ctx: DashboardContext) -> tuple[Overview | None, str | None]:
     try:
-        with ctx.reader.connect() as con:
-            return survey_overview(con), ctx.reader.version()
+        with ctx.store.connect() as con:
+            return survey_overview(con), ctx.store.version()
     except UnciaError:
         log.info("layout: no readable store yet in the data folder")
         return None, None

@@ -9,7 +9,6 @@ decisions go to the append-only match reviews (`views.individuals.decide_match`)
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import dash
@@ -42,7 +41,7 @@ class Ids:
 
 def layout(ctx: DashboardContext) -> html.Details:
     """The collapsible individuals section; says so plainly when identify has not run."""
-    queue = review_queue(ctx.settings.data_dir)
+    queue = review_queue(ctx.store)
     options = [
         {
             "label": f"{q['query_id']} ↔ {q['candidate_id']} · score {q['score']}"
@@ -84,7 +83,7 @@ def layout(ctx: DashboardContext) -> html.Details:
                     {"name": "distinct individuals (minimum known alive)", "id": "individuals"},
                     {"name": "sightings", "id": "sightings"},
                 ],
-                data=individuals_per_hexagon(ctx.settings.data_dir),
+                data=individuals_per_hexagon(ctx.store),
                 page_size=10,
             ),
         ],
@@ -93,7 +92,7 @@ def layout(ctx: DashboardContext) -> html.Details:
 
 def register(app: dash.Dash, ctx: DashboardContext) -> None:
     """Wire the section's callbacks and the route serving crops and heat maps."""
-    folder = Path(ctx.settings.data_dir) / LOCALIZATIONS_DIR
+    folder = ctx.store.data_dir / LOCALIZATIONS_DIR
     prefix = app.config.routes_pathname_prefix.rstrip("/")
 
     def picture(name: str) -> Any:
@@ -118,7 +117,7 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
             return ""
         decision = MatchDecision.ACCEPT if pressed == Ids.ACCEPT else MatchDecision.REJECT
         try:
-            return decide_match(ctx.settings.data_dir, pair, decision.value)
+            return decide_match(ctx.store, pair, decision.value)
         except UnciaError as exc:
             log.exception("match decision failed")
             return f"Not recorded: {exc}"
@@ -137,7 +136,7 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
     )(
         # The browser may send anything: only a known resolution reaches the query.
         lambda resolution: (
-            individuals_per_hexagon(ctx.settings.data_dir, int(resolution))
+            individuals_per_hexagon(ctx.store, int(resolution))
             if resolution in H3_RESOLUTIONS
             else dash.no_update
         )

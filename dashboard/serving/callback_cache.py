@@ -3,25 +3,22 @@ computation: keyed by the user, the data folder's state and the exact request bo
 
 A pipeline checkpoint (the store file is replaced), a review or match decision (a file renamed
 into its folder, which changes the folder's mtime) or a table of `uncia localize` /
-`uncia identify` renamed into DIR/parquet starts a new key space (`data_state`); entries also
-expire after `ttl_s`. Write callbacks (marked with auth.require_role) are never cached.
+`uncia identify` renamed into DIR/parquet starts a new key space (`data.store.data_state`);
+entries also expire after `ttl_s`. Write callbacks (marked with auth.require_role) are never cached.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from collections import OrderedDict
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, g, request
 
 from dashboard.serving.auth import REQUIRED_ROLE_ATTR, current_user
-from pipeline.store import matches, reviews
-from pipeline.store.store import StorePaths
 
 MAX_ENTRIES = 2048
 MAX_BODY_BYTES = 2 * 1024 * 1024  # larger answers are not kept
@@ -55,31 +52,11 @@ class CallbackCache:
                 self._entries.popitem(last=False)
 
 
-def data_state(data_dir: Path) -> str:
-    """A signature of what the dashboard reads in `data_dir`: the folder, the store file,
-    DIR/parquet and the two folders of review decisions."""
-    parts = []
-    # DIR/parquet changes when `uncia localize` or `uncia identify` renames a table into it;
-    # a decision is a file renamed into its folder, which changes that folder's mtime.
-    paths = StorePaths(data_dir)
-    watched = (
-        data_dir,
-        paths.duckdb,
-        paths.parquet,
-        reviews.reviews_dir(data_dir),
-        matches.reviews_dir(data_dir),
-    )
-    for path in watched:
-        try:
-            st = os.stat(path)
-            parts.append(f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}")
-        except OSError:
-            parts.append("-")
-    return "|".join(parts)
-
-
 def install_callback_cache(
-    server: Flask, data_dir: Path, callback_map: dict[str, Any], cache: CallbackCache
+    server: Flask,
+    state: Callable[[], str],
+    callback_map: dict[str, Any],
+    cache: CallbackCache,
 ) -> None:
     """Answer repeated POSTs to /_dash-update-component from `cache` (install after auth)."""
 
@@ -95,7 +72,7 @@ def install_callback_cache(
             return None
         user = current_user()
         digest = hashlib.sha256()
-        for part in (user.name if user else "", data_state(data_dir), request.path):
+        for part in (user.name if user else "", state(), request.path):
             digest.update(part.encode() + b"\0")
         digest.update(body)
         key = digest.digest()

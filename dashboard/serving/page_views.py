@@ -19,10 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-from dashboard.serving.callback_cache import data_state
 
 Inputs = dict[str, tuple[str, str]]  # keyword -> (component id, property)
 
@@ -39,8 +36,12 @@ class PageView:
 class PageViews:
     """LRU of view answers keyed by (view, data-folder state, arguments), with a time to live."""
 
-    def __init__(self, data_dir: Path, entries: int = 32, ttl_s: float = 300.0) -> None:
-        self.data_dir = Path(data_dir)
+    def __init__(
+        self, state: Callable[[], str], entries: int = 32, ttl_s: float = 300.0
+    ) -> None:
+        """`state` gives the data folder's current state (`Store.state`): answers of an older
+        state are never served."""
+        self.state = state
         self.entries = entries
         self.ttl_s = ttl_s
         self.views: dict[str, PageView] = {}
@@ -60,7 +61,7 @@ class PageViews:
         return answer
 
     def answer(self, name: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-        key = json.dumps([name, data_state(self.data_dir), kwargs], sort_keys=True, default=repr)
+        key = json.dumps([name, self.state(), kwargs], sort_keys=True, default=repr)
         while True:
             with self._lock:
                 entry = self._answers.get(key)

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 from flask import Flask, Response, request
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from dashboard.data.queries import StoreReader, image_source
+from dashboard.data.queries import image_source, run_image_roots
+from dashboard.data.store import Store
 from pipeline.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,9 @@ class ThumbnailService:
     """Looks image ids up in the store and renders thumbnails, keeping recent ones in memory."""
 
     def __init__(
-        self, reader: StoreReader, size_px: int = 320, image_roots: Sequence[Path] = ()
+        self, store: Store, size_px: int = 320, image_roots: Sequence[Path] = ()
     ) -> None:
-        self.reader = reader
+        self.store = store
         self.size_px = size_px
         self.image_roots = tuple(image_roots)  # (): the images_root of the store's runs
         self._cache: OrderedDict[str, Thumbnail] = OrderedDict()
@@ -61,9 +61,9 @@ class ThumbnailService:
             if image_id in self._cache:
                 self._cache.move_to_end(image_id)
                 return self._cache[image_id]
-        with self.reader.connect() as con:
+        with self.store.connect() as con:
             source = image_source(con, image_id)
-            roots = self.image_roots or _run_image_roots(con)
+            roots = self.image_roots or run_image_roots(con)
         if source is None:
             return None
         if source.simulated and source.file_path.startswith("simulated://"):
@@ -96,13 +96,6 @@ class ThumbnailService:
             log.warning("cannot make a thumbnail of %s: %s", path, exc)
             return placeholder("unreadable image", "see the images table", self.size_px)
         return Thumbnail(buf.getvalue(), "image/jpeg")
-
-
-def _run_image_roots(con: duckdb.DuckDBPyConnection) -> tuple[Path, ...]:
-    rows = con.execute(
-        "SELECT DISTINCT images_root FROM runs WHERE images_root IS NOT NULL"
-    ).fetchall()
-    return tuple(Path(root) for (root,) in rows if root)
 
 
 def _confined(file_path: str, roots: Sequence[Path]) -> Path | None:

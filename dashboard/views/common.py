@@ -54,7 +54,7 @@ def shows_alert(
             except ConfigError as exc:
                 message = f"Cannot show this view: {exc}."
             except StoreError:
-                if ctx.reader.version() is None:  # expected before the first checkpoint
+                if ctx.store.version() is None:  # expected before the first checkpoint
                     log.info("%s: no store in the data folder yet", fn.__name__)
                     if "figure" in kept:
                         kept["figure"] = figures.message_figure(WAITING)

@@ -22,8 +22,8 @@ from dashboard.exports import (
 from dashboard.filters import parse_hexagon
 from dashboard.species import LAYER_LABELS
 from dashboard.views.common import view_filters
-from dashboard.views.insights import hotspot_table, parse_view, prepare
-from pipeline.store.reviews import read_reviews, training_labels_csv
+from dashboard.views.insights import hotspot_table, parse_view
+from pipeline.store.reviews import training_labels_csv
 
 
 class ExportFormat(StrEnum):
@@ -60,14 +60,13 @@ def build_export(
     view = parse_view(map_mode, layer)
     stamp = datetime.now(UTC)
     if fmt is ExportFormat.LABELS:
-        with ctx.reader.connect() as con:
-            images = con.sql("SELECT image_id, deploymentID, relative_path FROM images")
-            text = training_labels_csv(read_reviews(ctx.settings.data_dir), images.to_arrow_table())
+        with ctx.store.connect() as con:
+            text = training_labels_csv(ctx.store.reviews(), queries.image_paths(con))
         return text.encode("utf-8"), f"uncia-labels-{stamp:%Y%m%d}.csv"
-    with ctx.reader.connect() as con:
+    with ctx.store.connect() as con:
         overview = queries.survey_overview(con)
         filters = view_filters(overview, controls)
-        prepare(ctx, con)
+        ctx.store.prepare(con, ctx.settings.gap_days)
         summary = hotspot_table(ctx, con, overview, filters, view.layer)
         series = analysis.layer_series(
             con, filters, ctx.event_gap_minutes(overview), view.layer, selected

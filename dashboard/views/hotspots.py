@@ -25,14 +25,14 @@ log = logging.getLogger(__name__)
 
 def refresh_version(ctx: DashboardContext, n_intervals: int | None, current: str | None) -> Any:
     """Return the store file's new signature when a checkpoint replaced it, else no_update."""
-    version = ctx.reader.version()
+    version = ctx.store.version()
     return no_update if version == current else version
 
 
 @shows_alert("banner", "run_info", "min_date", "max_date", announce_missing_store=True)
 def render_header(ctx: DashboardContext, version: str | None) -> dict[str, Any]:
     """Demo banner, latest run's model, and the date bounds, from the current store."""
-    with ctx.reader.connect() as con:
+    with ctx.store.connect() as con:
         overview = queries.survey_overview(con)
     return {
         "banner": demo_banner(overview),
@@ -65,7 +65,7 @@ def update_map(
     with Gi* columns, and a one-line summary; camera gaps are taken out of the effort."""
     view = insights.parse_view(map_mode, layer, year_a, year_b)
     selected = parse_hexagon(selected)
-    with ctx.reader.connect() as con:
+    with ctx.store.connect() as con:
         overview = queries.survey_overview(con)
         filters = view_filters(overview, controls)
         out = insights.map_outputs(ctx, con, overview, filters, view, selected)
@@ -86,7 +86,7 @@ def update_series(
     (all hexagons when none is selected)."""
     view = insights.parse_view(None, layer)
     selected = parse_hexagon(selected)
-    with ctx.reader.connect() as con:
+    with ctx.store.connect() as con:
         overview = queries.survey_overview(con)
         filters = view_filters(overview, {**controls, "period": period})
         figure = insights.series_outputs(ctx, con, overview, filters, view.layer, selected)
@@ -126,11 +126,12 @@ def show_detections(
     if hexagon is None:
         return {"title": PICK_HEXAGON, "cards": [], "alert": []}
     limit = ctx.settings.max_detections
-    with ctx.reader.connect() as con:
+    with ctx.store.connect() as con:
         overview = queries.survey_overview(con)
         filters = view_filters(overview, controls)
         rows = queries.hexagon_detections(con, filters, hexagon, limit).to_pylist()
-        boxes = queries.latest_boxes(con, ctx.settings.data_dir, [r["image_id"] for r in rows])
+        ids = [r["image_id"] for r in rows]
+        boxes = queries.latest_boxes(con, ctx.store.table("localizations"), ids)
     for row in rows:
         row["box"] = boxes.get(row["image_id"])
     if rows:

@@ -11,7 +11,8 @@ import duckdb
 from dashboard import individual_figures
 from dashboard.context import DashboardContext
 from dashboard.data import queries
-from dashboard.data.individuals import existing_table, review_queue
+from dashboard.data.individuals import review_queue
+from dashboard.data.store import Store
 from dashboard.filters import Filters
 from dashboard.serving.auth import current_user
 from pipeline.store.matches import record_match_review
@@ -21,7 +22,7 @@ PICTURES_ROUTE = "localization-pictures"  # where pages.individuals serves crops
 
 
 def individuals_map_outputs(
-    data_dir: Path,
+    store: Store,
     con: duckdb.DuckDBPyConnection,
     filters: Filters,
     working_cells: list[str],
@@ -35,11 +36,11 @@ def individuals_map_outputs(
     spots, and their human check is the match review. Without `uncia identify` output the
     hexagons with working cameras (`working_cells`) are drawn grey under a note.
     """
-    path = existing_table(data_dir, "individuals")
+    path = store.table("individuals")
     if path is None:
         figure = individual_figures.individuals_map(None, working_cells, style, selected=selected)
         return figure, individual_figures.NOT_IDENTIFIED
-    rows = queries.individuals_in_view(con, Path(path), filters).to_pylist()
+    rows = queries.individuals_in_view(con, path, filters).to_pylist()
     figure = individual_figures.individuals_map(rows, working_cells, style, selected=selected)
     distinct = len({i for r in rows for i in r["individual_ids"]})
     sightings = sum(r["sightings"] for r in rows)
@@ -52,7 +53,7 @@ def individuals_map_outputs(
     return figure, text
 
 
-def decide_match(data_dir: Path, pair: str | None, decision: str) -> str:
+def decide_match(store: Store, pair: str | None, decision: str) -> str:
     """Record the signed-in reviewer's decision on `pair` ("query_id|candidate_id").
 
     Returns the line the page shows. Runs only for reviewers (see `require_role` in `register`).
@@ -62,7 +63,7 @@ def decide_match(data_dir: Path, pair: str | None, decision: str) -> str:
     query_id, candidate_id = pair.split("|", 1)
     user = current_user()
     reviewer = user.name if user is not None else "local"
-    record_match_review(data_dir, query_id, candidate_id, decision, reviewer)
+    record_match_review(store.data_dir, query_id, candidate_id, decision, reviewer)
     return (
         f"{reviewer}: {decision} {query_id} ↔ {candidate_id}. "
         "Run `uncia identify` to update the individuals."
@@ -80,7 +81,7 @@ def show_pair(ctx: DashboardContext, pair: str | None) -> tuple[str | None, str 
     """The crop URLs of the two frames of `pair`."""
     if not pair:
         return None, None
-    for q in review_queue(ctx.settings.data_dir):
+    for q in review_queue(ctx.store):
         if f"{q['query_id']}|{q['candidate_id']}" == pair:
             return _picture_url(ctx, q["query_crop"]), _picture_url(ctx, q["candidate_crop"])
     return None, None

@@ -8,8 +8,6 @@ there call `map_outputs` and `series_outputs` here.
 from __future__ import annotations
 
 import logging
-import threading
-import weakref
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -21,14 +19,12 @@ from dash import no_update
 from dashboard import analysis_figures, figures
 from dashboard.context import DashboardContext
 from dashboard.data import analysis, queries
-from dashboard.data.analysis import EffortRules, GapCache
+from dashboard.data.analysis import EffortRules
 from dashboard.filters import Filters, parse_hexagon
 from dashboard.species import LAYER_LABELS, Layer
 from dashboard.views.common import view_filters
 from dashboard.views.individuals import individuals_map_outputs
 from pipeline.errors import ConfigError, UnciaError
-from pipeline.store.reviews import read_reviews, reviews_signature
-from pipeline.store.store import StorePaths
 
 log = logging.getLogger(__name__)
 
@@ -76,30 +72,9 @@ def parse_view(mode: Any, layer: Any, year_a: Any = None, year_b: Any = None) ->
     return View(parsed_mode, parsed_layer, years[0], years[1])
 
 
-_GAP_CACHES: weakref.WeakKeyDictionary[Any, GapCache] = weakref.WeakKeyDictionary()
-
-
-_GAP_LOCK = threading.Lock()
-
-
 def rules(ctx: DashboardContext) -> EffortRules:
     s = ctx.settings
     return EffortRules(gap_days=s.gap_days, min_trap_nights=s.min_trap_nights)
-
-
-def prepare(ctx: DashboardContext, con: duckdb.DuckDBPyConnection) -> None:
-    """Register this store's camera gaps (cached per store version) and latest reviews."""
-    with _GAP_LOCK:
-        shared = StorePaths(ctx.settings.data_dir).dashboard_cache
-        cache = _GAP_CACHES.setdefault(ctx.reader, GapCache(shared_folder=shared))
-    gaps = cache.get(con, ctx.reader.version(), ctx.settings.gap_days)
-    analysis.attach(
-        con, gaps, read_reviews(ctx.settings.data_dir), cache_key=f"g{ctx.settings.gap_days}"
-    )
-
-
-def current_reviews(ctx: DashboardContext) -> str:
-    return reviews_signature(ctx.settings.data_dir)
 
 
 def _rate(value: Any, digits: int = 2) -> Any:
@@ -140,7 +115,7 @@ def map_outputs(
     selected: str | None,
 ) -> dict[str, Any]:
     """Figure, table rows and a one-line summary for the map callback."""
-    prepare(ctx, con)
+    ctx.store.prepare(con, ctx.settings.gap_days)
     summary = hotspot_table(ctx, con, overview, filters, view.layer)
     cameras = analysis.active_cameras(con, filters)
     style = ctx.tiles.style()
@@ -164,9 +139,7 @@ def map_outputs(
         figure = analysis_figures.change_map(change, style, year_a, year_b, selected=selected)
     elif view.mode is MapMode.INDIVIDUALS:
         cells = summary.column("hexagon").to_pylist()
-        figure, text = individuals_map_outputs(
-            ctx.settings.data_dir, con, filters, cells, style, selected
-        )
+        figure, text = individuals_map_outputs(ctx.store, con, filters, cells, style, selected)
         return {"figure": figure, "rows": table_rows(summary), "summary": text}
     else:
         figure = figures.hotspot_map(summary, cameras, style, selected=selected)
@@ -196,7 +169,7 @@ def series_outputs(
     hexagon: str | None,
 ) -> Any:
     """The weekly or monthly series for the selected hexagon (or every hexagon)."""
-    prepare(ctx, con)
+    ctx.store.prepare(con, ctx.settings.gap_days)
     series = analysis.layer_series(con, filters, ctx.event_gap_minutes(overview), layer, hexagon)
     where = f"hexagon {hexagon}" if hexagon else "all hexagons"
     title = (
@@ -209,7 +182,7 @@ def series_outputs(
 def year_options(ctx: DashboardContext, version: str | None) -> dict[str, Any]:
     """The years the survey covers, for the change map's two dropdowns."""
     try:
-        with ctx.reader.connect() as con:
+        with ctx.store.connect() as con:
             years = analysis.survey_years(con)
     except UnciaError:
         log.info("year_options: no readable store yet")
@@ -234,10 +207,10 @@ def update_insights(
     """Diel activity and the camera operation timeline for the selected hexagon (or all)."""
     view = parse_view(None, layer)
     selected = parse_hexagon(selected)
-    with ctx.reader.connect() as con:
+    with ctx.store.connect() as con:
         overview = queries.survey_overview(con)
         filters = view_filters(overview, controls)
-        prepare(ctx, con)
+        ctx.store.prepare(con, ctx.settings.gap_days)
         gap = ctx.event_gap_minutes(overview)
         diel = analysis.diel_activity(con, filters, gap, view.layer, selected)
         timeline = analysis.operation_timeline(con, filters, selected)

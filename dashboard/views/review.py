@@ -15,7 +15,6 @@ from dashboard.filters import parse_hexagon
 from dashboard.ids import InsightIds
 from dashboard.serving.auth import current_user
 from dashboard.views.common import view_filters
-from dashboard.views.insights import current_reviews, prepare
 from pipeline.errors import ConfigError
 from pipeline.schema import ReviewDecision
 from pipeline.store.reviews import record_review
@@ -33,13 +32,13 @@ def show_gallery(
     hexagon = parse_hexagon(hexagon)
 
     limit = ctx.settings.max_review_bursts
-    with ctx.reader.connect() as con:
+    with ctx.store.connect() as con:
         overview = queries.survey_overview(con)
         filters = view_filters(overview, controls)
-        prepare(ctx, con)
+        ctx.store.prepare(con, ctx.settings.gap_days)
         rows = analysis.review_candidates(con, filters, hexagon, limit).to_pylist()
         best = [r["best_image_id"] for r in rows]
-        boxes = queries.latest_boxes(con, ctx.settings.data_dir, best)
+        boxes = queries.latest_boxes(con, ctx.store.table("localizations"), best)
     for row in rows:
         row["box"] = boxes.get(row["best_image_id"])
     where = f"hexagon {hexagon}" if hexagon else "all hexagons"
@@ -70,17 +69,13 @@ def record_decision(
         return {"reviews": no_update, "alert": no_update}
     burst = str(triggered["burst"])
     decision = ReviewDecision(triggered["decision"])
-    with ctx.reader.connect() as con:
-        rows = con.execute(
-            "SELECT b.best_image_id, b.score, d.model_name FROM bursts b "
-            "LEFT JOIN detections d ON d.image_id = b.best_image_id WHERE b.burst_id = $burst",
-            {"burst": burst},
-        ).fetchall()
-    if not rows:
+    with ctx.store.connect() as con:
+        facts = queries.burst_for_review(con, burst)
+    if facts is None:
         raise ConfigError("that burst is not in the store any more")
-    image_id, score, model = rows[0]
+    image_id, score, model = facts
     record_review(
-        ctx.settings.data_dir,
+        ctx.store.data_dir,
         burst_id=burst,
         image_id=image_id,
         decision=decision,
@@ -89,4 +84,4 @@ def record_decision(
         score=score,
         model_name=model,
     )
-    return {"reviews": current_reviews(ctx), "alert": []}
+    return {"reviews": ctx.store.reviews_signature(), "alert": []}
