@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
+import h3
 import numpy as np
 from PIL import Image
+
+from cli.main import main
+from pipeline.errors import StoreError
+from pipeline.store.store import StorePaths
 
 SHARED_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "camera-traps"
 
@@ -82,3 +90,44 @@ def uncia_run_command(root: Path, csv: Path, out: Path, *extra: str) -> list[str
         sys.executable, "-m", "cli.main", "run", str(root), "--deployments", str(csv),
         "--out", str(out), "--backbone", "efficientnet_lite0", "--no-progress", *extra,
     ]  # fmt: skip
+
+
+def open_store(out_dir: Path) -> duckdb.DuckDBPyConnection:
+    """Open `out_dir`'s DuckDB file read-only; raise StoreError if there is none.
+
+    The connection is a snapshot: the store is replaced atomically at each checkpoint, and
+    an open connection keeps reading the file it opened. Open again to see newer output.
+    """
+    path = StorePaths(Path(out_dir)).duckdb
+    if not path.exists():
+        raise StoreError(f"no Uncia store at {out_dir} (expected {path}); run `uncia run` first")
+    # ATTACH in a fresh in-memory database, not duckdb.connect(path): connect() shares one
+    # cached instance per path within a process, which would keep serving the replaced file.
+    con = duckdb.connect()
+    con.execute("ATTACH ? AS store (READ_ONLY)", [str(path)])
+    con.execute("USE store")
+    return con
+
+
+def cell_center(cell: str) -> tuple[float, float]:
+    """Return (lat, lng) of the centre of `cell`."""
+    lat, lng = h3.cell_to_latlng(cell)
+    return lat, lng
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def uncia(*args: str | Path, check: bool = True) -> Result:
+    """Run the `uncia` command line in this process (the model loads without a fresh torch)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    result = Result(code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"uncia {args} failed:\n{result.stdout}\n{result.stderr}")
+    return result

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.runs.demo import DemoOptions, build_demo_survey
-from pipeline.store import store
+from tests.helpers import open_store
 
 WRITER = textwrap.dedent(
     """
@@ -40,7 +40,7 @@ def test_queries_during_writes_never_fail_nor_go_backwards(tmp_path: Path) -> No
     try:
         while writer.poll() is None and time.monotonic() < deadline:
             try:
-                con = store.open_store(out)
+                con = open_store(out)
                 (n,) = con.execute("SELECT count(*) FROM detections").fetchall()[0]
                 # A torn Parquet file fails to read: the footer is written last.
                 duckdb.sql(

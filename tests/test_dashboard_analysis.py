@@ -23,7 +23,7 @@ from dashboard.data import analysis
 from dashboard.data.analysis import EffortRules
 from dashboard.data.store import Store
 from dashboard.filters import Filters, Season
-from dashboard.species import Layer, group_of
+from dashboard.species import LABEL_GROUPS, Layer
 from pipeline.errors import ConfigError
 from pipeline.schema import IMAGES, TABLES, conform
 from pipeline.store import store
@@ -240,3 +240,11 @@ def test_trap_nights_from_spans_equal_counting_nights_one_by_one(
             assert from_spans == one_by_one
             counted += sum(n for _, n in one_by_one)
     assert counted > 30  # the windows hold nights to count
+
+
+def group_of(label: str | None) -> Layer | None:
+    """The group an ImageNet label belongs to, None when it is in no group."""
+    for layer, labels in LABEL_GROUPS.items():
+        if label in labels:
+            return layer
+    return None

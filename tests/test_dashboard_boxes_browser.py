@@ -26,14 +26,13 @@ from dashboard.views.insights import MODE_LABELS, MapMode
 from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.schema import INDIVIDUALS, LOCALIZATIONS
 from pipeline.store.store import StorePaths, atomic_write_parquet
-from tests.test_dashboard_browser import (  # noqa: F401 (browser: a shared fixture)
+from tests.browser import (
     BROWSER_MARKS,
     GRAPH,
     MAP_READY,
-    _serve,
-    browser,
     click_first_hexagon,
     open_page,
+    serve_demo,
 )
 
 pytestmark = BROWSER_MARKS
@@ -68,7 +67,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     atomic_write_parquet(
         pa.Table.from_pylist(individuals, schema=INDIVIDUALS), paths.table("individuals")
     )
-    server, url = _serve(data)
+    server, url = serve_demo(data)
     yield url, data
     server.shutdown()
 

@@ -34,7 +34,6 @@ from dashboard.serving.page_views import starting_values
 from dashboard.views import common, insights, review
 from dashboard.views import hotspots as callbacks
 from dashboard.views.common import shows_alert
-from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.schema import TABLES
 from pipeline.store import store
 
@@ -50,13 +49,6 @@ CONTROLS: dict[str, Any] = {
     "month_end": 3,
     "threshold": 0.5,
 }
-
-
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    build_demo_survey(out, DemoOptions(n_stations=12, n_years=2, seed=3))
-    return out
 
 
 @pytest.fixture

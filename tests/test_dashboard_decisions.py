@@ -22,18 +22,10 @@ from dashboard.exports.report import find_chromium
 from dashboard.ids import InsightIds
 from dashboard.views import downloads, insights, review
 from dashboard.views import hotspots as callbacks
-from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.store.reviews import read_reviews
 from tests.test_dashboard_callbacks import CONTROLS, texts
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    build_demo_survey(out, DemoOptions(n_stations=12, n_years=2, seed=3))
-    return out
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from dashboard import Settings, create_app
 from dashboard.views.downloads import EXPORT_LABELS, ExportFormat
 from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.store.reviews import read_reviews
-from tests.test_dashboard_browser import (
+from tests.browser import (
     BROWSER_MARKS,
     CHROMIUM,
     CHROMIUM_ARGS,

@@ -17,22 +17,16 @@ from dashboard.data.store import data_state
 from dashboard.ids import Ids
 from dashboard.serving.page_views import PageViews, starting_values
 from dashboard.serving.warmup import stop_background_work
-from pipeline.runs.demo import DemoOptions, build_demo_survey
+from pipeline.runs.demo import DemoOptions
 from pipeline.store.matches import record_match_review
 from pipeline.store.reviews import record_review
-from tests.test_dashboard_browser import (  # noqa: F401 (browser: a shared fixture)
+from tests.browser import (
     CHROMIUM,
-    browser,
     open_page,
     serve_app,
 )
 
-
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    build_demo_survey(out, DemoOptions(n_stations=10, n_years=2, seed=5))
-    return out
+DEMO_OPTIONS = DemoOptions(n_stations=10, n_years=2, seed=5)  # the module's demo_dir (conftest.py)
 
 
 def test_a_view_is_computed_once_per_data_state_and_inputs(tmp_path: Path) -> None:
@@ -103,7 +97,7 @@ def test_starting_values_are_the_layouts(demo_dir: Path) -> None:
 @pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
 def test_the_first_visitor_gets_the_views_the_warmer_drew(
     demo_dir: Path,
-    browser: Any,  # noqa: F811 (the fixture)
+    browser: Any,
 ) -> None:
     """Every view the opening page asks for was answered by the warmer before (no miss)."""
     app = create_app(Settings(data_dir=demo_dir, tiles="none"))

@@ -25,9 +25,10 @@ from dashboard.data.queries import hexagon_detections, image_source, survey_over
 from dashboard.data.store import Store
 from dashboard.filters import Filters, Period, Season
 from pipeline.errors import StoreError
-from pipeline.hexgrid import add_cell_columns, cell_center, cell_for
+from pipeline.hexgrid import add_cell_columns, cell_for
 from pipeline.schema import BURSTS, DEPLOYMENTS, DETECTIONS, IMAGES, RUNS, conform
 from pipeline.store import store
+from tests.helpers import cell_center
 
 GAP = 30.0
 # A cell in the western Tost mountains; A and C sit near its centre, B is 40 km east.

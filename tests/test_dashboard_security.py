@@ -51,7 +51,7 @@ from dashboard.serving.server import make_server
 from dashboard.views import common
 from dashboard.views import hotspots as callbacks
 from pipeline.errors import ConfigError
-from pipeline.runs.demo import DemoOptions, build_demo_survey
+from pipeline.runs.demo import DemoOptions
 from pipeline.schema import TABLES
 from pipeline.store import store
 
@@ -117,6 +117,8 @@ FUZZ = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
+DEMO_OPTIONS = DemoOptions(n_stations=8, n_years=1, seed=5)  # the module's demo_dir (conftest.py)
+
 
 def _basic(name: str, password: str) -> dict[str, str]:
     token = base64.b64encode(f"{name}:{password}".encode()).decode()
@@ -130,13 +132,6 @@ def _counts(path: Path) -> dict[str, int]:
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    build_demo_survey(out, DemoOptions(n_stations=8, n_years=1, seed=5))
-    return out
 
 
 @pytest.fixture(scope="module")

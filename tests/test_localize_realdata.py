@@ -20,8 +20,7 @@ from PIL import Image, ImageOps
 
 from bench.localize_eval import JAGUAR_CLASS, jaguar_frames
 from pipeline.stages.localize import Box, box_iou
-from tests.helpers import SHARED_PHOTOS, deployment, write_deployments
-from tests.test_identify_cli import uncia
+from tests.helpers import SHARED_PHOTOS, deployment, uncia, write_deployments
 
 pytestmark = [
     pytest.mark.realdata,

@@ -9,9 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.runs.localize_run import LocalizeOptions, localizations_path, run_localize
-from tests.helpers import deployment, write_deployments
+from tests.helpers import deployment, uncia, write_deployments
 from tests.localize_fixtures import coat_jpeg
-from tests.test_identify_cli import uncia
 
 pytest.importorskip("pyspark", reason="the spark extra is not installed")
 pytestmark = [

@@ -11,8 +11,7 @@ import pytest
 
 from pipeline.config import resolve_run_options
 from pipeline.runs.runner import run_survey
-from pipeline.store import store
-from tests.helpers import deployment, jpeg_bytes, write_deployments
+from tests.helpers import deployment, jpeg_bytes, open_store, write_deployments
 
 pytest.importorskip("pyspark", reason="the spark extra is not installed")
 pytestmark = [
@@ -54,7 +53,7 @@ def test_spark_local2_matches_the_local_engine(tmp_path: Path) -> None:
     out = run(root, csv, tmp_path / "spark", engine="spark", spark_master="local[2]")
     assert "42 classified, 1 failed" in out
 
-    local, spark = store.open_store(tmp_path / "local"), store.open_store(tmp_path / "spark")
+    local, spark = open_store(tmp_path / "local"), open_store(tmp_path / "spark")
     query = (
         "SELECT image_id, burst_id, score, top5_labels, h3_r8, captured_at "
         "FROM detections ORDER BY image_id"

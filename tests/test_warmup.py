@@ -18,16 +18,11 @@ from dashboard.data import analysis
 from dashboard.data.store import Store
 from dashboard.serving.warmup import StoreWarmer, stop_background_work
 from dashboard.settings import Settings
-from pipeline.runs.demo import DemoOptions, build_demo_survey
+from pipeline.runs.demo import DemoOptions
 from pipeline.schema import TABLES
 from pipeline.store import store
 
-
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    build_demo_survey(out, DemoOptions(n_stations=8, n_years=1, seed=5))
-    return out
+DEMO_OPTIONS = DemoOptions(n_stations=8, n_years=1, seed=5)  # the module's demo_dir (conftest.py)
 
 
 def test_warmer_prepares_each_new_store_version_once(demo_dir: Path, tmp_path: Path) -> None:

@@ -135,14 +135,3 @@ def summarize_bursts(scored: pa.Table, options: BurstOptions) -> pa.Table:
     return conform(out, BURSTS)
 
 
-def count_independent_events(bursts: pa.Table, threshold: float, event_gap_minutes: float) -> int:
-    """Count independent leopard events among `bursts` at score `threshold`."""
-    con = duckdb.connect()
-    con.register("bursts", bursts)
-    sql = independent_events_sql(
-        "(SELECT * FROM bursts WHERE score >= $threshold)", event_gap_minutes
-    )
-    (n,) = con.execute(
-        f"SELECT count(*) FILTER (WHERE starts_event) FROM ({sql})", {"threshold": threshold}
-    ).fetchall()[0]
-    return int(n)

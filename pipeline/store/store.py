@@ -400,18 +400,3 @@ def write_tables(out_dir: Path, tables: dict[str, pa.Table]) -> None:
         wal.unlink(missing_ok=True)
 
 
-def open_store(out_dir: Path) -> duckdb.DuckDBPyConnection:
-    """Open `out_dir`'s DuckDB file read-only; raise StoreError if there is none.
-
-    The connection is a snapshot: the store is replaced atomically at each checkpoint, and
-    an open connection keeps reading the file it opened. Open again to see newer output.
-    """
-    path = StorePaths(Path(out_dir)).duckdb
-    if not path.exists():
-        raise StoreError(f"no Uncia store at {out_dir} (expected {path}); run `uncia run` first")
-    # ATTACH in a fresh in-memory database, not duckdb.connect(path): connect() shares one
-    # cached instance per path within a process, which would keep serving the replaced file.
-    con = duckdb.connect()
-    con.execute("ATTACH ? AS store (READ_ONLY)", [str(path)])
-    con.execute("USE store")
-    return con

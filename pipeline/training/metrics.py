@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from pipeline.schema import BurstAggregation
@@ -135,6 +134,3 @@ def burst_summary(bursts: pa.Table, threshold: float) -> dict[str, Any]:
     return out
 
 
-def count_values(column: pa.ChunkedArray) -> dict[str, int]:
-    counts = pc.value_counts(column).to_pylist()
-    return {str(c["values"]): int(c["counts"]) for c in counts}
