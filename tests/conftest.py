@@ -15,8 +15,10 @@ from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
+from dashboard.serving.auth import hash_password  # noqa: E402
 from pipeline.runs.demo import DemoOptions, build_demo_survey  # noqa: E402
 from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.helpers import PASSWORDS  # noqa: E402
 
 DEMO_OPTIONS = DemoOptions(n_stations=12, n_years=2, seed=3)
 
@@ -40,3 +42,14 @@ def browser() -> Iterator[Any]:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="module")
+def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("auth") / "users.toml"
+    path.write_text(
+        f'[users.alice]\npassword = "{hash_password(PASSWORDS["alice"])}"\nrole = "reviewer"\n'
+        f'[users.bob]\npassword = "{hash_password(PASSWORDS["bob"])}"\nrole = "viewer"\n'
+    )
+    path.chmod(0o600)
+    return path
