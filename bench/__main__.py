@@ -40,9 +40,10 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms
 
-from pipeline.classify import ZeroShotImageNet
-from pipeline.decode import decode_frame
-from pipeline.embed import (
+from pipeline.errors import UnciaError, WeightsNotFoundError
+from pipeline.stages.classify import ZeroShotImageNet
+from pipeline.stages.decode import decode_frame
+from pipeline.stages.embed import (
     BACKBONES,
     Backbone,
     build_backbone,
@@ -50,7 +51,6 @@ from pipeline.embed import (
     locate_weights,
     untrained_network,
 )
-from pipeline.errors import UnciaError, WeightsNotFoundError
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work"
@@ -245,11 +245,11 @@ def uncia_loop(paths: Sequence[Path], backbone: Backbone, batch: int, workers: i
 def uncia_runner(
     root: Path, deployments: Path, backbone: Backbone, args: argparse.Namespace
 ) -> int | None:
-    """(b) `pipeline.runner.run_survey` end to end (discovery, decode, model, store), or None
+    """(b) `pipeline.runs.runner.run_survey` end to end (discovery, decode, model, store), or None
     when this checkout has no runner."""
     try:
         from pipeline.config import RunOptions
-        from pipeline.runner import run_survey
+        from pipeline.runs.runner import run_survey
     except ImportError:
         return None
     WORK.mkdir(parents=True, exist_ok=True)
@@ -441,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.repeats,
     )
     if "b" not in runs.fps:
-        print("note: no pipeline.runner.run_survey here: (b) is the decode+model loop")
+        print("note: no pipeline.runs.runner.run_survey here: (b) is the decode+model loop")
         runs.fps["b"], runs.cpu_ms["b"] = runs.fps["b_loop"], runs.cpu_ms["b_loop"]
         runs.frames["b"] = runs.frames["b_loop"]
 

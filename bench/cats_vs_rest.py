@@ -99,11 +99,11 @@ def _figures(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline.embed import load_backbone
-    from pipeline.evaluate import EvaluateOptions, build_report, evaluate
-    from pipeline.metrics import confusion
-    from pipeline.splits import grouped_folds, grouped_holdout
-    from pipeline.train import TrainOptions, train_model
+    from pipeline.stages.embed import load_backbone
+    from pipeline.training.evaluate import EvaluateOptions, build_report, evaluate
+    from pipeline.training.metrics import confusion
+    from pipeline.training.splits import grouped_folds, grouped_holdout
+    from pipeline.training.train import TrainOptions, train_model
 
     parser = argparse.ArgumentParser(prog="python -m bench.cats_vs_rest", description=__doc__)
     parser.add_argument("--work", type=Path, default=Path("bench/work/cats"))

@@ -34,14 +34,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from dashboard import analysis
-from dashboard.analysis import EffortRules
+from dashboard.data import analysis
+from dashboard.data.analysis import EffortRules
+from dashboard.data.store import Store
 from dashboard.filters import Filters, Season
-from dashboard.queries import StoreReader
 from dashboard.species import Layer
 from pipeline.hexgrid import add_cell_columns
 from pipeline.schema import DEPLOYMENTS, TABLES, conform, duckdb_ddl
-from pipeline.store import StorePaths, atomic_write_text
+from pipeline.store.store import StorePaths, atomic_write_text
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "dashboard.json"
@@ -178,7 +178,7 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 
 def time_queries(store_dir: Path, repeats: int) -> dict[str, Any]:
     """p50/p95 of the map aggregation, the series and the filtered hotspot table with Gi*."""
-    reader = StoreReader(store_dir)
+    reader = Store(store_dir)
     rules = EffortRules()
     thresholds = [0.5, 0.6, 0.7, 0.8, 0.9]
     with reader.connect() as con:
@@ -266,10 +266,11 @@ def time_first_render(store_dir: Path) -> dict[str, Any]:
     from werkzeug.serving import make_server
 
     from dashboard import Settings, create_app
-    from dashboard.app import stop_background_work
+    from dashboard.serving.warmup import stop_background_work
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    logging.getLogger("dashboard.thumbnails").setLevel(logging.ERROR)  # bench frames: no files
+    # bench frames have no files
+    logging.getLogger("dashboard.serving.thumbnails").setLevel(logging.ERROR)
     _forget_shared_work(store_dir)
     app = create_app(Settings(data_dir=store_dir, tiles="none"))
     server = make_server("127.0.0.1", 0, app.server, threaded=True)
@@ -306,7 +307,7 @@ def _uncia_serve(store_dir: Path) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "pipeline.cli", "serve", "--data", str(store_dir),
+    command = [sys.executable, "-m", "cli.main", "serve", "--data", str(store_dir),
                "--port", str(port), "--tiles", "none", "--workers", "2"]  # fmt: skip
     proc = subprocess.Popen(
         command, cwd=ROOT.parent, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True

@@ -26,14 +26,14 @@ import cv2
 import numpy as np
 
 from bench.patterns import coat, sighting
-from pipeline.identify import (
+from pipeline.stages.identify import (
     Catalog,
     Features,
     IdentifyOptions,
     extract_features,
     timed_query,
 )
-from pipeline.store import atomic_write_text
+from pipeline.store.store import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results" / "identify.json"
 

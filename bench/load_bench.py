@@ -234,8 +234,8 @@ def _free_port() -> int:
 
 
 def _prepare_data(data_dir: Path) -> None:
-    from pipeline.demo import build_demo_survey
-    from pipeline.store import StorePaths
+    from pipeline.runs.demo import build_demo_survey
+    from pipeline.store.store import StorePaths
 
     if not StorePaths(data_dir).duckdb.exists():
         print(f"building the demo survey in {data_dir} (once)", flush=True)
@@ -245,7 +245,7 @@ def _prepare_data(data_dir: Path) -> None:
 def _hexagons(data_dir: Path) -> list[str]:
     import duckdb
 
-    from pipeline.store import StorePaths
+    from pipeline.store.store import StorePaths
 
     with duckdb.connect(str(StorePaths(data_dir).duckdb), read_only=True) as con:
         rows = con.execute(
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--users must be 1–500 and --duration 1–600 s")
 
     _prepare_data(args.data)
-    from dashboard.auth import hash_password
+    from dashboard.serving.auth import hash_password
 
     password = secrets.token_urlsafe(18)
     users_file = WORK / "users.toml"
@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     command = [
         sys.executable,
         "-m",
-        "pipeline.cli",
+        "cli.main",
         "serve",
         "--data",
         str(args.data),

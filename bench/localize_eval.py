@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.decode import decode_frame
-from pipeline.embed import load_backbone
-from pipeline.localize import (
+from pipeline.runs.localize_run import GRADCAM_INPUT_SIZE
+from pipeline.stages.decode import decode_frame
+from pipeline.stages.embed import load_backbone
+from pipeline.stages.localize import (
     Box,
     GradCamOptions,
     ImageNetTarget,
@@ -36,8 +37,7 @@ from pipeline.localize import (
     lime_explain,
     score_function,
 )
-from pipeline.localize_run import GRADCAM_INPUT_SIZE
-from pipeline.store import atomic_write_text
+from pipeline.store.store import atomic_write_text
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "camera-traps"
 RESULTS = Path(__file__).resolve().parent / "results" / "localize.json"

@@ -2,7 +2,7 @@
 
     python -m bench.spark_bench [--frames 600] [--backbone efficientnet_lite0]
 
-Both engines run `pipeline.runner.run_survey` on the same generated 1920×1080 JPEGs into fresh
+Both engines run `pipeline.runs.runner.run_survey` on the same generated 1920×1080 JPEGs into fresh
 output folders. Spark's session start and first model load per worker are measured apart
 (a warm-up run on a few frames) from its processing throughput. Results go to
 bench/results/spark.json.
@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image
 
 from pipeline.config import resolve_run_options
-from pipeline.runner import run_survey
-from pipeline.store import atomic_write_text
+from pipeline.runs.runner import run_survey
+from pipeline.store.store import atomic_write_text
 
 WORK = Path(__file__).resolve().parent / "work" / "spark"
 RESULTS = Path(__file__).resolve().parent / "results" / "spark.json"

@@ -79,8 +79,8 @@ def make_frames(
 
 def fill_cache(cache_dir: Path, backbone: Any, root: Path, rows: list[dict], seed: int) -> None:
     """Write generated embeddings for every file (and its mirror image) into a real cache."""
-    from pipeline.embedding_cache import EmbeddingCache, _sha256_of
     from pipeline.schema import EMBEDDINGS
+    from pipeline.store.embedding_cache import EmbeddingCache, _sha256_of
 
     cache = EmbeddingCache(
         cache_dir, backbone.name, backbone.weights_sha256, backbone.input_size, backbone.precision
@@ -149,8 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
-    from pipeline.embed import load_backbone
-    from pipeline.train import TrainOptions, train_model
+    from pipeline.stages.embed import load_backbone
+    from pipeline.training.train import TrainOptions, train_model
 
     parser = argparse.ArgumentParser(prog="python -m bench.train_bench", description=__doc__)
     parser.add_argument("--frames", type=int, default=50_000)

@@ -37,9 +37,9 @@ from bench.__main__ import (
     write_json_atomically,
 )
 from pipeline.config import RunOptions
-from pipeline.embed import BACKBONES, load_backbone, locate_weights, untrained_network
-from pipeline.runner import run_survey
-from pipeline.views import DEFAULT_GRIDS, DEFAULT_OVERLAP, ViewOptions, tile_boxes
+from pipeline.runs.runner import run_survey
+from pipeline.stages.embed import BACKBONES, load_backbone, locate_weights, untrained_network
+from pipeline.stages.views import DEFAULT_GRIDS, DEFAULT_OVERLAP, ViewOptions, tile_boxes
 
 RESULTS = Path(__file__).resolve().parent / "results" / "views.json"
 TARGET_FPS, TARGET_OVER_PLAIN = 12.0, 3.0

@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from dashboard.analysis import Change
+from dashboard.data.analysis import Change
 from dashboard.figures import (
     EVENT_COLORSCALE,
     MAP_HEIGHT_PX,

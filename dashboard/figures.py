@@ -14,6 +14,7 @@ import functools
 import math
 from typing import Any
 
+import plotly.io as pio
 import pyarrow as pa
 
 from dashboard.filters import Period
@@ -44,8 +45,6 @@ def template(name: str) -> dict[str, Any]:
     plotly.js knows no template names, so a dict figure carries the template itself; the trace
     defaults are cut down to the trace types drawn here.
     """
-    import plotly.io as pio
-
     full = pio.templates[name].to_plotly_json()
     data = {k: v for k, v in full.get("data", {}).items() if k in TRACE_TYPES}
     return {"data": data, "layout": full["layout"]}

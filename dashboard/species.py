@@ -74,9 +74,3 @@ def labels_of(layer: Layer) -> list[str]:
     return list(LABEL_GROUPS.get(Layer(layer), ()))
 
 
-def group_of(label: str | None) -> Layer | None:
-    """The group an ImageNet label belongs to, None when it is in no group."""
-    for layer, labels in LABEL_GROUPS.items():
-        if label in labels:
-            return layer
-    return None

@@ -1,7 +1,9 @@
 """Uncia's offline pipeline: camera-trap frames in, leopard detections keyed by location out.
 
-Stages, one module each: discover → decode → embed → classify → bursts → store. `runner` chains
-them; `cli` is the thin command-line wrapper; `schema` defines every table.
+`stages/` holds one module per stage (discover → decode → embed → classify → bursts, then
+localize and identify), `store/` what lives on disk, `training/` the trained head and its
+evaluation, `runs/` the orchestrators that chain stages over a store (`runs.runner`); `schema`
+defines every table. The command line (`cli/`) sits on top.
 """
 
 __version__ = "0.1.0"

@@ -15,10 +15,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from pipeline.bursts import BurstOptions
 from pipeline.errors import ConfigError
 from pipeline.schema import BurstAggregation, ViewMode
-from pipeline.views import (
+from pipeline.stages.bursts import BurstOptions
+from pipeline.stages.views import (
     DEFAULT_GRIDS,
     DEFAULT_MOTION_REGIONS,
     DEFAULT_OVERLAP,
@@ -202,8 +202,10 @@ def resolve_run_options(
         if required not in merged:
             raise ConfigError(f"missing required option {required}")
     if merged.get("model_dir") is not None:
-        # A trained model brings its backbone and threshold, just above the defaults.
-        from pipeline.head import model_run_defaults
+        # A trained model brings its backbone and threshold, just above the defaults. Imported
+        # here: the head module loads torch, which resolving options without a model (and any
+        # process that only reads the options) need not pay for.
+        from pipeline.training.head import model_run_defaults
 
         merged = {**model_run_defaults(merged["model_dir"]), **merged}
     return RunOptions(**merged)

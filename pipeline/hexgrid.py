@@ -62,12 +62,6 @@ def cells_geojson(cells: Iterable[str]) -> dict:
     }
 
 
-def cell_center(cell: str) -> tuple[float, float]:
-    """Return (lat, lng) of the centre of `cell`."""
-    lat, lng = h3.cell_to_latlng(cell)
-    return lat, lng
-
-
 def grid_ring(cell: str, k: int = 1) -> list[str]:
     """Return the cells exactly `k` steps from `cell` (k = 0 gives `cell` itself)."""
     return sorted(h3.grid_ring(cell, k))

@@ -11,6 +11,8 @@ from enum import StrEnum
 
 import pyarrow as pa
 
+from pipeline.errors import StoreError
+
 H3_RESOLUTIONS: tuple[int, ...] = (5, 6, 7, 8, 9)
 H3_COLUMNS: tuple[str, ...] = tuple(f"h3_r{r}" for r in H3_RESOLUTIONS)
 
@@ -38,7 +40,7 @@ class BurstAggregation(StrEnum):
 
 
 class ViewMode(StrEnum):
-    """Which views of a frame are scored (pipeline/views.py, docs/views.md)."""
+    """Which views of a frame are scored (pipeline/stages/views.py, docs/views.md)."""
 
     WHOLE = "whole"  # the whole frame squeezed to the model's input
     TILES = "tiles"  # the whole frame and overlapping tiles of a larger decode
@@ -410,8 +412,6 @@ def validate_table(table: pa.Table, schema: pa.Schema) -> list[SchemaProblem]:
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Select and cast `table`'s columns to `schema` (order and types); raise on problems."""
-    from pipeline.errors import StoreError
-
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
         raise StoreError(f"missing column(s) {missing} for schema {schema.names}")

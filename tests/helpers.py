@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import csv
 import io
+import re
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import duckdb
+import h3
 import numpy as np
 from PIL import Image
+
+from cli.main import main
+from dashboard.serving.auth import REQUIRED_ROLE_ATTR
+from pipeline.errors import StoreError
+from pipeline.store.store import StorePaths
 
 SHARED_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "camera-traps"
 
@@ -79,6 +94,135 @@ def deployment(dep_id: str, lat: float = 43.1, lng: float = 100.7, **extra: obje
 def uncia_run_command(root: Path, csv: Path, out: Path, *extra: str) -> list[str]:
     """`uncia run` on the offline efficientnet_lite0 backbone, as a subprocess argument list."""
     return [
-        sys.executable, "-m", "pipeline.cli", "run", str(root), "--deployments", str(csv),
+        sys.executable, "-m", "cli.main", "run", str(root), "--deployments", str(csv),
         "--out", str(out), "--backbone", "efficientnet_lite0", "--no-progress", *extra,
     ]  # fmt: skip
+
+
+def open_store(out_dir: Path) -> duckdb.DuckDBPyConnection:
+    """Open `out_dir`'s DuckDB file read-only; raise StoreError if there is none.
+
+    The connection is a snapshot: the store is replaced atomically at each checkpoint, and
+    an open connection keeps reading the file it opened. Open again to see newer output.
+    """
+    path = StorePaths(Path(out_dir)).duckdb
+    if not path.exists():
+        raise StoreError(f"no Uncia store at {out_dir} (expected {path}); run `uncia run` first")
+    # ATTACH in a fresh in-memory database, not duckdb.connect(path): connect() shares one
+    # cached instance per path within a process, which would keep serving the replaced file.
+    con = duckdb.connect()
+    con.execute("ATTACH ? AS store (READ_ONLY)", [str(path)])
+    con.execute("USE store")
+    return con
+
+
+def cell_center(cell: str) -> tuple[float, float]:
+    """Return (lat, lng) of the centre of `cell`."""
+    lat, lng = h3.cell_to_latlng(cell)
+    return lat, lng
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def uncia(*args: str | Path, check: bool = True) -> Result:
+    """Run the `uncia` command line in this process (the model loads without a fresh torch)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    result = Result(code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"uncia {args} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+# Serving the dashboard in a subprocess, and signing in to it.
+
+PASSWORDS = {"alice": "correct horse battery", "bob": "viewer password 1"}
+
+
+def basic_auth(name: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{name}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def process_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
+    except (OSError, IndexError):
+        return "gone"
+
+
+def announced_port(proc: subprocess.Popen[str], then: str = "") -> int:
+    """The loopback port in the first line `uncia serve` prints, checked against `then`."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"http://127\.0\.0\.1:(\d+)/ .*" + then, line)
+    assert match, line
+    return int(match.group(1))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses LISTENing on `port`, from /proc/net/tcp (Linux)."""
+    found = set()
+    deadline = time.monotonic() + 5
+    while not found and time.monotonic() < deadline:
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            addr, hex_port = local.split(":")
+            if int(hex_port, 16) == port and state == "0A":
+                found.add(socket.inet_ntoa(bytes.fromhex(addr)[::-1]))
+    return found
+
+
+# Posting to Dash callbacks the way a browser does.
+
+def dash_payload(dependency: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The body the browser posts to /_dash-update-component for one callback.
+
+    `dependency` is an entry of /_dash-dependencies; `values` maps "id.property" to a value
+    (missing ones are None).
+    """
+    output = dependency["output"]
+    parts = output[2:-2].split("...") if output.startswith("..") else [output]
+    outputs = [dict(zip(("id", "property"), p.rsplit(".", 1), strict=True)) for p in parts]
+    inputs = [
+        {**i, "value": values.get(f"{i['id']}.{i['property']}")} for i in dependency["inputs"]
+    ]
+    state = [{**i, "value": values.get(f"{i['id']}.{i['property']}")} for i in dependency["state"]]
+    return {
+        "output": output,
+        "outputs": outputs if output.startswith("..") else outputs[0],
+        "inputs": inputs,
+        "state": state,
+        "changedPropIds": [f"{inputs[0]['id']}.{inputs[0]['property']}"] if inputs else [],
+    }
+
+
+def read_callbacks(app: Any) -> list[dict[str, Any]]:
+    """Server-side callbacks with plain ids that change nothing (no require_role)."""
+    client = app.server.test_client()
+    deps = client.get("/_dash-dependencies").get_json()
+    found = []
+    for dep in deps:
+        entry = app.callback_map.get(dep["output"], {})
+        ids = [i["id"] for i in dep["inputs"] + dep["state"]]
+        if (
+            dep.get("clientside_function")
+            or "@" in dep["output"]
+            or any(not isinstance(i, str) or i.startswith("{") for i in ids)
+            or getattr(entry.get("callback"), REQUIRED_ROLE_ATTR, None) is not None
+        ):
+            continue
+        found.append(dep)
+    return found

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import duckdb
 import pyarrow as pa
 import pytest
 
-from pipeline.bursts import (
+from pipeline.errors import ConfigError
+from pipeline.stages.bursts import (
     BurstOptions,
     assign_bursts,
-    count_independent_events,
+    independent_events_sql,
     summarize_bursts,
 )
-from pipeline.errors import ConfigError
 
 T0 = datetime(2024, 2, 1, 6, 0, 0)
 
@@ -88,3 +89,17 @@ def test_independent_events_follow_the_gap_rule() -> None:
 def test_negative_gaps_are_refused() -> None:
     with pytest.raises(ConfigError):
         BurstOptions(burst_gap_seconds=-1)
+
+
+def count_independent_events(bursts: pa.Table, threshold: float, event_gap_minutes: float) -> int:
+    """Count independent leopard events among `bursts` at score `threshold` (the dashboard's
+    independent_events_sql, over an Arrow table)."""
+    con = duckdb.connect()
+    con.register("bursts", bursts)
+    sql = independent_events_sql(
+        "(SELECT * FROM bursts WHERE score >= $threshold)", event_gap_minutes
+    )
+    (n,) = con.execute(
+        f"SELECT count(*) FILTER (WHERE starts_event) FROM ({sql})", {"threshold": threshold}
+    ).fetchall()[0]
+    return int(n)

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.classify import Classifier, FrameScores, ZeroShotImageNet
-from pipeline.decode import decode_frame
-from pipeline.embed import load_backbone
-from pipeline.imagenet import SNOW_LEOPARD_CLASS, imagenet_class_names
+from pipeline.stages.classify import Classifier, FrameScores, ZeroShotImageNet
+from pipeline.stages.decode import decode_frame
+from pipeline.stages.embed import load_backbone
+from pipeline.stages.imagenet import SNOW_LEOPARD_CLASS, imagenet_class_names
 
 CAMERA_TRAPS = Path(__file__).resolve().parents[2] / "shared/data/camera-traps"
 ELEPHANTS = CAMERA_TRAPS / "google-cameratrapai/test_data/african_elephants.jpg"

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import store
-from tests.helpers import SHARED_PHOTOS, deployment, jpeg_bytes, write_deployments
+from tests.helpers import SHARED_PHOTOS, deployment, jpeg_bytes, open_store, write_deployments
 
 pytestmark = pytest.mark.model
 T0 = datetime(2024, 2, 10, 6, 0, 0)
@@ -18,7 +17,7 @@ T0 = datetime(2024, 2, 10, 6, 0, 0)
 
 def uncia(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *map(str, args)],
+        [sys.executable, "-m", "cli.main", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -75,7 +74,7 @@ def test_run_writes_detections_with_locations_and_survives_bad_files(
     assert "failed: 1 × not an image" in first.stdout
     assert "'CAM-X' is not in the deployments table" in first.stdout
 
-    con = store.open_store(out)
+    con = open_store(out)
     rows = con.execute(
         "SELECT deploymentID, latitude, h3_r5, h3_r9, score, top5_labels, backbone, "
         "weights_sha256, burst_id FROM detections ORDER BY deploymentID, captured_at"
@@ -111,7 +110,7 @@ def test_run_writes_detections_with_locations_and_survives_bad_files(
         "--no-progress",
     )
     assert "7 already done, 0 classified, 3 failed" in again.stdout  # failures are retried
-    con = store.open_store(out)
+    con = open_store(out)
     assert con.execute("SELECT count(*) FROM detections").fetchall() == [(7,)]
     assert con.execute("SELECT count(*) FROM images").fetchall() == [(10,)]
 
@@ -192,7 +191,7 @@ def test_run_on_real_camtrapr_stations(tmp_path: Path) -> None:
         "efficientnet_lite0",
         "--no-progress",
     )
-    con = store.open_store(out)
+    con = open_store(out)
     n_files = sum(1 for p in root.rglob("*") if p.suffix.lower() == ".jpg")
     assert con.execute("SELECT count(*) FROM images").fetchall() == [(n_files,)]
     (n_ok, n_timed, n_bursts) = con.execute(

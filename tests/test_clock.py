@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pipeline.clock import correct_capture_time
 from pipeline.schema import TimeFlag
+from pipeline.stages.clock import correct_capture_time
 
 START, END = datetime(2024, 1, 1), datetime(2024, 6, 1)
 

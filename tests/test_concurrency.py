@@ -10,16 +10,16 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline import store
-from pipeline.demo import DemoOptions, build_demo_survey
+from pipeline.runs.demo import DemoOptions, build_demo_survey
+from tests.helpers import open_store
 
 WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from pipeline.bursts import BurstOptions
-    from pipeline.demo import DemoOptions, build_demo_survey
-    from pipeline import store
+    from pipeline.stages.bursts import BurstOptions
+    from pipeline.runs.demo import DemoOptions, build_demo_survey
+    from pipeline.store import store
     out = Path(sys.argv[1])
     for seed in range(2, 8):  # each pass adds a survey's worth of parts, then rebuilds
         # another first year each pass: new deployments, so the store only ever grows
@@ -40,7 +40,7 @@ def test_queries_during_writes_never_fail_nor_go_backwards(tmp_path: Path) -> No
     try:
         while writer.poll() is None and time.monotonic() < deadline:
             try:
-                con = store.open_store(out)
+                con = open_store(out)
                 (n,) = con.execute("SELECT count(*) FROM detections").fetchall()[0]
                 # A torn Parquet file fails to read: the footer is written last.
                 duckdb.sql(

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import store
 from pipeline.errors import StoreError
-from tests.helpers import deployment, jpeg_bytes, uncia_run_command, write_deployments
+from pipeline.store import store
+from tests.helpers import deployment, jpeg_bytes, open_store, uncia_run_command, write_deployments
 
 pytestmark = pytest.mark.model
 T0 = datetime(2024, 3, 3, 4, 0)
@@ -73,7 +73,7 @@ def test_killed_runs_resume_to_the_same_store(survey: tuple[Path, Path], tmp_pat
     assert kills >= 5 and mid_run_kills >= 3
     subprocess.run(command(root, csv, out), check=True, capture_output=True, timeout=600)
 
-    want, got = store.open_store(reference), store.open_store(out)
+    want, got = open_store(reference), open_store(out)
     a, b = want.execute(DETECTIONS).fetchall(), got.execute(DETECTIONS).fetchall()
     assert [r[0] for r in a] == [r[0] for r in b]  # the same frames, no duplicates, none lost
     for x, y in zip(a, b, strict=True):

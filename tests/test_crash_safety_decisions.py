@@ -36,11 +36,11 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.demo import DemoOptions, build_demo_survey
-from pipeline.identify_run import latest_decisions, record_match_review
-from pipeline.identify_run import reviews_dir as match_reviews_dir
-from pipeline.reviews import read_reviews, record_review, reviews_dir
-from pipeline.store import remove_stale_temporaries
+from pipeline.runs.demo import DemoOptions, build_demo_survey
+from pipeline.store.matches import latest_decisions, record_match_review
+from pipeline.store.matches import reviews_dir as match_reviews_dir
+from pipeline.store.reviews import read_reviews, record_review, reviews_dir
+from pipeline.store.store import remove_stale_temporaries
 
 REVIEWERS = ("Bayara", "Koustubh", "Tserendorj")
 RELABELS = ("ibex", "livestock", "empty")
@@ -120,7 +120,7 @@ class Server:
 
     def start(self) -> bool:
         self.port = free_port()
-        command = [sys.executable, "-m", "pipeline.cli", "serve", "--data", str(self.data)]
+        command = [sys.executable, "-m", "cli.main", "serve", "--data", str(self.data)]
         with self.log.open("ab") as fh:
             self.proc = subprocess.Popen(
                 [*command, "--port", str(self.port), "--tiles", "none"], stdout=fh, stderr=fh

@@ -19,15 +19,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dashboard import analysis
-from dashboard.analysis import EffortRules
+from dashboard.data import analysis
+from dashboard.data.analysis import EffortRules
+from dashboard.data.store import Store
 from dashboard.filters import Filters, Season
-from dashboard.queries import StoreReader
-from dashboard.species import Layer, group_of
-from pipeline import store
+from dashboard.species import LABEL_GROUPS, Layer
 from pipeline.errors import ConfigError
-from pipeline.reviews import read_reviews, record_review, reviews_dir, training_labels_csv
 from pipeline.schema import IMAGES, TABLES, conform
+from pipeline.store import store
+from pipeline.store.reviews import read_reviews, record_review, reviews_dir, training_labels_csv
 from tests.test_dashboard_queries import (
     A_CELL_R7,
     BURST_ROWS,
@@ -47,7 +47,7 @@ def survey(tmp_path: Path) -> Path:
 def summary_of(
     data: Path, filters: Filters, gap_days: int = 7, layer: Layer = Layer.LEOPARD, min_nights=0
 ) -> dict[str, dict[str, Any]]:
-    with StoreReader(data).connect() as con:
+    with Store(data).connect() as con:
         analysis.attach(con, analysis.camera_gaps(con, gap_days), read_reviews(data))
         table = analysis.layer_summary(con, filters, GAP, layer, min_nights)
     return {r["hexagon"]: r for r in table.to_pylist()}
@@ -93,7 +93,7 @@ def test_frames_with_a_time_problem_do_not_prove_the_camera_worked(survey: Path)
 
 def test_little_effort_is_marked_and_left_out_of_the_test(survey: Path) -> None:
     f = Filters(resolution=7)
-    with StoreReader(survey).connect() as con:
+    with Store(survey).connect() as con:
         analysis.attach(con, analysis.camera_gaps(con, 7), None)
         table = analysis.layer_summary(con, f, GAP, Layer.LEOPARD, min_trap_nights=10)
     judged = {r["hexagon"]: r for r in analysis.with_significance(table, EffortRules()).to_pylist()}
@@ -170,7 +170,7 @@ def test_reviews_are_append_only_and_become_training_labels(survey: Path) -> Non
         survey, {n: pq.read_table(store.StorePaths(survey).table(n)) for n in TABLES}
     )  # a pipeline checkpoint
     assert read_reviews(survey).num_rows == 1
-    with StoreReader(survey).connect() as con:
+    with Store(survey).connect() as con:
         images = con.sql(
             "SELECT image_id, deploymentID, relative_path FROM images"
         ).to_arrow_table()
@@ -183,7 +183,7 @@ def test_reviews_are_append_only_and_become_training_labels(survey: Path) -> Non
 
 
 def test_diel_timeline_and_review_candidates(survey: Path) -> None:
-    with StoreReader(survey).connect() as con:
+    with Store(survey).connect() as con:
         analysis.attach(con, analysis.camera_gaps(con, 7), None)
         f = Filters(resolution=7)
         diel = {r["hour"]: r["events"] for r in analysis.diel_activity(con, f, GAP).to_pylist()}
@@ -223,7 +223,7 @@ def test_trap_nights_from_spans_equal_counting_nights_one_by_one(
         (date(2023, 3, 3), None, [3, 11, 12, 1, 2]),
     ]
     counted = 0
-    with StoreReader(survey).connect() as con:
+    with Store(survey).connect() as con:
         analysis.attach(con, analysis.camera_gaps(con, 7), None, cache_key=cache_key)
         for start, end, months in windows:
             params = {"start": start, "end": end, "months": months}
@@ -240,3 +240,11 @@ def test_trap_nights_from_spans_equal_counting_nights_one_by_one(
             assert from_spans == one_by_one
             counted += sum(n for _, n in one_by_one)
     assert counted > 30  # the windows hold nights to count
+
+
+def group_of(label: str | None) -> Layer | None:
+    """The group an ImageNet label belongs to, None when it is in no group."""
+    for layer, labels in LABEL_GROUPS.items():
+        if label in labels:
+            return layer
+    return None

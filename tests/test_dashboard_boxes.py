@@ -18,15 +18,16 @@ from dash import html
 from PIL import Image
 
 from dashboard import Settings
-from dashboard.app import DashboardContext, build_context
+from dashboard.context import DashboardContext, build_context
+from dashboard.data.queries import hexagon_detections, latest_boxes
+from dashboard.data.store import Store
 from dashboard.filters import Filters
-from dashboard.pages import callbacks
-from dashboard.pages.review import show_gallery
-from dashboard.queries import StoreReader, hexagon_detections, latest_boxes
-from dashboard.thumbnails import ThumbnailService
-from pipeline.decode import decode_frame
+from dashboard.serving.thumbnails import ThumbnailService
+from dashboard.views import hotspots as callbacks
+from dashboard.views.review import show_gallery
 from pipeline.schema import LOCALIZATIONS
-from pipeline.store import StorePaths, atomic_write_parquet
+from pipeline.stages.decode import decode_frame
+from pipeline.store.store import StorePaths, atomic_write_parquet
 from tests.test_dashboard_queries import (
     RUNS_ROWS,
     cell,
@@ -86,9 +87,11 @@ def context(data_dir: Path) -> DashboardContext:
 
 
 def test_latest_box_wins_and_frames_without_a_box_have_none(survey: Path) -> None:
-    with StoreReader(survey).connect() as con:
+    store = Store(survey)
+    with store.connect() as con:
         frames = hexagon_detections(con, Filters(resolution=7), cell("A"), 10)
-        boxes = latest_boxes(con, survey, frames.column("image_id").to_pylist())
+        ids = frames.column("image_id").to_pylist()
+        boxes = latest_boxes(con, store.table("localizations"), ids)
     assert set(frames.column("image_id").to_pylist()) >= {C_TOP, A_BEST, A_PLAIN}
     latest = boxes[C_TOP]
     assert (latest.method, latest.target) == ("gradcam", "imagenet:289")
@@ -104,10 +107,10 @@ def test_latest_box_wins_and_frames_without_a_box_have_none(survey: Path) -> Non
 
 def test_no_localizations_file_or_an_unreadable_one_gives_no_boxes(tmp_path: Path) -> None:
     out = write_survey(tmp_path / "survey")
-    with StoreReader(out).connect() as con:
-        assert latest_boxes(con, out, [C_TOP, A_BEST]) == {}
+    with Store(out).connect() as con:
+        assert latest_boxes(con, Store(out).table("localizations"), [C_TOP, A_BEST]) == {}
         StorePaths(out).table("localizations").write_bytes(b"PAR1 half-written")
-        assert latest_boxes(con, out, [C_TOP, A_BEST]) == {}
+        assert latest_boxes(con, Store(out).table("localizations"), [C_TOP, A_BEST]) == {}
 
 
 def view(kind: str, x: float, y: float, w: float, h: float) -> dict[str, Any]:
@@ -123,8 +126,8 @@ def test_a_frame_without_localization_shows_its_best_views_box(tmp_path: Path) -
     }
     out = write_survey(tmp_path / "survey", views=views)
     write_localizations(out)
-    with StoreReader(out).connect() as con:
-        boxes = latest_boxes(con, out, [C_TOP, A_BEST, A_PLAIN])
+    with Store(out).connect() as con:
+        boxes = latest_boxes(con, Store(out).table("localizations"), [C_TOP, A_BEST, A_PLAIN])
     assert (boxes[A_PLAIN].method, boxes[A_PLAIN].target) == ("view", "tile")
     assert [boxes[A_PLAIN].x, boxes[A_PLAIN].y, boxes[A_PLAIN].width] == pytest.approx(
         [0.23, 0.3, 0.31]
@@ -141,8 +144,8 @@ def test_a_frame_without_localization_shows_its_best_views_box(tmp_path: Path) -
 
 def test_the_whole_frame_view_draws_no_box(tmp_path: Path) -> None:
     out = write_survey(tmp_path / "survey", views={A_PLAIN: view("whole", 0, 0, 1, 1)})
-    with StoreReader(out).connect() as con:
-        assert latest_boxes(con, out, [A_PLAIN]) == {}
+    with Store(out).connect() as con:
+        assert latest_boxes(con, Store(out).table("localizations"), [A_PLAIN]) == {}
 
 
 def thumb_of(card: html.Figure) -> Any:
@@ -223,7 +226,7 @@ def test_thumbnail_and_box_share_the_upright_frame(tmp_path: Path) -> None:
 
     decoded = decode_frame(path, 224)
     assert decoded.pixels is not None and (decoded.width, decoded.height) == (300, 400)
-    thumb = ThumbnailService(StoreReader(out), 320).thumbnail(A_PLAIN)
+    thumb = ThumbnailService(Store(out), 320).thumbnail(A_PLAIN)
     assert thumb is not None and thumb.status == 200
     small = np.asarray(Image.open(io.BytesIO(thumb.body)).convert("RGB"))
     assert small.shape[1] / small.shape[0] == pytest.approx(300 / 400, abs=0.01)
@@ -236,7 +239,7 @@ def test_thumbnail_and_box_share_the_upright_frame(tmp_path: Path) -> None:
 
 def test_a_new_localizations_table_starts_a_new_callback_cache_key_space(tmp_path: Path) -> None:
     """Answers cached before `uncia localize` ran must not hide its boxes for minutes."""
-    from dashboard.callback_cache import data_state
+    from dashboard.data.store import data_state
 
     out = write_survey(tmp_path / "survey")
     before = data_state(out)

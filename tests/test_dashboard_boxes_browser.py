@@ -19,20 +19,20 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from dashboard.data.queries import individuals_in_view
+from dashboard.data.store import Store
 from dashboard.filters import Filters
-from dashboard.pages.insights import MODE_LABELS, MapMode
-from dashboard.queries import StoreReader, individuals_in_view
-from pipeline.demo import DemoOptions, build_demo_survey
+from dashboard.views.insights import MODE_LABELS, MapMode
+from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.schema import INDIVIDUALS, LOCALIZATIONS
-from pipeline.store import StorePaths, atomic_write_parquet
-from tests.test_dashboard_browser import (  # noqa: F401 (browser: a shared fixture)
+from pipeline.store.store import StorePaths, atomic_write_parquet
+from tests.browser import (
     BROWSER_MARKS,
     GRAPH,
     MAP_READY,
-    _serve,
-    browser,
     click_first_hexagon,
     open_page,
+    serve_demo,
 )
 
 pytestmark = BROWSER_MARKS
@@ -67,7 +67,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     atomic_write_parquet(
         pa.Table.from_pylist(individuals, schema=INDIVIDUALS), paths.table("individuals")
     )
-    server, url = _serve(data)
+    server, url = serve_demo(data)
     yield url, data
     server.shutdown()
 
@@ -123,7 +123,7 @@ def purple_pixels(page: Any) -> int:
 
 def test_individuals_mode_draws_its_hexagons(page: Any, served: tuple[str, Path]) -> None:
     data = served[1]
-    with StoreReader(data).connect() as con:
+    with Store(data).connect() as con:
         expected = individuals_in_view(
             con, StorePaths(data).table("individuals"), Filters(resolution=6, threshold=THRESHOLD)
         ).to_pylist()

@@ -7,11 +7,8 @@ hexagon for its frames, switches the season, and rewrites the store under the op
 from __future__ import annotations
 
 import hashlib
-import logging
 import shutil
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,117 +18,39 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 from plotly.offline import get_plotlyjs_version as plotly_js_version
-from werkzeug.serving import make_server
 
-from dashboard import Settings, analysis, create_app
+from dashboard import Settings
+from dashboard.components import DEMO_BANNER
+from dashboard.data import analysis
+from dashboard.data.store import Store
 from dashboard.filters import Filters
-from dashboard.pages.hotspots import DEMO_BANNER, TITLE
-from dashboard.queries import StoreReader
-from pipeline import store
-from pipeline.demo import DemoOptions, build_demo_survey
-from pipeline.hexgrid import cell_center
+from dashboard.pages.hotspots import TITLE
 from pipeline.schema import TABLES
+from pipeline.store import store
+from tests.browser import (
+    BROWSER_MARKS,
+    GRAPH,
+    MAP_READY,
+    Z_SUM,
+    click_first_hexagon,
+    open_page,
+    serve_demo,
+)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-GRAPH = "#hotspot-map .js-plotly-plot"
-MAP_READY = f"""() => {{
-  const g = document.querySelector('{GRAPH}');
-  const sub = g && g._fullLayout && g._fullLayout.map && g._fullLayout.map._subplot;
-  return !!(sub && sub.map && sub.map.loaded() && g.data && g.data[0].locations.length);
-}}"""
-Z_SUM = f"() => document.querySelector('{GRAPH}').data[0].z.reduce((a, b) => a + b, 0)"
-
-# The marks of every module that drives the dashboard in Chromium.
-BROWSER_MARKS = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make browser)"),
-    pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning"),
-]
 pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    build_demo_survey(out, DemoOptions(n_stations=12, n_years=2, seed=3))
-    return out
-
-
-def serve_app(app: Any) -> tuple[Any, str]:
-    """Serve `app` (a Dash app) on a free loopback port in a thread; shut the server down."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", 0, app.server, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_port}/"
-
-
-def _serve(data_dir: Path, refresh_seconds: float = 5.0) -> tuple[Any, str]:
-    return serve_app(
-        create_app(Settings(data_dir=data_dir, tiles="none", refresh_seconds=refresh_seconds))
-    )
-
-
-@contextmanager
-def open_page(browser: Any, url: str, **options: Any) -> Iterator[Any]:
-    """A page of `browser` at `url` with its map drawn; no script error may happen on it."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1300}, **options)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(url)
-    page.wait_for_function(MAP_READY, timeout=30_000)
-    yield page
-    page.close()
-    assert errors == []  # e.g. MapLibre rejecting a style on update: "Map error."
-
-
-@pytest.fixture(scope="module")
 def url(demo_dir: Path) -> Iterator[str]:
-    server, address = _serve(demo_dir)
+    server, address = serve_demo(demo_dir)
     yield address
     server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
 def page(browser: Any, url: str) -> Iterator[Any]:
     with open_page(browser, url) as page:
         yield page
-
-
-def click_first_hexagon(page: Any) -> str:
-    """Click the map's first hexagon where MapLibre draws it; return its cell id."""
-    cell = page.evaluate(f"() => document.querySelector('{GRAPH}').data[0].locations[0]")
-    lat, lng = cell_center(cell)
-    x, y = page.evaluate(
-        f"""([lng, lat]) => {{
-          const map = document.querySelector('{GRAPH}')._fullLayout.map._subplot.map;
-          const p = map.project([lng, lat]);
-          const box = map.getContainer().getBoundingClientRect();
-          return [box.left + p.x, box.top + p.y];
-        }}""",
-        [lng, lat],
-    )
-    page.mouse.click(x + 6, y + 9)  # a little off centre, clear of a camera dot
-    return str(cell)
 
 
 def map_pixels(page: Any) -> str:
@@ -142,7 +61,7 @@ def map_pixels(page: Any) -> str:
 
 
 def test_page_shows_title_banner_and_a_drawn_map(page: Any, demo_dir: Path, tmp_path: Path) -> None:
-    with StoreReader(demo_dir).connect() as con:  # the hexagons the page's own query finds
+    with Store(demo_dir).connect() as con:  # the hexagons the page's own query finds
         analysis.attach(con, analysis.camera_gaps(con, Settings(data_dir=demo_dir).gap_days), None)
         expected = analysis.layer_summary(con, Filters(resolution=6), 30.0).num_rows
     assert page.locator("h1").inner_text() == TITLE
@@ -239,7 +158,7 @@ def test_store_rewritten_under_an_open_page_shows_up(
 ) -> None:
     data = tmp_path / "live"
     shutil.copytree(demo_dir, data)
-    server, address = _serve(data, refresh_seconds=0.5)
+    server, address = serve_demo(data, refresh_seconds=0.5)
     page = browser.new_page(viewport={"width": 1400, "height": 1300})
     try:
         page.goto(address)

@@ -1,6 +1,6 @@
 """The dashboard's callbacks called as plain functions, plus the thumbnail route and tile probe.
 
-Most tests read a small simulated survey built by pipeline.demo; a few rewrite or break a store
+Most tests read a small simulated survey built by pipeline.runs.demo; a few rewrite or break a store
 to check live reload and the alerts a user sees instead of stack traces.
 """
 
@@ -25,15 +25,17 @@ from dash import no_update
 from PIL import Image, ImageStat
 
 from dashboard import Settings, create_app
-from dashboard.app import DashboardContext, TileSource, build_context
+from dashboard.app import page_layout
+from dashboard.components import DEMO_BANNER, NO_STORE, PICK_HEXAGON
+from dashboard.context import DashboardContext, TileSource, build_context
 from dashboard.filters import parse_hexagon
-from dashboard.page_views import starting_values
-from dashboard.pages import callbacks, insights, review
-from dashboard.pages.callbacks import shows_alert
-from dashboard.pages.hotspots import DEMO_BANNER, NO_STORE, PICK_HEXAGON, Ids, layout
-from pipeline import store
-from pipeline.demo import DemoOptions, build_demo_survey
+from dashboard.ids import Ids
+from dashboard.serving.page_views import starting_values
+from dashboard.views import common, insights, review
+from dashboard.views import hotspots as callbacks
+from dashboard.views.common import shows_alert
 from pipeline.schema import TABLES
+from pipeline.store import store
 
 # Dash 4 warns that DataTable will move out of the core some day; dash-ag-grid is not installed.
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
@@ -47,13 +49,6 @@ CONTROLS: dict[str, Any] = {
     "month_end": 3,
     "threshold": 0.5,
 }
-
-
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    build_demo_survey(out, DemoOptions(n_stations=12, n_years=2, seed=3))
-    return out
 
 
 @pytest.fixture
@@ -113,7 +108,7 @@ def test_custom_months_are_enabled_only_for_custom_season() -> None:
 
 def test_layout_starts_the_month_switches_as_the_toggle_would(ctx: DashboardContext) -> None:
     """The toggle does not run when the page opens, so the layout must agree with it."""
-    found = starting_values(layout(ctx))
+    found = starting_values(page_layout(ctx))
     toggled = callbacks.toggle_custom_months(found[(Ids.SEASON, "value")])
     assert found[(Ids.MONTH_START, "disabled")] is toggled["start_disabled"] is True
     assert found[(Ids.MONTH_END, "disabled")] is toggled["end_disabled"] is True
@@ -214,10 +209,10 @@ def test_missing_store_shows_a_waiting_message_without_paths(tmp_path: Path) -> 
     header = callbacks.render_header(ctx, None)
     assert texts(header["alert"]) == NO_STORE
     assert str(tmp_path) not in texts(header["alert"])
-    assert NO_STORE in texts(layout(ctx).children)
+    assert NO_STORE in texts(page_layout(ctx).children)
     out = callbacks.update_map(ctx, None, **CONTROLS)
     assert out["alert"] == []  # said once, in the header, not above every view
-    assert out["figure"]["layout"]["annotations"][0]["text"] == callbacks.WAITING
+    assert out["figure"]["layout"]["annotations"][0]["text"] == common.WAITING
 
 
 def test_unexpected_failure_shows_alert_and_logs_traceback(
@@ -231,7 +226,7 @@ def test_unexpected_failure_shows_alert_and_logs_traceback(
     with caplog.at_level(logging.ERROR):
         out = callbacks.update_map(ctx, None, **CONTROLS)
     shown = texts(out["alert"])
-    assert shown == callbacks.FAILED
+    assert shown == common.FAILED
     assert "Traceback" not in shown and str(tmp_path) not in shown
     assert any(r.exc_info for r in caplog.records if "update_map" in r.getMessage())
 

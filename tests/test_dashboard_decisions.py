@@ -17,21 +17,15 @@ import h3
 import pytest
 
 from dashboard import Settings
-from dashboard.app import DashboardContext, build_context
+from dashboard.context import DashboardContext, build_context
 from dashboard.exports.report import find_chromium
-from dashboard.pages import callbacks, downloads, insights, review
-from pipeline.demo import DemoOptions, build_demo_survey
-from pipeline.reviews import read_reviews
+from dashboard.ids import InsightIds
+from dashboard.views import downloads, insights, review
+from dashboard.views import hotspots as callbacks
+from pipeline.store.reviews import read_reviews
 from tests.test_dashboard_callbacks import CONTROLS, texts
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    build_demo_survey(out, DemoOptions(n_stations=12, n_years=2, seed=3))
-    return out
 
 
 @pytest.fixture
@@ -103,7 +97,7 @@ def test_confirming_a_burst_counts_it_in_the_verified_view(ctx: DashboardContext
     assert scores == sorted(scores, reverse=True)
     before = callbacks.update_map(ctx, "v", verified="verified", **CONTROLS)
     assert sum(before["figure"]["data"][0]["z"]) == 0  # nothing reviewed yet
-    trigger = {"type": insights.InsightIds.REVIEW_BUTTON, "burst": burst, "decision": "confirm"}
+    trigger = {"type": InsightIds.REVIEW_BUTTON, "burst": burst, "decision": "confirm"}
     out = review.record_decision(ctx, trigger, {}, "Bayara")
     assert out["alert"] == [] and out["reviews"]
     after = callbacks.update_map(ctx, "v", verified="verified", reviews=out["reviews"], **CONTROLS)

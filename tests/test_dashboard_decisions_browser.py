@@ -15,10 +15,10 @@ import geopandas as gpd
 import pytest
 
 from dashboard import Settings, create_app
-from dashboard.pages.downloads import EXPORT_LABELS, ExportFormat
-from pipeline.demo import DemoOptions, build_demo_survey
-from pipeline.reviews import read_reviews
-from tests.test_dashboard_browser import (
+from dashboard.views.downloads import EXPORT_LABELS, ExportFormat
+from pipeline.runs.demo import DemoOptions, build_demo_survey
+from pipeline.store.reviews import read_reviews
+from tests.browser import (
     BROWSER_MARKS,
     CHROMIUM,
     CHROMIUM_ARGS,

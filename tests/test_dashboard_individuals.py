@@ -9,16 +9,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from dashboard import Settings, create_app
-from dashboard.app import build_context
-from dashboard.pages.individuals import (
-    decide_match,
-    individuals_per_hexagon,
-    review_queue,
-    show_pair,
-)
-from pipeline.demo import DemoOptions, build_demo_survey
+from dashboard.context import build_context
+from dashboard.data.individuals import individuals_per_hexagon, review_queue
+from dashboard.data.store import Store
+from dashboard.views.individuals import decide_match, show_pair
+from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.schema import INDIVIDUALS, LOCALIZATIONS, MATCHES
-from pipeline.store import StorePaths, atomic_write_parquet
+from pipeline.store.store import StorePaths, atomic_write_parquet
 
 
 @pytest.fixture(scope="module")
@@ -75,23 +72,23 @@ def test_distinct_individuals_per_hexagon_is_the_minimum_known_alive(
     store: tuple[Path, list[str], str],
 ) -> None:
     out, _, cell = store
-    rows = individuals_per_hexagon(out, 7)
+    rows = individuals_per_hexagon(Store(out), 7)
     assert {"cell": cell, "individuals": 2, "sightings": 3} in rows
-    assert individuals_per_hexagon(out / "nowhere") == []
+    assert individuals_per_hexagon(Store(out / "nowhere")) == []
 
 
 def test_review_queue_lists_each_proposed_pair_once_and_records_decisions(
     store: tuple[Path, list[str], str],
 ) -> None:
     out, ids, _ = store
-    queue = review_queue(out)
+    queue = review_queue(Store(out))
     assert [(q["query_id"], q["candidate_id"]) for q in queue] == [tuple(sorted(ids[:2]))]
     assert queue[0]["decision"] is None
     pair = f"{queue[0]['query_id']}|{queue[0]['candidate_id']}"
     app = create_app(Settings(data_dir=out, tiles="none"))
     with app.server.test_request_context("/"):
-        assert "reject" in decide_match(out, pair, "reject")
-    assert review_queue(out)[0]["decision"] == "reject"
+        assert "reject" in decide_match(Store(out), pair, "reject")
+    assert review_queue(Store(out))[0]["decision"] == "reject"
     ctx = build_context(Settings(data_dir=out, tiles="none"))
     query_url, candidate_url = show_pair(ctx, pair)
     assert query_url is not None and query_url.endswith(f"/crops/{queue[0]['query_id']}.jpg")

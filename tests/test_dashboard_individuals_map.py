@@ -16,14 +16,17 @@ import pyarrow as pa
 import pytest
 
 from dashboard import Settings
-from dashboard.app import DashboardContext, build_context
+from dashboard.context import DashboardContext, build_context
+from dashboard.data.queries import individuals_in_view
+from dashboard.data.store import Store
 from dashboard.filters import Filters, Season
 from dashboard.individual_figures import NONE_IN_VIEW, NOT_IDENTIFIED, individuals_map
-from dashboard.pages import callbacks, insights
-from dashboard.pages.insights import MODE_LABELS, MapMode
-from dashboard.queries import StoreReader, individuals_in_view
+from dashboard.pages import insights
+from dashboard.views import hotspots as callbacks
+from dashboard.views import insights as insight_views
+from dashboard.views.insights import MODE_LABELS, MapMode
 from pipeline.schema import INDIVIDUALS
-from pipeline.store import StorePaths, atomic_write_parquet
+from pipeline.store.store import StorePaths, atomic_write_parquet
 from tests.test_dashboard_queries import WHOLE_YEAR_R7 as CONTROLS
 from tests.test_dashboard_queries import cell, write_survey
 
@@ -76,7 +79,7 @@ def per_cell(table: pa.Table) -> dict[str, tuple[int, int, list[str]]]:
 
 def test_individuals_in_view_follow_threshold_season_dates_and_resolution(survey: Path) -> None:
     path = StorePaths(survey).table("individuals")
-    with StoreReader(survey).connect() as con:
+    with Store(survey).connect() as con:
         usual = individuals_in_view(con, path, Filters(resolution=7, threshold=0.5))
         low = individuals_in_view(con, path, Filters(resolution=7, threshold=0.3))
         winter = individuals_in_view(
@@ -164,7 +167,7 @@ def test_mode_is_offered_with_its_label(survey: Path) -> None:
     labels = [o["label"] for o in radio.options]
     assert MODE_LABELS[MapMode.INDIVIDUALS] in labels
     assert labels[-1] == "Distinct individuals (minimum known alive)"
-    assert insights.parse_view("individuals", None).mode is MapMode.INDIVIDUALS
+    assert insight_views.parse_view("individuals", None).mode is MapMode.INDIVIDUALS
 
 
 def test_figure_lists_the_individuals_of_a_hexagon_in_its_hover() -> None:

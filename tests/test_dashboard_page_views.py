@@ -12,27 +12,21 @@ from typing import Any
 import pytest
 
 from dashboard import Settings, create_app
-from dashboard.app import stop_background_work
-from dashboard.callback_cache import data_state
-from dashboard.page_views import PageViews, starting_values
-from dashboard.pages import hotspots
-from dashboard.pages.hotspots import Ids
-from pipeline.demo import DemoOptions, build_demo_survey
-from pipeline.identify_run import record_match_review
-from pipeline.reviews import record_review
-from tests.test_dashboard_browser import (  # noqa: F401 (browser: a shared fixture)
+from dashboard.app import page_layout
+from dashboard.data.store import data_state
+from dashboard.ids import Ids
+from dashboard.serving.page_views import PageViews, starting_values
+from dashboard.serving.warmup import stop_background_work
+from pipeline.runs.demo import DemoOptions
+from pipeline.store.matches import record_match_review
+from pipeline.store.reviews import record_review
+from tests.browser import (
     CHROMIUM,
-    browser,
     open_page,
     serve_app,
 )
 
-
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    build_demo_survey(out, DemoOptions(n_stations=10, n_years=2, seed=5))
-    return out
+DEMO_OPTIONS = DemoOptions(n_stations=10, n_years=2, seed=5)  # the module's demo_dir (conftest.py)
 
 
 def test_a_view_is_computed_once_per_data_state_and_inputs(tmp_path: Path) -> None:
@@ -42,7 +36,7 @@ def test_a_view_is_computed_once_per_data_state_and_inputs(tmp_path: Path) -> No
         calls.append(kwargs)
         return {"figure": {"n": len(calls)}}
 
-    views = PageViews(tmp_path)
+    views = PageViews(lambda: data_state(tmp_path))
     answer = views.register("view", view, {"a": ("x", "value")})
     first = answer(a=1)
     assert answer(a=1) is first and answer(a=2) is not first
@@ -63,7 +57,7 @@ def test_callers_asking_together_wait_for_one_computation(tmp_path: Path) -> Non
         time.sleep(0.3)  # the others ask meanwhile
         return calls
 
-    views = PageViews(tmp_path)
+    views = PageViews(lambda: data_state(tmp_path))
     answer = views.register("slow", slow, {})
 
     def ask(_: int) -> int:
@@ -88,13 +82,13 @@ def test_data_state_follows_review_and_match_decisions(tmp_path: Path) -> None:
 def test_starting_values_are_the_layouts(demo_dir: Path) -> None:
     app = create_app(Settings(data_dir=demo_dir, tiles="none"))
     try:
-        ctx = app.server.extensions["uncia_warmer"].ctx
-        values = starting_values(hotspots.layout(ctx))
+        ctx = app.server.extensions["uncia_context"]
+        values = starting_values(page_layout(ctx))
     finally:
         stop_background_work(app)
     assert values[(Ids.RESOLUTION, "value")] == ctx.settings.default_resolution
     assert values[(Ids.SEASON, "value")] == "all"
-    assert values[(Ids.VERSION, "data")] == ctx.reader.version()
+    assert values[(Ids.VERSION, "data")] == ctx.store.version()
     assert values[(Ids.SELECTED, "data")] is None
 
 
@@ -103,12 +97,12 @@ def test_starting_values_are_the_layouts(demo_dir: Path) -> None:
 @pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
 def test_the_first_visitor_gets_the_views_the_warmer_drew(
     demo_dir: Path,
-    browser: Any,  # noqa: F811 (the fixture)
+    browser: Any,
 ) -> None:
     """Every view the opening page asks for was answered by the warmer before (no miss)."""
     app = create_app(Settings(data_dir=demo_dir, tiles="none"))
     warmer = app.server.extensions["uncia_warmer"]
-    views = warmer.ctx.views
+    views = warmer.views
     deadline = time.monotonic() + 60
     while warmer.warmed_version is None:
         assert time.monotonic() < deadline

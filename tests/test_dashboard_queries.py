@@ -3,7 +3,7 @@
 Three cameras: A and C share one r7 hexagon (A all of 2023, C ten days in March), B is far east
 and runs over the new year (Nov 2023 to Mar 2024). Leopard bursts are placed to test the
 threshold, the 30-minute independence rule, seasons across the new year and date ranges.
-The hotspot, series and camera queries are the page's own (`dashboard.analysis`), run with no
+The hotspot, series and camera queries are the page's own (`dashboard.data.analysis`), run with no
 camera gaps so that trap-nights are the deployment days counted by hand; how gaps come out of
 the effort is tested in test_dashboard_analysis.py.
 """
@@ -19,15 +19,17 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from dashboard import analysis
-from dashboard.analysis import active_cameras, layer_series, layer_summary
+from dashboard.components import run_info
+from dashboard.data import analysis
+from dashboard.data.analysis import active_cameras, layer_series, layer_summary
+from dashboard.data.queries import hexagon_detections, image_source, survey_overview
+from dashboard.data.store import Store
 from dashboard.filters import Filters, Period, Season
-from dashboard.pages.hotspots import run_info
-from dashboard.queries import StoreReader, hexagon_detections, image_source, survey_overview
-from pipeline import store
 from pipeline.errors import StoreError
-from pipeline.hexgrid import add_cell_columns, cell_center, cell_for
+from pipeline.hexgrid import add_cell_columns, cell_for
 from pipeline.schema import BURSTS, DEPLOYMENTS, DETECTIONS, IMAGES, RUNS, VIEW_FIELDS, conform
+from pipeline.store import store
+from tests.helpers import cell_center
 
 GAP = 30.0
 # A cell in the western Tost mountains; A and C sit near its centre, B is 40 km east.
@@ -208,12 +210,12 @@ def write_survey(
 
 
 @pytest.fixture
-def reader(tmp_path: Path) -> StoreReader:
-    return StoreReader(write_survey(tmp_path / "survey"))
+def reader(tmp_path: Path) -> Store:
+    return Store(write_survey(tmp_path / "survey"))
 
 
 @contextmanager
-def connect(reader: StoreReader) -> Iterator[Any]:
+def connect(reader: Store) -> Iterator[Any]:
     """A cursor on the store for `analysis` queries, every deployment day counted as worked."""
     with reader.connect() as con:
         analysis.attach(con, analysis.GAPS.empty_table(), None)
@@ -232,7 +234,7 @@ def test_fixture_places_a_and_c_in_one_r7_hexagon_and_b_elsewhere() -> None:
     assert cell("A") == cell("C") != cell("B")
 
 
-def test_events_per_hexagon_follow_threshold_and_independence(reader: StoreReader) -> None:
+def test_events_per_hexagon_follow_threshold_and_independence(reader: Store) -> None:
     with connect(reader) as con:
         at_half = by_cell(layer_summary(con, Filters(resolution=7, threshold=0.5), GAP))
         at_075 = by_cell(layer_summary(con, Filters(resolution=7, threshold=0.75), GAP))
@@ -244,7 +246,7 @@ def test_events_per_hexagon_follow_threshold_and_independence(reader: StoreReade
     assert at_075[cell("B")]["events"] == 1
 
 
-def test_hexagon_rows_count_cameras_trap_nights_and_rate(reader: StoreReader) -> None:
+def test_hexagon_rows_count_cameras_trap_nights_and_rate(reader: Store) -> None:
     with connect(reader) as con:
         rows = by_cell(layer_summary(con, Filters(resolution=7, threshold=0.5), GAP))
     a = rows[cell("A")]
@@ -254,20 +256,20 @@ def test_hexagon_rows_count_cameras_trap_nights_and_rate(reader: StoreReader) ->
     assert rows[cell("B")]["trap_nights"] == 30 + 31 + 31 + 29 + 31  # Nov 2023 – Mar 2024
 
 
-def test_hexagons_with_cameras_but_no_events_are_kept(reader: StoreReader) -> None:
+def test_hexagons_with_cameras_but_no_events_are_kept(reader: Store) -> None:
     with connect(reader) as con:
         rows = by_cell(layer_summary(con, Filters(resolution=7, threshold=0.999), GAP))
     assert set(rows) == {cell("A"), cell("B")}
     assert all(r["events"] == 0 for r in rows.values())
 
 
-def test_rows_are_sorted_by_events(reader: StoreReader) -> None:
+def test_rows_are_sorted_by_events(reader: Store) -> None:
     with connect(reader) as con:
         events = layer_summary(con, Filters(resolution=7), GAP).column("events").to_pylist()
     assert events == sorted(events, reverse=True)
 
 
-def test_winter_season_wraps_across_the_new_year(reader: StoreReader) -> None:
+def test_winter_season_wraps_across_the_new_year(reader: Store) -> None:
     with connect(reader) as con:
         rows = by_cell(layer_summary(con, Filters(resolution=7, season=Season.WINTER), GAP))
     assert rows[cell("B")]["events"] == 2  # 20 Dec and 5 Jan
@@ -276,7 +278,7 @@ def test_winter_season_wraps_across_the_new_year(reader: StoreReader) -> None:
     assert rows[cell("A")]["trap_nights"] == (31 + 28 + 31) + (30 + 31) + 10
 
 
-def test_custom_months_wrap_like_presets(reader: StoreReader) -> None:
+def test_custom_months_wrap_like_presets(reader: Store) -> None:
     custom = Filters(resolution=7, season=Season.CUSTOM, month_start=12, month_end=1)
     with connect(reader) as con:
         rows = by_cell(layer_summary(con, custom, GAP))
@@ -285,7 +287,7 @@ def test_custom_months_wrap_like_presets(reader: StoreReader) -> None:
     assert rows[cell("A")]["events"] == 0  # A's events are in Feb, Mar and Jul
 
 
-def test_summer_drops_hexagons_without_working_cameras(reader: StoreReader) -> None:
+def test_summer_drops_hexagons_without_working_cameras(reader: Store) -> None:
     with connect(reader) as con:
         rows = by_cell(layer_summary(con, Filters(resolution=7, season=Season.SUMMER), GAP))
     assert set(rows) == {cell("A")}
@@ -293,7 +295,7 @@ def test_summer_drops_hexagons_without_working_cameras(reader: StoreReader) -> N
     assert rows[cell("A")]["trap_nights"] == 30 + 31 + 31
 
 
-def test_date_range_is_inclusive_and_clips_trap_nights(reader: StoreReader) -> None:
+def test_date_range_is_inclusive_and_clips_trap_nights(reader: Store) -> None:
     window = Filters(resolution=7, start=date(2023, 6, 1), end=date(2023, 12, 20))
     with connect(reader) as con:
         rows = by_cell(layer_summary(con, window, GAP))
@@ -303,7 +305,7 @@ def test_date_range_is_inclusive_and_clips_trap_nights(reader: StoreReader) -> N
     assert rows[cell("B")]["trap_nights"] == 30 + 20
 
 
-def test_coarser_resolution_merges_hexagons(reader: StoreReader) -> None:
+def test_coarser_resolution_merges_hexagons(reader: Store) -> None:
     with connect(reader) as con:
         r5 = layer_summary(con, Filters(resolution=5), GAP)
         r9 = layer_summary(con, Filters(resolution=9), GAP)
@@ -311,7 +313,7 @@ def test_coarser_resolution_merges_hexagons(reader: StoreReader) -> None:
     assert r9.num_rows == 3  # each camera its own r9 cell
 
 
-def test_event_series_counts_per_month_and_keeps_months_with_effort(reader: StoreReader) -> None:
+def test_event_series_counts_per_month_and_keeps_months_with_effort(reader: Store) -> None:
     with connect(reader) as con:
         series = layer_series(con, Filters(period=Period.MONTH), GAP).to_pylist()
     months = {r["period"]: r["events"] for r in series}
@@ -324,7 +326,7 @@ def test_event_series_counts_per_month_and_keeps_months_with_effort(reader: Stor
     assert sum(months.values()) == 6
 
 
-def test_event_series_by_week_and_season(reader: StoreReader) -> None:
+def test_event_series_by_week_and_season(reader: Store) -> None:
     with connect(reader) as con:
         weekly = layer_series(con, Filters(period=Period.WEEK), GAP).to_pylist()
         winter = layer_series(
@@ -335,7 +337,7 @@ def test_event_series_by_week_and_season(reader: StoreReader) -> None:
     assert {r["period"].month for r in winter} == {11, 12, 1, 2, 3}
 
 
-def test_detections_of_a_hexagon_highest_score_first(reader: StoreReader) -> None:
+def test_detections_of_a_hexagon_highest_score_first(reader: Store) -> None:
     with connect(reader) as con:
         rows = hexagon_detections(con, Filters(resolution=7, threshold=0.5), cell("A"), 10)
         top2 = hexagon_detections(con, Filters(resolution=7, threshold=0.5), cell("A"), 2)
@@ -345,7 +347,7 @@ def test_detections_of_a_hexagon_highest_score_first(reader: StoreReader) -> Non
     assert rows.column("cameraID")[0].as_py() == "CAM-C"
 
 
-def test_active_cameras_follow_the_window(reader: StoreReader) -> None:
+def test_active_cameras_follow_the_window(reader: Store) -> None:
     with connect(reader) as con:
         summer = active_cameras(con, Filters(resolution=7, season=Season.SUMMER))
         year = active_cameras(con, Filters(resolution=7))
@@ -353,7 +355,7 @@ def test_active_cameras_follow_the_window(reader: StoreReader) -> None:
     assert sorted(year.column("locationID").to_pylist()) == ["A", "B", "C"]
 
 
-def test_overview_reports_latest_run_and_date_bounds(reader: StoreReader) -> None:
+def test_overview_reports_latest_run_and_date_bounds(reader: Store) -> None:
     with connect(reader) as con:
         overview = survey_overview(con)
     assert overview.model_name == "head-v2"
@@ -368,7 +370,7 @@ def test_header_names_the_latest_runs_views_and_threshold(tmp_path: Path) -> Non
         "run-3", datetime(2024, 7, 1, tzinfo=UTC), "pipeline", "zeroshot-imagenet-289", 0.15
     )
     run["options_json"] = '{"views": "tiles+motion", "event_gap_minutes": 30.0}'
-    with connect(StoreReader(write_survey(tmp_path, runs=[*RUNS_ROWS, run]))) as con:
+    with connect(Store(write_survey(tmp_path, runs=[*RUNS_ROWS, run]))) as con:
         overview = survey_overview(con)
     assert overview.views == "tiles+motion" and overview.event_gap_minutes == 30.0
     assert "views tiles+motion · threshold 0.15" in run_info(overview)
@@ -376,12 +378,12 @@ def test_header_names_the_latest_runs_views_and_threshold(tmp_path: Path) -> Non
 
 def test_demo_runs_are_flagged(tmp_path: Path) -> None:
     runs = [run_row("demo-seed7", datetime(2024, 1, 1, tzinfo=UTC), "demo", "simulated", 0.5)]
-    reader = StoreReader(write_survey(tmp_path, runs=runs))
+    reader = Store(write_survey(tmp_path, runs=runs))
     with connect(reader) as con:
         assert survey_overview(con).is_demo
 
 
-def test_image_source_only_knows_images_in_the_store(reader: StoreReader) -> None:
+def test_image_source_only_knows_images_in_the_store(reader: Store) -> None:
     with connect(reader) as con:
         known = image_source(con, "img-C-2023-20230305T040000")
         unknown = image_source(con, "../../etc/passwd")
@@ -392,7 +394,7 @@ def test_image_source_only_knows_images_in_the_store(reader: StoreReader) -> Non
 
 def test_rewritten_store_is_seen_by_the_next_query(tmp_path: Path) -> None:
     out = write_survey(tmp_path)
-    reader = StoreReader(out)
+    reader = Store(out)
     with connect(reader) as con:
         before = by_cell(layer_summary(con, Filters(resolution=7), GAP))[cell("B")]["events"]
     old_version = reader.version()
@@ -405,7 +407,7 @@ def test_rewritten_store_is_seen_by_the_next_query(tmp_path: Path) -> None:
 
 def test_cursor_open_during_a_rewrite_keeps_its_snapshot(tmp_path: Path) -> None:
     out = write_survey(tmp_path)
-    reader = StoreReader(out)
+    reader = Store(out)
     con = reader.connect()
     analysis.attach(con, analysis.GAPS.empty_table(), None)
     write_survey(out, [*BURST_ROWS, burst("B-2023", datetime(2024, 2, 1, 5, 0), 0.97)])
@@ -415,7 +417,7 @@ def test_cursor_open_during_a_rewrite_keeps_its_snapshot(tmp_path: Path) -> None
 
 
 def test_missing_store_raises_store_error(tmp_path: Path) -> None:
-    reader = StoreReader(tmp_path / "nothing-here")
+    reader = Store(tmp_path / "nothing-here")
     assert reader.version() is None
     with pytest.raises(StoreError):
         reader.connect()

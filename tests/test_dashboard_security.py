@@ -1,5 +1,6 @@
-"""The dashboard lets in only who belongs and leaks nothing: binding, authentication, roles,
-thumbnail confinement, hostile control values against parameterized SQL, and error bodies.
+"""The dashboard lets in only who belongs and leaks nothing: authentication, roles, thumbnail
+confinement, hostile control values against parameterized SQL, and error bodies (server
+start-up, workers and the callback cache: test_dashboard_server.py).
 
 Hypothesis feeds hostile strings and values to every callback and the thumbnail route; the store
 file must come out byte-identical with the same row counts.
@@ -7,20 +8,15 @@ file must come out byte-identical with the same row counts.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -36,9 +32,8 @@ from PIL import Image
 from werkzeug.exceptions import Forbidden
 
 from dashboard import Settings, create_app
-from dashboard.app import DashboardContext, build_context
-from dashboard.auth import (
-    REQUIRED_ROLE_ATTR,
+from dashboard.context import DashboardContext, build_context
+from dashboard.serving.auth import (
     Role,
     User,
     hash_password,
@@ -46,18 +41,25 @@ from dashboard.auth import (
     require_role,
     verify_password,
 )
-from dashboard.pages import callbacks
-from dashboard.server import make_server
-from pipeline import store
-from pipeline.cli import build_parser
-from pipeline.demo import DemoOptions, build_demo_survey
+from dashboard.views import common
+from dashboard.views import hotspots as callbacks
 from pipeline.errors import ConfigError
+from pipeline.runs.demo import DemoOptions
 from pipeline.schema import TABLES
+from pipeline.store import store
+from tests.helpers import (
+    PASSWORDS,
+    announced_port,
+    basic_auth,
+    dash_payload,
+    free_port,
+    listening_addresses,
+    read_callbacks,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
 
 ROOT = Path(__file__).resolve().parents[1]
-PASSWORDS = {"alice": "correct horse battery", "bob": "viewer password 1"}
 SQL_ATTACKS = [
     "'; DROP TABLE bursts; --",
     "' OR '1'='1",
@@ -116,10 +118,7 @@ FUZZ = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
-
-def _basic(name: str, password: str) -> dict[str, str]:
-    token = base64.b64encode(f"{name}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
+DEMO_OPTIONS = DemoOptions(n_stations=8, n_years=1, seed=5)  # the module's demo_dir (conftest.py)
 
 
 def _counts(path: Path) -> dict[str, int]:
@@ -131,62 +130,7 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    build_demo_survey(out, DemoOptions(n_stations=8, n_years=1, seed=5))
-    return out
-
-
-@pytest.fixture(scope="module")
-def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("auth") / "users.toml"
-    path.write_text(
-        f'[users.alice]\npassword = "{hash_password(PASSWORDS["alice"])}"\nrole = "reviewer"\n'
-        f'[users.bob]\npassword = "{hash_password(PASSWORDS["bob"])}"\nrole = "viewer"\n'
-    )
-    path.chmod(0o600)
-    return path
-
-
 # --- binding ------------------------------------------------------------------------------
-
-
-def test_serve_binds_loopback_unless_told_otherwise(demo_dir: Path) -> None:
-    args = build_parser().parse_args(["serve", "--data", str(demo_dir)])
-    assert args.host == "127.0.0.1" and Settings(data_dir=demo_dir).host == "127.0.0.1"
-    server = make_server(create_app(Settings(data_dir=demo_dir, tiles="none")), args.host, 0)
-    try:
-        assert server.name == "waitress"
-        assert server.host == "127.0.0.1"
-    finally:
-        server.close()
-
-
-def test_a_fresh_server_answers_parallel_first_requests_for_its_scripts(demo_dir: Path) -> None:
-    """A new --workers process may first be asked for the page's scripts, all at once, by a
-    browser whose HTML another process served: every one must load (Dash used to answer 500
-    to those that came while its first request was still registering the scripts)."""
-    settings = Settings(data_dir=demo_dir, tiles="none")
-    page = create_app(settings).server.test_client().get("/").get_data(as_text=True)
-    scripts = re.findall(r'<script src="(/_dash-component-suites/[^"]+)"', page)
-    assert len(scripts) >= 5
-    server = make_server(create_app(settings), "127.0.0.1", 0)
-    threading.Thread(target=server.run, daemon=True).start()
-
-    def fetch(path: str) -> int:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=30) as r:
-                return int(r.status)
-        except urllib.error.HTTPError as exc:
-            return exc.code
-
-    try:
-        with ThreadPoolExecutor(len(scripts)) as pool:
-            statuses = list(pool.map(fetch, scripts))
-    finally:
-        server.close()
-    assert statuses == [200] * len(scripts)
 
 
 def test_uncia_serve_end_to_end_asks_for_a_password(demo_dir: Path, users_file: Path) -> None:
@@ -195,12 +139,12 @@ def test_uncia_serve_end_to_end_asks_for_a_password(demo_dir: Path, users_file: 
         [
             sys.executable,
             "-m",
-            "pipeline.cli",
+            "cli.main",
             "serve",
             "--data",
             str(demo_dir),
             "--port",
-            str(_free_port()),
+            str(free_port()),
             "--tiles",
             "none",
             "--auth-file",
@@ -212,130 +156,21 @@ def test_uncia_serve_end_to_end_asks_for_a_password(demo_dir: Path, users_file: 
         text=True,
     )
     try:
-        port = _announced_port(proc, r"users file; waitress server")
+        port = announced_port(proc, r"users file; waitress server")
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass
-        listening = _listening_addresses(port)
+        listening = listening_addresses(port)
         assert listening == {"127.0.0.1"}, listening
         base = f"http://127.0.0.1:{port}/"
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(base, timeout=10)
         assert refused.value.code == 401
-        request = urllib.request.Request(base, headers=_basic("bob", PASSWORDS["bob"]))
+        request = urllib.request.Request(base, headers=basic_auth("bob", PASSWORDS["bob"]))
         with urllib.request.urlopen(request, timeout=10) as ok:
             assert ok.status == 200 and "Server" not in ok.headers
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-
-
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
-@pytest.mark.parametrize("command", [["-m", "pipeline.cli", "serve"], ["app.py"]])
-def test_uncia_serve_and_app_py_stop_cleanly(
-    demo_dir: Path, stop: signal.Signals, command: list[str]
-) -> None:
-    """docker stop / systemd (SIGTERM) and Ctrl-C end the server with status 0 once requests
-    and the store warmer are done; a thread left inside DuckDB at exit aborted the process."""
-    proc = subprocess.Popen(
-        [sys.executable, *command, "--data", str(demo_dir),
-         "--port", str(_free_port()), "--tiles", "none"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        # A shell running the suite in the background may ignore SIGINT for its children.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
-    try:
-        port = _announced_port(proc)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as ok:
-            assert ok.status == 200
-        proc.send_signal(stop)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
-    assert err.strip().endswith("uncia: dashboard stopped"), err
-    assert "terminate called" not in err and "Traceback" not in err
-
-
-def test_uncia_serve_workers_share_the_port_and_replace_a_dead_one(
-    demo_dir: Path, users_file: Path
-) -> None:
-    """--workers 2: two waitress processes answer on one port; a worker killed is replaced;
-    SIGTERM to the parent stops every worker."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "serve", "--data", str(demo_dir),
-         "--port", str(_free_port()), "--tiles", "none", "--auth-file", str(users_file),
-         "--workers", "2"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-
-    def workers() -> set[int]:
-        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-        return {int(c) for c in children}
-
-    def answers(n: int) -> bool:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/", headers=_basic("bob", PASSWORDS["bob"])
-        )
-        for _ in range(n):
-            with urllib.request.urlopen(request, timeout=30) as ok:
-                assert ok.status == 200 and "Server" not in ok.headers
-        return True
-
-    try:
-        port = _announced_port(proc, r"waitress server, 2 processes")
-        assert answers(4)
-        first = workers()
-        assert len(first) == 2
-        victim = min(first)
-        os.kill(victim, signal.SIGKILL)
-        deadline = time.monotonic() + 60
-        while (now := workers()) == first or len(now) < 2:
-            assert time.monotonic() < deadline, now
-            time.sleep(0.2)
-        assert victim not in now and len(now) == 2
-        assert answers(4)  # the new worker builds its app; requests keep being answered
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-    for pid in first | now:
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in _state(pid)
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
-    except (OSError, IndexError):
-        return "gone"
-
-
-def _announced_port(proc: subprocess.Popen[str], then: str = "") -> int:
-    """The loopback port in the first line `uncia serve` prints, checked against `then`."""
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = re.search(r"http://127\.0\.0\.1:(\d+)/ .*" + then, line)
-    assert match, line
-    return int(match.group(1))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _listening_addresses(port: int) -> set[str]:
-    """Local addresses LISTENing on `port`, from /proc/net/tcp (Linux)."""
-    found = set()
-    deadline = time.monotonic() + 5
-    while not found and time.monotonic() < deadline:
-        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            addr, hex_port = local.split(":")
-            if int(hex_port, 16) == port and state == "0A":
-                found.add(socket.inet_ntoa(bytes.fromhex(addr)[::-1]))
-    return found
 
 
 # --- passwords and the users file ----------------------------------------------------------
@@ -371,7 +206,7 @@ def test_hash_password_command_prints_an_entry_that_loads(tmp_path: Path) -> Non
         [
             sys.executable,
             "-m",
-            "pipeline.cli",
+            "cli.main",
             "hash-password",
             "--user",
             "carol",
@@ -418,8 +253,8 @@ def test_every_route_needs_credentials(auth_client: Any, method: str, path: str)
     client = auth_client.test_client()
     for headers in (
         {},
-        _basic("alice", "wrong password"),
-        _basic("mallory", PASSWORDS["alice"]),
+        basic_auth("alice", "wrong password"),
+        basic_auth("mallory", PASSWORDS["alice"]),
         {"Authorization": "Bearer abc"},
         {"X-Forwarded-User": "alice"},  # not configured: ignored
     ):
@@ -427,13 +262,13 @@ def test_every_route_needs_credentials(auth_client: Any, method: str, path: str)
         assert response.status_code == 401, (path, headers)
         assert response.headers["WWW-Authenticate"].startswith("Basic realm=")
         assert response.data == b"authentication required"
-    ok = client.open(path, method=method, headers=_basic("bob", PASSWORDS["bob"]), json={})
+    ok = client.open(path, method=method, headers=basic_auth("bob", PASSWORDS["bob"]), json={})
     assert ok.status_code != 401
 
 
 def test_security_headers_on_every_answer(auth_client: Any) -> None:
     client = auth_client.test_client()
-    for response in (client.get("/"), client.get("/", headers=_basic("bob", PASSWORDS["bob"]))):
+    for response in (client.get("/"), client.get("/", headers=basic_auth("bob", PASSWORDS["bob"]))):
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["X-Frame-Options"] == "DENY"
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
@@ -460,12 +295,12 @@ def test_proxy_header_is_believed_only_when_configured_and_from_the_proxy(
     far = {"REMOTE_ADDR": "10.1.2.3"}  # not the proxy: the header means nothing
     response = client.get("/", headers={"X-Forwarded-User": "alice"}, environ_base=far)
     assert response.status_code == 401
-    basic = client.get("/", headers=_basic("bob", PASSWORDS["bob"]), environ_base=far)
+    basic = client.get("/", headers=basic_auth("bob", PASSWORDS["bob"]), environ_base=far)
     assert basic.status_code == 200  # the users file still works
 
 
 def _whoami(app: Any) -> Any:
-    from dashboard.auth import current_user
+    from dashboard.serving.auth import current_user
 
     def whoami() -> str:
         user = current_user()
@@ -512,9 +347,9 @@ def test_only_reviewers_may_run_write_callbacks(demo_dir: Path, users_file: Path
     written = _with_write_callback(app)
     client = app.server.test_client()
     url = "/_dash-update-component"
-    refused = client.post(url, json=_write_payload(), headers=_basic("bob", PASSWORDS["bob"]))
+    refused = client.post(url, json=_write_payload(), headers=basic_auth("bob", PASSWORDS["bob"]))
     assert refused.status_code == 403 and written == []
-    saved = client.post(url, json=_write_payload(), headers=_basic("alice", PASSWORDS["alice"]))
+    saved = client.post(url, json=_write_payload(), headers=basic_auth("alice", PASSWORDS["alice"]))
     assert saved.status_code == 200 and b"saved" in saved.data and written == [1]
 
 
@@ -670,7 +505,7 @@ def fuzz_ctx(demo_dir: Path) -> Iterator[DashboardContext]:
 def _alert_or_output(result: dict[str, Any]) -> None:
     assert isinstance(result, dict) and "alert" in result
     text = repr(result["alert"])
-    assert "Traceback" not in text and "uncia.duckdb" not in text and callbacks.FAILED not in text
+    assert "Traceback" not in text and "uncia.duckdb" not in text and common.FAILED not in text
 
 
 @FUZZ
@@ -693,47 +528,6 @@ def test_hostile_picks_give_a_string_or_none(click: Any, cell: Any, triggered: A
     for trig in (triggered, "hotspot-map", "hotspot-table"):
         picked = callbacks.select_hexagon(click, cell, trig)
         assert picked is None or isinstance(picked, str)
-
-
-def dash_payload(dependency: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """The body the browser posts to /_dash-update-component for one callback.
-
-    `dependency` is an entry of /_dash-dependencies; `values` maps "id.property" to a value
-    (missing ones are None).
-    """
-    output = dependency["output"]
-    parts = output[2:-2].split("...") if output.startswith("..") else [output]
-    outputs = [dict(zip(("id", "property"), p.rsplit(".", 1), strict=True)) for p in parts]
-    inputs = [
-        {**i, "value": values.get(f"{i['id']}.{i['property']}")} for i in dependency["inputs"]
-    ]
-    state = [{**i, "value": values.get(f"{i['id']}.{i['property']}")} for i in dependency["state"]]
-    return {
-        "output": output,
-        "outputs": outputs if output.startswith("..") else outputs[0],
-        "inputs": inputs,
-        "state": state,
-        "changedPropIds": [f"{inputs[0]['id']}.{inputs[0]['property']}"] if inputs else [],
-    }
-
-
-def read_callbacks(app: Any) -> list[dict[str, Any]]:
-    """Server-side callbacks with plain ids that change nothing (no require_role)."""
-    client = app.server.test_client()
-    deps = client.get("/_dash-dependencies").get_json()
-    found = []
-    for dep in deps:
-        entry = app.callback_map.get(dep["output"], {})
-        ids = [i["id"] for i in dep["inputs"] + dep["state"]]
-        if (
-            dep.get("clientside_function")
-            or "@" in dep["output"]
-            or any(not isinstance(i, str) or i.startswith("{") for i in ids)
-            or getattr(entry.get("callback"), REQUIRED_ROLE_ATTR, None) is not None
-        ):
-            continue
-        found.append(dep)
-    return found
 
 
 PROP_VALUES: dict[str, list[Any]] = {
@@ -798,7 +592,7 @@ def test_a_corrupt_store_gives_messages_without_paths(demo_dir: Path, tmp_path: 
         for dep in read_callbacks(app)
     ]
     assert all(r.status_code in (200, 204) for r in callback_answers)
-    assert any(callbacks.UNREADABLE in r.get_data(as_text=True) for r in callback_answers)
+    assert any(common.UNREADABLE in r.get_data(as_text=True) for r in callback_answers)
     answers = [
         *callback_answers,
         client.get("/thumbnail/0123456789abcdef"),
@@ -837,20 +631,3 @@ def test_an_unexpected_exception_answers_500_without_details(demo_dir: Path) -> 
 # --- the callback cache never serves stale data or writes ---------------------------------
 
 
-def test_cached_callback_answers_follow_a_new_checkpoint(demo_dir: Path, tmp_path: Path) -> None:
-    data = tmp_path / "survey"
-    tables = {name: pq.read_table(store.StorePaths(demo_dir).table(name)) for name in TABLES}
-    store.write_tables(data, tables)
-    app = create_app(Settings(data_dir=data, tiles="none"))
-    client = app.server.test_client()
-    (header,) = [d for d in read_callbacks(app) if "run-info" in d["output"]]
-    payload = dash_payload(header, {"data-version.data": "v"})
-    first = client.post("/_dash-update-component", json=payload).get_data(as_text=True)
-    assert client.post("/_dash-update-component", json=payload).get_data(as_text=True) == first
-    runs = tables["runs"]
-    renamed = runs.set_column(
-        runs.schema.get_field_index("backbone"), "backbone", pa.array(["checkpoint-two"])
-    )
-    store.write_tables(data, {**tables, "runs": renamed})  # same request body, new store
-    after = client.post("/_dash-update-component", json=payload).get_data(as_text=True)
-    assert "checkpoint-two" in after and "checkpoint-two" not in first

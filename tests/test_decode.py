@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image
 
-from pipeline.decode import decode_frame, parse_exif_datetime
+from pipeline.stages.decode import decode_frame, parse_exif_datetime
 
 CAMERA_TRAPS = Path(__file__).resolve().parents[2] / "shared/data/camera-traps"
 ELEPHANTS = CAMERA_TRAPS / "google-cameratrapai/test_data"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import store
-from pipeline.demo import TOST_BOUNDS, DemoOptions, build_demo_survey
+from pipeline.runs.demo import TOST_BOUNDS, DemoOptions, build_demo_survey
+from tests.helpers import open_store
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_demo_is_marked_simulated_and_sits_in_tost(demo: Path) -> None:
-    con = store.open_store(demo)
+    con = open_store(demo)
     assert con.execute("SELECT kind FROM runs").fetchall() == [("demo",)]
     n, lat_min, lat_max, lng_min, lng_max = con.execute(
         "SELECT count(DISTINCT locationID), min(latitude), max(latitude), min(longitude), "
@@ -30,7 +30,7 @@ def test_demo_is_marked_simulated_and_sits_in_tost(demo: Path) -> None:
 
 
 def test_demo_has_about_five_percent_leopard_frames_in_winter_hotspots(demo: Path) -> None:
-    con = store.open_store(demo)
+    con = open_store(demo)
     (share,) = con.execute("SELECT avg((score >= 0.5)::INT) FROM detections").fetchall()[0]
     assert 0.02 < share < 0.09
     winter, summer = con.execute(
@@ -46,6 +46,6 @@ def test_demo_has_about_five_percent_leopard_frames_in_winter_hotspots(demo: Pat
 
 
 def test_demo_keeps_failures_as_rows(demo: Path) -> None:
-    con = store.open_store(demo)
+    con = open_store(demo)
     (failed,) = con.execute("SELECT count(*) FROM images WHERE status = 'failed'").fetchall()[0]
     assert failed > 0

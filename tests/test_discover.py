@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.discover import discover_frames, image_id_for, read_deployments
 from pipeline.errors import InputError
+from pipeline.stages.discover import discover_frames, image_id_for, read_deployments
 from tests.helpers import deployment, jpeg_bytes, write_deployments
 
 

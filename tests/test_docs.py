@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import build_parser
+from cli.main import build_parser
 from pipeline.schema import H3_COLUMNS, TABLES
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import store
-from tests.helpers import deployment, jpeg_bytes, uncia_run_command, write_deployments
+from tests.helpers import deployment, jpeg_bytes, open_store, uncia_run_command, write_deployments
 
 pytestmark = pytest.mark.model
 T0 = datetime(2024, 5, 1, 5, 0)
@@ -49,7 +48,7 @@ def test_the_same_frame_in_two_deployments_is_kept_and_reported(tmp_path: Path) 
     )
     assert warning in first.stdout
 
-    con = store.open_store(out)
+    con = open_store(out)
     sha = con.execute(
         "SELECT content_sha256 FROM images WHERE deploymentID = 'P1' AND relative_path = '000.jpg'"
     ).fetchall()[0][0]

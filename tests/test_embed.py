@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.decode import decode_frame
-from pipeline.embed import (
+from pipeline.errors import ConfigError, ModelError, UntrainedWeightsError, WeightsNotFoundError
+from pipeline.stages.decode import decode_frame
+from pipeline.stages.embed import (
     BACKBONES,
     Backbone,
     build_backbone,
@@ -23,7 +24,6 @@ from pipeline.embed import (
     resolve_device,
     resolve_precision,
 )
-from pipeline.errors import ConfigError, ModelError, UntrainedWeightsError, WeightsNotFoundError
 
 CAMERA_TRAPS = Path(__file__).resolve().parents[2] / "shared/data/camera-traps"
 needs_realdata = pytest.mark.skipif(not CAMERA_TRAPS.is_dir(), reason=f"{CAMERA_TRAPS} absent")

@@ -7,7 +7,7 @@ import pytest
 
 from bench.patterns import coat, sighting
 from pipeline.errors import ConfigError
-from pipeline.identify import (
+from pipeline.stages.identify import (
     Catalog,
     IdentifyOptions,
     extract_features,

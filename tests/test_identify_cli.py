@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -12,31 +9,12 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipeline.cli import main
-from pipeline.identify_run import record_match_review
-from tests.helpers import deployment, write_deployments
+from pipeline.store.matches import record_match_review
+from tests.helpers import deployment, uncia, write_deployments
 from tests.localize_fixtures import coat_jpeg
 
 pytestmark = pytest.mark.model
 T0 = datetime(2024, 3, 1, 6, 0, 0)
-
-
-@dataclass(frozen=True)
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def uncia(*args: str | Path, check: bool = True) -> Result:
-    """Run the `uncia` command line in this process (the model loads without a fresh torch)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    result = Result(code, out.getvalue(), err.getvalue())
-    if check and code != 0:
-        raise AssertionError(f"uncia {args} failed:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.demo import DemoOptions, build_demo_survey
+from pipeline.runs.demo import DemoOptions, build_demo_survey
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,9 +9,10 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from pipeline.embed import Backbone, load_backbone
 from pipeline.errors import ConfigError
-from pipeline.localize import (
+from pipeline.runs.localize_run import LocalizeWorkerConfig, localize_partition
+from pipeline.stages.embed import Backbone, load_backbone
+from pipeline.stages.localize import (
     GradCamOptions,
     ImageNetTarget,
     LimeOptions,
@@ -21,7 +22,6 @@ from pipeline.localize import (
     lime_explain,
     score_function,
 )
-from pipeline.localize_run import LocalizeWorkerConfig, localize_partition
 from tests.localize_fixtures import PING_PONG_BALL, disk_frame, grass
 
 

@@ -19,9 +19,8 @@ import pytest
 from PIL import Image, ImageOps
 
 from bench.localize_eval import JAGUAR_CLASS, jaguar_frames
-from pipeline.localize import Box, box_iou
-from tests.helpers import SHARED_PHOTOS, deployment, write_deployments
-from tests.test_identify_cli import uncia
+from pipeline.stages.localize import Box, box_iou
+from tests.helpers import SHARED_PHOTOS, deployment, uncia, write_deployments
 
 pytestmark = [
     pytest.mark.realdata,

@@ -8,10 +8,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.localize_run import LocalizeOptions, localizations_path, run_localize
-from tests.helpers import deployment, write_deployments
+from pipeline.runs.localize_run import LocalizeOptions, localizations_path, run_localize
+from tests.helpers import deployment, uncia, write_deployments
 from tests.localize_fixtures import coat_jpeg
-from tests.test_identify_cli import uncia
 
 pytest.importorskip("pyspark", reason="the spark extra is not installed")
 pytestmark = [

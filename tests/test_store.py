@@ -9,12 +9,12 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from pipeline import store
-from pipeline.bursts import BurstOptions
-from pipeline.discover import read_deployments
 from pipeline.errors import StoreError
 from pipeline.schema import FRAME_RESULTS, TABLES, duckdb_ddl, validate_table
-from tests.helpers import deployment, write_deployments
+from pipeline.stages.bursts import BurstOptions
+from pipeline.stages.discover import read_deployments
+from pipeline.store import store
+from tests.helpers import deployment, open_store, write_deployments
 
 T0 = datetime(2024, 3, 1, 5, 0)
 
@@ -100,7 +100,7 @@ def test_finalize_builds_every_table_into_duckdb(out: Path) -> None:
     )
     counts = store.finalize(out, BurstOptions())
     assert counts == {"deployments": 2, "images": 5, "detections": 4, "bursts": 3, "runs": 1}
-    con = store.open_store(out)
+    con = open_store(out)
     (failure,) = con.execute("SELECT failure FROM images WHERE status = 'failed'").fetchall()[0]
     assert failure == "truncated image"  # nothing is lost: the bad frame is a row
     det = con.execute(
@@ -121,7 +121,7 @@ def test_resume_skips_done_frames_and_latest_attempt_wins(out: Path) -> None:
     store.write_run_record(out, run_record("run2"))
     store.write_frame_part(out, "run2", frame_rows("run2", [("a2", "A", 5, 0.3)]))
     store.finalize(out, BurstOptions())
-    con = store.open_store(out)
+    con = open_store(out)
     rows = con.execute("SELECT image_id, status, run_id FROM images ORDER BY 1").fetchall()
     assert rows == [("a1", "ok", "run1"), ("a2", "ok", "run2")]
     assert con.execute("SELECT count(*) FROM runs").fetchall()[0] == (2,)
@@ -139,11 +139,11 @@ def test_parts_are_written_atomically(out: Path) -> None:
 def test_reader_keeps_a_consistent_snapshot_while_the_store_is_rebuilt(out: Path) -> None:
     store.write_frame_part(out, "run1", frame_rows("run1", [("a1", "A", 0, 0.9)]))
     store.finalize(out, BurstOptions())
-    reader = store.open_store(out)
+    reader = open_store(out)
     store.write_frame_part(out, "run1", frame_rows("run1", [("a2", "A", 500, 0.8)]))
     store.finalize(out, BurstOptions())
     assert reader.execute("SELECT count(*) FROM detections").fetchall()[0] == (1,)
-    assert store.open_store(out).execute("SELECT count(*) FROM detections").fetchall()[0] == (2,)
+    assert open_store(out).execute("SELECT count(*) FROM detections").fetchall()[0] == (2,)
 
 
 def test_ddl_matches_schema() -> None:
@@ -156,7 +156,7 @@ def test_ddl_matches_schema() -> None:
 
 def test_open_store_without_a_store_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="uncia run"):
-        store.open_store(tmp_path)
+        open_store(tmp_path)
 
 
 def test_store_files_are_readable_by_other_users(out: Path) -> None:

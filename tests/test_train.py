@@ -13,17 +13,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.decode import decode_frame
-from pipeline.embed import Backbone, load_backbone
-from pipeline.embedding_cache import EmbeddingCache, embed_files
 from pipeline.errors import InputError, ModelError
-from pipeline.evaluate import EvaluateOptions, evaluate
-from pipeline.head import HEAD_NPZ, TrainedHead, TrainedModel, load_model
-from pipeline.labels import NO_DEPLOYMENT, read_labelled_frames
-from pipeline.metrics import threshold_for_recall
 from pipeline.schema import EMBEDDINGS, EVALUATED_FRAMES, TRAINING_FRAMES
-from pipeline.splits import grouped_folds, grouped_holdout
-from pipeline.train import TrainOptions, train_model
+from pipeline.stages.decode import decode_frame
+from pipeline.stages.embed import Backbone, load_backbone
+from pipeline.store.embedding_cache import EmbeddingCache, embed_files
+from pipeline.training.evaluate import EvaluateOptions, evaluate
+from pipeline.training.head import HEAD_NPZ, TrainedHead, TrainedModel, load_model
+from pipeline.training.labels import NO_DEPLOYMENT, read_labelled_frames
+from pipeline.training.metrics import threshold_for_recall
+from pipeline.training.splits import grouped_folds, grouped_holdout
+from pipeline.training.train import TrainOptions, train_model
 from tests.train_fixtures import make_survey, plain_jpeg, spotted_jpeg
 
 TRAINING_DOC = Path(__file__).resolve().parents[1] / "docs" / "training.md"

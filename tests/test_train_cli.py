@@ -15,9 +15,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import store
-from pipeline.cli import main
-from tests.helpers import deployment, write_deployments
+from cli.main import main
+from tests.helpers import deployment, open_store, write_deployments
 from tests.train_fixtures import Survey, make_survey
 
 pytestmark = pytest.mark.model
@@ -207,7 +206,7 @@ def test_run_with_model_records_the_head_and_its_threshold(
         "--tta-flip",
         "--no-progress",
     )
-    con = store.open_store(out)
+    con = open_store(out)
     rows = con.execute(
         "SELECT file_path, score, model_name, top5_labels FROM detections"
     ).fetchall()

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from bench.cats_vs_rest import CATS, picture_rows, write_labels
-from pipeline.embed import load_backbone
-from pipeline.evaluate import EvaluateOptions, evaluate
-from pipeline.splits import grouped_holdout
-from pipeline.train import TrainOptions, train_model
+from pipeline.stages.embed import load_backbone
+from pipeline.training.evaluate import EvaluateOptions, evaluate
+from pipeline.training.splits import grouped_holdout
+from pipeline.training.train import TrainOptions, train_model
 from tests.helpers import SHARED_PHOTOS
 
 pytestmark = [

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.decode import decode_frame
 from pipeline.errors import ConfigError
 from pipeline.schema import ViewKind, ViewMode
-from pipeline.views import (
+from pipeline.stages.decode import decode_frame
+from pipeline.stages.views import (
     MotionCandidate,
     ViewOptions,
     cut_views,

@@ -10,10 +10,10 @@ import duckdb
 import numpy as np
 import pytest
 
-from pipeline.cli import main
-from pipeline.decode import decode_frame
-from pipeline.embed import load_backbone
-from pipeline.imagenet import SNOW_LEOPARD_CLASS
+from cli.main import main
+from pipeline.stages.decode import decode_frame
+from pipeline.stages.embed import load_backbone
+from pipeline.stages.imagenet import SNOW_LEOPARD_CLASS
 from tests.helpers import SHARED_PHOTOS
 from tests.test_views import scene
 

@@ -11,22 +11,18 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from dashboard import analysis, create_app
-from dashboard.app import build_context, stop_background_work
-from dashboard.pages import insights
-from dashboard.queries import StoreReader
+from dashboard import create_app
+from dashboard.app import page_layout
+from dashboard.context import build_context
+from dashboard.data import analysis
+from dashboard.data.store import Store
+from dashboard.serving.warmup import StoreWarmer, stop_background_work
 from dashboard.settings import Settings
-from dashboard.warmup import StoreWarmer
-from pipeline import store
-from pipeline.demo import DemoOptions, build_demo_survey
+from pipeline.runs.demo import DemoOptions
 from pipeline.schema import TABLES
+from pipeline.store import store
 
-
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    build_demo_survey(out, DemoOptions(n_stations=8, n_years=1, seed=5))
-    return out
+DEMO_OPTIONS = DemoOptions(n_stations=8, n_years=1, seed=5)  # the module's demo_dir (conftest.py)
 
 
 def test_warmer_prepares_each_new_store_version_once(demo_dir: Path, tmp_path: Path) -> None:
@@ -34,12 +30,12 @@ def test_warmer_prepares_each_new_store_version_once(demo_dir: Path, tmp_path: P
     shutil.copytree(demo_dir, data)
     app = create_app(Settings(data_dir=data, tiles="none"))  # registers the page's views
     stop_background_work(app)  # this test drives its own warmer
-    ctx = app.server.extensions["uncia_warmer"].ctx
-    warmer = StoreWarmer(ctx, interval_s=60)
-    first = ctx.reader.version()
+    ctx = app.server.extensions["uncia_context"]
+    warmer = StoreWarmer(ctx.store.version, ctx.views, lambda: page_layout(ctx), interval_s=60)
+    first = ctx.store.version()
     assert warmer.warm_once() is True
     assert warmer.warmed_version == first
-    gaps = insights._GAP_CACHES[ctx.reader]
+    gaps = ctx.store.gaps
     assert len(gaps._tables) == 1  # the snapshot's camera gaps are ready before any visitor
     answered = ctx.views.hits + ctx.views.misses
     assert answered >= len(ctx.views.views) == 4  # and the page's opening views
@@ -47,7 +43,7 @@ def test_warmer_prepares_each_new_store_version_once(demo_dir: Path, tmp_path: P
     assert ctx.views.hits + ctx.views.misses == answered
     tables = {name: pq.read_table(store.StorePaths(data).table(name)) for name in TABLES}
     store.write_tables(data, tables)  # a checkpoint replaces the store
-    assert ctx.reader.version() != first
+    assert ctx.store.version() != first
     misses = ctx.views.misses
     assert warmer.warm_once() is True
     assert len(gaps._tables) == 2
@@ -56,7 +52,7 @@ def test_warmer_prepares_each_new_store_version_once(demo_dir: Path, tmp_path: P
 
 def test_warmer_waits_quietly_for_a_store(tmp_path: Path) -> None:
     ctx = build_context(Settings(data_dir=tmp_path / "empty", tiles="none"))
-    warmer = StoreWarmer(ctx, interval_s=60)
+    warmer = StoreWarmer(ctx.store.version, ctx.views, lambda: page_layout(ctx), interval_s=60)
     assert warmer.warm_once() is False and warmer.warmed_version is None
 
 
@@ -75,11 +71,11 @@ def test_concurrent_first_views_compute_a_snapshots_gaps_once(
     monkeypatch.setattr(analysis, "camera_gaps", counted)
     ctx = build_context(Settings(data_dir=demo_dir, tiles="none"))
     cache = analysis.GapCache()
-    version = ctx.reader.version()
+    version = ctx.store.version()
     results: list[Any] = []
 
     def view() -> None:
-        with ctx.reader.connect() as con:
+        with ctx.store.connect() as con:
             results.append(cache.get(con, version, 7))
 
     threads = [threading.Thread(target=view) for _ in range(5)]
@@ -106,12 +102,12 @@ def gap_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 @pytest.fixture
-def reader(demo_dir: Path) -> StoreReader:
-    return StoreReader(demo_dir)
+def reader(demo_dir: Path) -> Store:
+    return Store(demo_dir)
 
 
 def test_processes_share_a_snapshots_gaps_through_the_data_folder(
-    reader: StoreReader, gap_calls: list[int], tmp_path: Path
+    reader: Store, gap_calls: list[int], tmp_path: Path
 ) -> None:
     """Two GapCaches stand for two --workers processes (or a restart): one computes."""
     folder = tmp_path / "work" / "dashboard"
@@ -127,7 +123,7 @@ def test_processes_share_a_snapshots_gaps_through_the_data_folder(
 
 
 def test_shared_gaps_are_recomputed_when_unreadable_and_kept_for_four_snapshots(
-    reader: StoreReader, gap_calls: list[int], tmp_path: Path
+    reader: Store, gap_calls: list[int], tmp_path: Path
 ) -> None:
     folder = tmp_path / "shared"
     with reader.connect() as con:
@@ -144,7 +140,7 @@ def test_shared_gaps_are_recomputed_when_unreadable_and_kept_for_four_snapshots(
 
 
 def test_a_data_folder_it_cannot_write_means_computing_in_process(
-    reader: StoreReader, gap_calls: list[int], tmp_path: Path
+    reader: Store, gap_calls: list[int], tmp_path: Path
 ) -> None:
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")

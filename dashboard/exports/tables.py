@@ -66,6 +66,8 @@ def generalize_for_public(summary: pa.Table, resolution: int, min_cameras: int) 
 
 def hotspots_geodataframe(summary: pa.Table):  # -> geopandas.GeoDataFrame
     """One polygon per hexagon (EPSG:4326) with every column of `summary` as attributes."""
+    # geopandas (with pandas, shapely and pyproj) loads only when a GeoJSON or GeoPackage
+    # export asks for it: a second or more that no other view of the dashboard needs.
     import geopandas as gpd
     from shapely.geometry import Polygon
 

@@ -1,4 +1,5 @@
-"""The hotspot page: header, controls, map, hotspot table, event series and a hexagon's frames.
+"""The hotspot page: header, controls, map, hotspot table, event series and a hexagon's frames;
+its layout and the wiring of its callbacks (the callbacks themselves are `views.hotspots`).
 
 `layout(ctx)` runs at every page load, so date bounds and the default threshold follow the store.
 """
@@ -6,86 +7,32 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from collections.abc import Sequence
+from typing import Any
 
-from dash import dcc, html
+import dash
+from dash import Input, Output, State, dcc, html
 from dash.dash_table.DataTable import DataTable
 
+from dashboard.components import NO_STORE, PICK_HEXAGON, alert, demo_banner, run_info
+from dashboard.context import DashboardContext
+from dashboard.data.queries import Overview, survey_overview
 from dashboard.filters import MONTH_NAMES, SEASON_LABELS, Period, Season
-from dashboard.pages import insights
-from dashboard.queries import FrameBox, Overview, survey_overview
+from dashboard.ids import Ids, InsightIds
+from dashboard.pages.wiring import bind, page_view
+from dashboard.views import hotspots as views
 from pipeline.errors import UnciaError
-
-if TYPE_CHECKING:
-    from dashboard.app import DashboardContext
 
 log = logging.getLogger(__name__)
 
 TITLE = "Uncia — snow leopard hotspots"
-DEMO_BANNER = "Simulated data: this is the demo survey, not real observations."
-NO_STORE = (
-    "No survey data in this folder yet. This page updates by itself once the pipeline "
-    "writes its first checkpoint."
-)
-PICK_HEXAGON = "Click a hexagon on the map, or a row of the table, to see its frames."
 HEX_AREAS_KM2 = {5: "≈250 km²", 6: "≈36 km²", 7: "≈5 km²", 8: "≈0.7 km²", 9: "≈0.1 km²"}
-
-
-class Ids:
-    """Component ids, named once so callbacks and tests agree."""
-
-    VERSION = "data-version"
-    REFRESH = "refresh"
-    BANNER = "demo-banner"
-    RUN_INFO = "run-info"
-    STATUS = "status-alert"
-    RESOLUTION = "resolution"
-    DATES = "date-range"
-    SEASON = "season"
-    MONTH_START = "month-start"
-    MONTH_END = "month-end"
-    THRESHOLD = "threshold"
-    PERIOD = "period"
-    MAP = "hotspot-map"
-    MAP_ALERT = "map-alert"
-    MAP_SUMMARY = "map-summary"
-    TABLE = "hotspot-table"
-    SERIES = "event-series"
-    SERIES_ALERT = "series-alert"
-    SELECTED = "selected-hexagon"
-    DETECTIONS = "detections"
-    DETECTIONS_TITLE = "detections-title"
-    DETECTIONS_ALERT = "detections-alert"
-
-
-def alert(message: str) -> html.Div:
-    """A visible, screen-reader-announced message box."""
-    return html.Div(message, className="alert", role="alert")
-
-
-def demo_banner(overview: Overview | None) -> list[Any]:
-    return [html.Div(DEMO_BANNER, className="banner")] if overview and overview.is_demo else []
-
-
-def run_info(overview: Overview | None) -> str:
-    if overview is None or overview.model_name is None:
-        return "No run recorded yet."
-    parts = [f"Latest run: model {overview.model_name}", f"backbone {overview.backbone}"]
-    if overview.views:
-        parts.append(f"views {overview.views}")
-    if overview.leopard_threshold is not None:
-        parts.append(f"threshold {overview.leopard_threshold:g}")
-    if overview.run_status:
-        parts.append(overview.run_status)
-    return " · ".join(parts)
 
 
 def _load_overview(ctx: DashboardContext) -> tuple[Overview | None, str | None]:
     try:
-        with ctx.reader.connect() as con:
-            return survey_overview(con), ctx.reader.version()
+        with ctx.store.connect() as con:
+            return survey_overview(con), ctx.store.version()
     except UnciaError:
         log.info("layout: no readable store yet in the data folder")
         return None, None
@@ -95,7 +42,10 @@ def _control(label: str, *children: Any, html_for: str | None = None) -> html.Di
     return html.Div([html.Label(label, htmlFor=html_for), *children], className="control")
 
 
-def controls(ctx: DashboardContext, overview: Overview | None) -> html.Div:
+def controls(
+    ctx: DashboardContext, overview: Overview | None, extra: Sequence[Any] = ()
+) -> html.Div:
+    """The control bar; `extra` (the insight controls) joins it at its end."""
     first = overview.first_day.isoformat() if overview and overview.first_day else None
     last = overview.last_day.isoformat() if overview and overview.last_day else None
     threshold = (
@@ -105,7 +55,7 @@ def controls(ctx: DashboardContext, overview: Overview | None) -> html.Div:
     season = Season.ALL.value
 
     def month_dropdown(component_id: str, month: int) -> dcc.Dropdown:
-        # callbacks.toggle_custom_months keeps `disabled` in step once the season changes.
+        # views.toggle_custom_months keeps `disabled` in step once the season changes.
         return dcc.Dropdown(
             id=component_id,
             options=months,
@@ -183,7 +133,7 @@ def controls(ctx: DashboardContext, overview: Overview | None) -> html.Div:
                     inline=True,
                 ),
             ),
-            *insights.controls(ctx),
+            *extra,
         ],
         className="controls",
     )
@@ -202,8 +152,11 @@ TABLE_COLUMNS: list[Any] = [
 ]
 
 
-def layout(ctx: DashboardContext) -> html.Div:
-    """The whole page, built from the store as it is when the page loads."""
+def layout(
+    ctx: DashboardContext, extra_controls: Sequence[Any] = (), sections: Sequence[Any] = ()
+) -> html.Div:
+    """The hotspot page, built from the store as it is when the page loads; `extra_controls`
+    and `sections` (the insight controls and sections) take their places in it."""
     overview, version = _load_overview(ctx)
     return html.Div(
         [
@@ -215,7 +168,7 @@ def layout(ctx: DashboardContext) -> html.Div:
             ),
             html.Div(demo_banner(overview), id=Ids.BANNER),
             html.Div([] if overview else [alert(NO_STORE)], id=Ids.STATUS),
-            controls(ctx, overview),
+            controls(ctx, overview, extra_controls),
             html.Main(
                 [
                     html.Section(
@@ -267,98 +220,13 @@ def layout(ctx: DashboardContext) -> html.Div:
                 ],
                 className="panel",
             ),
-            *insights.sections(),
+            *sections,
             dcc.Store(id=Ids.VERSION, data=version),
             dcc.Store(id=Ids.SELECTED, data=None),
             dcc.Interval(id=Ids.REFRESH, interval=int(ctx.settings.refresh_seconds * 1000)),
         ],
         className="page",
     )
-
-
-def _when(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else "time unknown"
-
-
-METHOD_NAMES = {"lime": "LIME", "gradcam": "Grad-CAM"}
-
-
-def box_title(box: FrameBox) -> str:
-    """The tooltip of a localization box: how it was found and how sure the model was."""
-    if box.method == "view":
-        score = "" if box.target_score is None else f", leopard score {box.target_score:.2f}"
-        return f"Best-scoring view ({box.target}{score}): a coarse box; uncia localize refines it"
-    method = METHOD_NAMES.get(box.method, box.method)
-    score = "" if box.target_score is None else f", {box.target} score {box.target_score:.2f}"
-    return f"Animal box from uncia localize ({method}{score})"
-
-
-def _percent(fraction: float) -> str:
-    return f"{100 * min(1.0, max(0.0, fraction)):.2f}%"
-
-
-def thumbnail(src: str, alt: str, box: FrameBox | None = None) -> Any:
-    """A frame's thumbnail; with a `box`, wrapped with an outline drawn over the animal.
-
-    The outline is a div placed in percentages of the wrapper, which the image fills at its own
-    aspect ratio: boxes are fractions of the upright frame and thumbnails are upright too
-    (EXIF orientation applied), so it lands right whatever the thumbnail's size. Frames
-    without a box get the bare image, as before localization existed.
-    """
-    image = html.Img(src=src, alt=alt)
-    if box is None:
-        return image
-    right = min(1.0, box.x + box.width)
-    bottom = min(1.0, box.y + box.height)
-    outline = html.Div(
-        className="box",
-        title=box_title(box),
-        style={
-            "left": _percent(box.x),
-            "top": _percent(box.y),
-            "width": _percent(right - max(0.0, box.x)),
-            "height": _percent(bottom - max(0.0, box.y)),
-        },
-    )
-    return html.Div([image, outline], className="thumb")
-
-
-def detection_cards(rows: list[dict[str, Any]], url_prefix: str) -> list[html.Figure]:
-    """One card per frame (queries.hexagon_detections rows): thumbnail, time, camera, scores.
-
-    A row's "box" (queries.FrameBox, when `uncia localize` boxed the frame) is drawn on the
-    thumbnail."""
-    cards = []
-    for row in rows:
-        labels = row.get("top5_labels") or []
-        scores = row.get("top5_scores") or []
-        top5 = [
-            html.Li(f"{label} {score:.2f}") for label, score in zip(labels, scores, strict=False)
-        ]
-        camera = row.get("locationName") or row["locationID"]
-        if row.get("cameraID"):
-            camera = f"{camera} ({row['cameraID']})"
-        cards.append(
-            html.Figure(
-                [
-                    thumbnail(
-                        f"{url_prefix}thumbnail/{quote(row['image_id'], safe='')}",
-                        f"frame at {camera}, {_when(row['captured_at'])}",
-                        row.get("box"),
-                    ),
-                    html.Figcaption(
-                        [
-                            html.Strong(f"score {row['score']:.3f}"),
-                            html.Div(_when(row["captured_at"])),
-                            html.Div(camera),
-                            html.Ol(top5, className="top5"),
-                        ]
-                    ),
-                ],
-                className="detection",
-            )
-        )
-    return cards
 
 
 INDEX_STRING = """<!DOCTYPE html>
@@ -422,3 +290,105 @@ h2 { font-size: 16px; margin: 4px 0 8px; }
 </footer>
 </body>
 </html>"""
+
+
+def filter_inputs() -> dict[str, Input]:
+    """The filter controls every view of the page reads, as keyword -> Input."""
+    return {
+        "resolution": Input(Ids.RESOLUTION, "value"),
+        "start_date": Input(Ids.DATES, "start_date"),
+        "end_date": Input(Ids.DATES, "end_date"),
+        "season": Input(Ids.SEASON, "value"),
+        "month_start": Input(Ids.MONTH_START, "value"),
+        "month_end": Input(Ids.MONTH_END, "value"),
+        "threshold": Input(Ids.THRESHOLD, "value"),
+        "verified": Input(InsightIds.SOURCE, "value"),
+    }
+
+
+def register(app: dash.Dash, ctx: DashboardContext) -> None:
+    """Wire the header, map, series, hexagon pick and detections callbacks to `app`."""
+    version = Input(Ids.VERSION, "data")
+    app.callback(
+        Output(Ids.VERSION, "data"),
+        Input(Ids.REFRESH, "n_intervals"),
+        State(Ids.VERSION, "data"),
+        prevent_initial_call=True,  # the layout holds the version it was built from
+    )(bind(views.refresh_version, ctx))
+    app.callback(
+        output={
+            "banner": Output(Ids.BANNER, "children"),
+            "run_info": Output(Ids.RUN_INFO, "children"),
+            "min_date": Output(Ids.DATES, "min_date_allowed"),
+            "max_date": Output(Ids.DATES, "max_date_allowed"),
+            "alert": Output(Ids.STATUS, "children"),
+        },
+        inputs={"version": version},
+        prevent_initial_call=True,  # the layout is drawn from the same store version
+    )(bind(views.render_header, ctx))
+    app.callback(
+        output={
+            "start_disabled": Output(Ids.MONTH_START, "disabled"),
+            "end_disabled": Output(Ids.MONTH_END, "disabled"),
+        },
+        inputs={"season": Input(Ids.SEASON, "value")},
+        prevent_initial_call=True,  # the layout starts them in step with its season
+    )(views.toggle_custom_months)
+    page_view(
+        app,
+        ctx,
+        views.update_map,
+        output={
+            "figure": Output(Ids.MAP, "figure"),
+            "rows": Output(Ids.TABLE, "data"),
+            "summary": Output(Ids.MAP_SUMMARY, "children"),
+            "alert": Output(Ids.MAP_ALERT, "children"),
+        },
+        inputs={
+            "version": version,
+            "selected": Input(Ids.SELECTED, "data"),
+            "map_mode": Input(InsightIds.MODE, "value"),
+            "layer": Input(InsightIds.LAYER, "value"),
+            "year_a": Input(InsightIds.YEAR_A, "value"),
+            "year_b": Input(InsightIds.YEAR_B, "value"),
+            "reviews": Input(InsightIds.REVIEWS, "data"),
+            **filter_inputs(),
+        },
+    )
+    page_view(
+        app,
+        ctx,
+        views.update_series,
+        output={
+            "figure": Output(Ids.SERIES, "figure"),
+            "alert": Output(Ids.SERIES_ALERT, "children"),
+        },
+        inputs={
+            "version": version,
+            "period": Input(Ids.PERIOD, "value"),
+            "selected": Input(Ids.SELECTED, "data"),
+            "layer": Input(InsightIds.LAYER, "value"),
+            "reviews": Input(InsightIds.REVIEWS, "data"),
+            **filter_inputs(),
+        },
+    )
+
+    def on_pick(click_data: Any, active_cell: Any, resolution: Any) -> str | None:
+        return views.select_hexagon(click_data, active_cell, dash.ctx.triggered_id)
+
+    app.callback(
+        Output(Ids.SELECTED, "data"),
+        Input(Ids.MAP, "clickData"),
+        Input(Ids.TABLE, "active_cell"),
+        Input(Ids.RESOLUTION, "value"),
+        prevent_initial_call=True,
+    )(on_pick)
+    app.callback(
+        output={
+            "title": Output(Ids.DETECTIONS_TITLE, "children"),
+            "cards": Output(Ids.DETECTIONS, "children"),
+            "alert": Output(Ids.DETECTIONS_ALERT, "children"),
+        },
+        inputs={"hexagon": Input(Ids.SELECTED, "data"), "version": version, **filter_inputs()},
+        prevent_initial_call=True,  # no hexagon is picked when the page opens
+    )(bind(views.show_detections, ctx))

@@ -1,0 +1,3 @@
+"""The `uncia` command line: a thin layer on top of the pipeline and the dashboard, one module
+per group of subcommands.
+"""

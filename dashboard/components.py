@@ -1,0 +1,201 @@
+"""The page's small building blocks: alerts, the run line, frame thumbnails with their
+localization box, detection cards and review cards. Plain Dash html, no callbacks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from dash import dcc, html
+
+from dashboard.data.queries import FrameBox, Overview
+from dashboard.ids import InsightIds
+from pipeline.schema import ReviewDecision
+
+DEMO_BANNER = "Simulated data: this is the demo survey, not real observations."
+
+
+NO_STORE = (
+    "No survey data in this folder yet. This page updates by itself once the pipeline "
+    "writes its first checkpoint."
+)
+
+
+PICK_HEXAGON = "Click a hexagon on the map, or a row of the table, to see its frames."
+
+
+def alert(message: str) -> html.Div:
+    """A visible, screen-reader-announced message box."""
+    return html.Div(message, className="alert", role="alert")
+
+
+def demo_banner(overview: Overview | None) -> list[Any]:
+    return [html.Div(DEMO_BANNER, className="banner")] if overview and overview.is_demo else []
+
+
+def run_info(overview: Overview | None) -> str:
+    if overview is None or overview.model_name is None:
+        return "No run recorded yet."
+    parts = [f"Latest run: model {overview.model_name}", f"backbone {overview.backbone}"]
+    if overview.views:
+        parts.append(f"views {overview.views}")
+    if overview.leopard_threshold is not None:
+        parts.append(f"threshold {overview.leopard_threshold:g}")
+    if overview.run_status:
+        parts.append(overview.run_status)
+    return " · ".join(parts)
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else "time unknown"
+
+
+METHOD_NAMES = {"lime": "LIME", "gradcam": "Grad-CAM"}
+
+
+def box_title(box: FrameBox) -> str:
+    """The tooltip of a localization box: how it was found and how sure the model was."""
+    if box.method == "view":
+        score = "" if box.target_score is None else f", leopard score {box.target_score:.2f}"
+        return f"Best-scoring view ({box.target}{score}): a coarse box; uncia localize refines it"
+    method = METHOD_NAMES.get(box.method, box.method)
+    score = "" if box.target_score is None else f", {box.target} score {box.target_score:.2f}"
+    return f"Animal box from uncia localize ({method}{score})"
+
+
+def _percent(fraction: float) -> str:
+    return f"{100 * min(1.0, max(0.0, fraction)):.2f}%"
+
+
+def thumbnail(src: str, alt: str, box: FrameBox | None = None) -> Any:
+    """A frame's thumbnail; with a `box`, wrapped with an outline drawn over the animal.
+
+    The outline is a div placed in percentages of the wrapper, which the image fills at its own
+    aspect ratio: boxes are fractions of the upright frame and thumbnails are upright too
+    (EXIF orientation applied), so it lands right whatever the thumbnail's size. Frames
+    without a box get the bare image, as before localization existed.
+    """
+    image = html.Img(src=src, alt=alt)
+    if box is None:
+        return image
+    right = min(1.0, box.x + box.width)
+    bottom = min(1.0, box.y + box.height)
+    outline = html.Div(
+        className="box",
+        title=box_title(box),
+        style={
+            "left": _percent(box.x),
+            "top": _percent(box.y),
+            "width": _percent(right - max(0.0, box.x)),
+            "height": _percent(bottom - max(0.0, box.y)),
+        },
+    )
+    return html.Div([image, outline], className="thumb")
+
+
+def detection_cards(rows: list[dict[str, Any]], url_prefix: str) -> list[html.Figure]:
+    """One card per frame (queries.hexagon_detections rows): thumbnail, time, camera, scores.
+
+    A row's "box" (queries.FrameBox, when `uncia localize` boxed the frame) is drawn on the
+    thumbnail."""
+    cards = []
+    for row in rows:
+        labels = row.get("top5_labels") or []
+        scores = row.get("top5_scores") or []
+        top5 = [
+            html.Li(f"{label} {score:.2f}") for label, score in zip(labels, scores, strict=False)
+        ]
+        camera = row.get("locationName") or row["locationID"]
+        if row.get("cameraID"):
+            camera = f"{camera} ({row['cameraID']})"
+        cards.append(
+            html.Figure(
+                [
+                    thumbnail(
+                        f"{url_prefix}thumbnail/{quote(row['image_id'], safe='')}",
+                        f"frame at {camera}, {_when(row['captured_at'])}",
+                        row.get("box"),
+                    ),
+                    html.Figcaption(
+                        [
+                            html.Strong(f"score {row['score']:.3f}"),
+                            html.Div(_when(row["captured_at"])),
+                            html.Div(camera),
+                            html.Ol(top5, className="top5"),
+                        ]
+                    ),
+                ],
+                className="detection",
+            )
+        )
+    return cards
+
+
+RELABEL_CHOICES = ("ibex", "livestock", "people", "other_animal", "empty")
+
+
+def data_attribute(name: str, value: str) -> dict[str, Any]:
+    """A `data-*` attribute for a Dash html component (the JS shortcuts read them)."""
+    return {f"data-{name}": value}
+
+
+def review_cards(rows: list[dict[str, Any]], url_prefix: str) -> list[html.Figure]:
+    """One focusable card per candidate burst with confirm / reject / relabel buttons; a row's
+    "box" (queries.FrameBox of its best frame) is drawn on the thumbnail."""
+    cards = []
+    for row in rows:
+        burst = row["burst_id"]
+        decided = (
+            f"{row['decision']} ({row['label']}) by {row['reviewer']}"
+            if row.get("decision")
+            else "not reviewed"
+        )
+
+        def button(decision: ReviewDecision, text: str, key: str, burst: str = burst) -> Any:
+            return html.Button(
+                text,
+                id={"type": InsightIds.REVIEW_BUTTON, "burst": burst, "decision": decision.value},
+                n_clicks=0,
+                title=f"shortcut: {key}",
+                **data_attribute("decision", decision.value),
+            )
+
+        when = row["start_time"].strftime("%Y-%m-%d %H:%M") if row.get("start_time") else "?"
+        cards.append(
+            html.Figure(
+                [
+                    thumbnail(
+                        f"{url_prefix}thumbnail/{quote(row['best_image_id'], safe='')}",
+                        f"burst at {row['locationName']}, {when}",
+                        row.get("box"),
+                    ),
+                    html.Figcaption(
+                        [
+                            html.Strong(f"score {row['score']:.3f}"),
+                            html.Div(f"{when} · {row['locationName']} · {row['n_frames']} frames"),
+                            html.Div(decided, className=f"decision {row.get('decision') or ''}"),
+                            html.Div(
+                                [
+                                    button(ReviewDecision.CONFIRM, "Confirm", "c"),
+                                    button(ReviewDecision.REJECT, "Reject", "x"),
+                                    dcc.Dropdown(
+                                        id={"type": InsightIds.RELABEL, "burst": burst},
+                                        options=list(RELABEL_CHOICES),
+                                        value=RELABEL_CHOICES[0],
+                                        clearable=False,
+                                        className="relabel",
+                                    ),
+                                    button(ReviewDecision.RELABEL, "Relabel", "l"),
+                                ],
+                                className="review-actions",
+                            ),
+                        ]
+                    ),
+                ],
+                className="detection review-card",
+                tabIndex="0",
+                **data_attribute("burst", burst),
+            )
+        )
+    return cards

@@ -1,0 +1,108 @@
+"""What every view and page gets: the dashboard's settings, the open store, the map tiles and
+the kept page views, in one `DashboardContext` built by `build_context(settings)`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from dashboard.data.queries import DEFAULT_EVENT_GAP_MINUTES, Overview
+from dashboard.data.store import Store
+from dashboard.figures import map_style
+from dashboard.serving.page_views import PageViews
+from dashboard.settings import Settings
+from pipeline import __version__
+
+log = logging.getLogger(__name__)
+
+
+class TileSource:
+    """Decides whether the configured tile server answers; probed once, in the background.
+
+    Until the probe has answered (at most `timeout_s`), maps use the offline style.
+    """
+
+    def __init__(self, url: str | None, timeout_s: float) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self._done = threading.Event()
+        self._available = False
+        self._started = False
+        self._waited = False
+        self._lock = threading.Lock()
+
+    def start_probe(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        if self.url is None:
+            self._done.set()
+            return
+        threading.Thread(target=self._probe, name="uncia-tile-probe", daemon=True).start()
+
+    def _probe(self) -> None:
+        if self.url is None:
+            return
+        tile = self.url.replace("{z}", "0").replace("{x}", "0").replace("{y}", "0")
+        request = urllib.request.Request(
+            tile, headers={"User-Agent": f"uncia-dashboard/{__version__}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                self._available = response.status == 200
+        except (OSError, ValueError) as exc:
+            log.info("tile server %s not reachable (%s); using the offline map", tile, exc)
+        finally:
+            self._done.set()
+
+    def available(self) -> bool:
+        """True when the tile server answered the probe.
+
+        Only the first call waits for the probe (at most `timeout_s`): a name lookup that hangs
+        offline must not slow every map down.
+        """
+        self.start_probe()
+        if not self._waited:
+            self._done.wait(self.timeout_s)
+            self._waited = True
+        return self._available
+
+    def style(self) -> dict[str, Any]:
+        """The MapLibre style to draw under the hexagons."""
+        return map_style(self.url if self.available() else None)
+
+
+@dataclass(frozen=True)
+class DashboardContext:
+    """What every callback needs: the settings, the open store, the tile source and the
+    page's kept views."""
+
+    settings: Settings
+    store: Store
+    tiles: TileSource
+    views: PageViews
+    url_prefix: str = "/"
+
+    def event_gap_minutes(self, overview: Overview) -> float:
+        """Settings win, then the latest run's option, then the 30-minute convention."""
+        if self.settings.event_gap_minutes is not None:
+            return self.settings.event_gap_minutes
+        if overview.event_gap_minutes is not None:
+            return overview.event_gap_minutes
+        return DEFAULT_EVENT_GAP_MINUTES
+
+
+def build_context(settings: Settings, url_prefix: str = "/") -> DashboardContext:
+    """Open the store reader and tile source for `settings` (no network call yet)."""
+    store = Store(settings.data_dir)
+    return DashboardContext(
+        settings=settings,
+        store=store,
+        tiles=TileSource(settings.tile_url, settings.tile_probe_timeout_s),
+        views=PageViews(store.state),
+        url_prefix=url_prefix,
+    )

@@ -1,0 +1,644 @@
+"""Effort-aware questions for the dashboard: camera gaps, events per 100 trap-nights per layer,
+Gi* hotspots, change between two years, diel activity, operation timelines and review lists.
+
+All SQL is parameterized DuckDB. Two small Arrow tables travel with each query, registered on
+the cursor: `camera_gaps` (days a camera was down, from `camera_gaps`) and `review_latest` (the
+latest human decision per burst, from `pipeline.store.reviews.read_reviews`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dashboard.filters import Filters
+from dashboard.species import Layer, labels_of
+from dashboard.stats import DEFAULT_ALPHA, Hotness, gi_star
+from pipeline.schema import REVIEWS, TimeFlag
+from pipeline.stages.bursts import independent_events_sql
+from pipeline.store.reviews import LEOPARD_LABEL
+from pipeline.store.store import atomic_write_parquet, decision_lock
+
+log = logging.getLogger(__name__)
+
+GAPS = pa.schema(
+    [
+        pa.field("deploymentID", pa.string()),
+        pa.field("gap_first", pa.date32()),
+        pa.field("gap_last", pa.date32()),
+        pa.field("days", pa.int64()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class EffortRules:
+    """When a camera counts as down, and how much effort a hexagon needs to be judged."""
+
+    gap_days: int = 7
+    min_trap_nights: int = 30
+    gi_rings: int = 1
+    alpha: float = DEFAULT_ALPHA
+
+
+def camera_gaps(con: duckdb.DuckDBPyConnection, gap_days: int) -> pa.Table:
+    """Stretches of more than `gap_days` days without a trustworthy frame, per deployment.
+
+    Days with frames whose capture time is missing, unparseable or outside the deployment prove
+    nothing, so only frames with time_flag "ok" close a gap. The deployment's first and last
+    days count as seen (the camera was set up and collected). Columns: deploymentID,
+    gap_first, gap_last (dates, inclusive), days.
+    """
+    sql = """
+WITH days AS (
+  SELECT DISTINCT deploymentID, captured_at::DATE AS day FROM images
+  WHERE time_flag = $ok AND captured_at IS NOT NULL
+  UNION SELECT deploymentID, "deploymentStart"::DATE FROM deployments
+  UNION SELECT deploymentID, "deploymentEnd"::DATE FROM deployments
+),
+ordered AS (
+  SELECT deploymentID, day, lead(day) OVER (PARTITION BY deploymentID ORDER BY day) AS next_day
+  FROM days
+)
+SELECT deploymentID, day + 1 AS gap_first, next_day - 1 AS gap_last,
+       (next_day - day - 1)::BIGINT AS days
+FROM ordered WHERE next_day - day - 1 > $gap_days
+ORDER BY deploymentID, gap_first
+"""
+    table = con.sql(sql, params={"ok": TimeFlag.OK.value, "gap_days": int(gap_days)})
+    return table.to_arrow_table().cast(GAPS)
+
+
+class GapCache:
+    """Camera gaps per (store version, gap_days): they change only when the store does.
+
+    One caller computes a missing entry while the others wait for it: a page load posts
+    several callbacks at once, and each computing the gaps of a new snapshot (0.7 s on the
+    10-million-frame bench store) would multiply the first view's wait. With `shared_folder`
+    (DIR/work/dashboard), the first process to need a snapshot's gaps also writes them there
+    for the others: every `--workers` process and a restarted server then read them (a few
+    milliseconds) instead of computing them again. A folder it cannot write only means each
+    process computes its own.
+    """
+
+    KEEP_SHARED = 4  # gap files of the newest snapshots kept in `shared_folder`
+
+    def __init__(self, entries: int = 8, shared_folder: Path | None = None) -> None:
+        self._lock = threading.Lock()
+        self._computing = threading.Lock()
+        self._entries = entries
+        self._tables: OrderedDict[tuple[str | None, int], pa.Table] = OrderedDict()
+        self.shared_folder = shared_folder
+
+    def _cached(self, key: tuple[str | None, int]) -> pa.Table | None:
+        with self._lock:
+            if key in self._tables:
+                self._tables.move_to_end(key)
+                return self._tables[key]
+        return None
+
+    def get(self, con: duckdb.DuckDBPyConnection, version: str | None, gap_days: int) -> pa.Table:
+        key = (version, int(gap_days))
+        table = self._cached(key)
+        if table is not None:
+            return table
+        with self._computing:
+            table = self._cached(key)  # computed while this caller waited
+            if table is not None:
+                return table
+            table = self._shared(con, version, int(gap_days))
+            with self._lock:
+                self._tables[key] = table
+                while len(self._tables) > self._entries:
+                    self._tables.popitem(last=False)
+        return table
+
+    def _shared(
+        self, con: duckdb.DuckDBPyConnection, version: str | None, gap_days: int
+    ) -> pa.Table:
+        """The gaps from `shared_folder`, computed and written there when absent."""
+        if self.shared_folder is None or version is None:
+            return camera_gaps(con, gap_days)
+        digest = hashlib.sha256(version.encode()).hexdigest()[:16]
+        path = self.shared_folder / f"gaps-{digest}-d{gap_days}.parquet"
+        with contextlib.ExitStack() as held:
+            try:
+                # The folder lock of pipeline.store: the others wait here, then read the file.
+                held.enter_context(decision_lock(self.shared_folder))
+            except OSError as exc:
+                log.info("camera gaps not shared (%s): computing them in this process", exc)
+                return camera_gaps(con, gap_days)
+            if path.exists():
+                try:
+                    return pq.read_table(path).cast(GAPS)
+                except (OSError, pa.ArrowException):
+                    log.warning("unreadable shared camera gaps %s: computing them again", path)
+            table = camera_gaps(con, gap_days)
+            try:
+                atomic_write_parquet(table, path)
+                files = sorted(
+                    self.shared_folder.glob("gaps-*.parquet"), key=lambda p: p.stat().st_mtime
+                )
+                for old in files[: -self.KEEP_SHARED]:
+                    old.unlink(missing_ok=True)
+            except OSError as exc:
+                log.info("camera gaps not shared (%s)", exc)
+            return table
+
+
+_MATERIALIZE_LOCK = threading.Lock()
+
+# Every day each deployment worked (its span less its gaps), before any window or season.
+_OPERATING_NIGHTS = """
+SELECT n.deploymentID, n.night, month(n.night)::INTEGER AS month FROM (
+  SELECT deploymentID, unnest(range("deploymentStart"::DATE::TIMESTAMP,
+           ("deploymentEnd"::DATE + 1)::TIMESTAMP, INTERVAL 1 DAY))::DATE AS night
+  FROM deployments) n
+ANTI JOIN camera_gaps g
+  ON g.deploymentID = n.deploymentID AND n.night BETWEEN g.gap_first AND g.gap_last
+"""
+
+
+# Runs of consecutive operating nights of one deployment inside one calendar month: a few rows
+# per deployment instead of one per night, so its trap-nights in any window and season are a
+# sum of interval overlaps (exact, and about 30 times fewer rows to scan).
+_OPERATING_SPANS = """
+SELECT deploymentID, month, min(night) AS first_night, max(night) AS last_night FROM (
+  SELECT deploymentID, night, month,
+         night - (row_number() OVER (PARTITION BY deploymentID ORDER BY night))::INTEGER AS run
+  FROM operating_nights)
+GROUP BY deploymentID, run, year(night), month
+"""
+
+
+def attach(
+    con: duckdb.DuckDBPyConnection,
+    gaps: pa.Table,
+    reviews: pa.Table | None,
+    cache_key: str | None = None,
+) -> None:
+    """Register the gaps and latest reviews on `con`, and the views `operating_nights` and
+    `operating_spans`.
+
+    With `cache_key` (e.g. "g7" for gap_days 7) both are materialized once in
+    the snapshot's in-memory database, shared by every cursor of that snapshot; a newer store
+    is a new snapshot, so they never go stale. Without it they are computed in each query.
+    """
+    con.register("camera_gaps", gaps.cast(GAPS))
+    con.register("review_latest", reviews if reviews is not None else REVIEWS.empty_table())
+    if cache_key is None:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW operating_nights AS {_OPERATING_NIGHTS}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW operating_spans AS {_OPERATING_SPANS}")
+        return
+    name = f"operating_nights_{cache_key}"
+    spans = f"operating_spans_{cache_key}"
+    # Callbacks run in parallel threads; two cursors creating the same table conflict, so
+    # one creates it while the others wait, then find it.
+    with _MATERIALIZE_LOCK:
+        exists = con.execute(
+            "SELECT count(*) FROM duckdb_tables() "
+            "WHERE database_name = 'memory' AND schema_name = 'main' AND table_name = $name",
+            {"name": name},
+        ).fetchall()[0][0]
+        if not exists:
+            con.execute(f"CREATE TABLE memory.main.{name} AS {_OPERATING_NIGHTS}")
+            con.execute(
+                f"CREATE TABLE memory.main.{spans} AS "
+                + _OPERATING_SPANS.replace("FROM operating_nights", f"FROM memory.main.{name}")
+            )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW operating_nights AS SELECT * FROM memory.main.{name}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW operating_spans AS SELECT * FROM memory.main.{spans}")
+
+
+def _window(ts: str) -> str:
+    return (
+        f"({ts})::DATE BETWEEN coalesce($start::DATE, DATE '0001-01-01') "
+        f"AND coalesce($end::DATE, DATE '9999-12-31') "
+        f"AND list_contains($months::INTEGER[], month({ts})::INTEGER)"
+    )
+
+
+# Each day a deployment was out, clipped to the window and season, less the days it was down.
+# Operating nights inside the date range and the season's months.
+_NIGHTS = """
+nights AS (
+  SELECT deploymentID, night FROM operating_nights
+  WHERE night BETWEEN coalesce($start::DATE, DATE '0001-01-01')
+                  AND coalesce($end::DATE, DATE '9999-12-31')
+    AND list_contains($months::INTEGER[], month)
+)"""
+
+# The same nights counted per deployment from `operating_spans` (overlap of each span with the
+# date range, for spans in the season's months).
+_NIGHTS_PER_DEPLOYMENT = """
+nights_per_deployment AS (
+  SELECT deploymentID,
+         sum(date_diff('day', greatest(first_night, coalesce($start::DATE, first_night)),
+                       least(last_night, coalesce($end::DATE, last_night))) + 1) AS trap_nights
+  FROM operating_spans
+  WHERE list_contains($months::INTEGER[], month)
+    AND last_night >= coalesce($start::DATE, DATE '0001-01-01')
+    AND first_night <= coalesce($end::DATE, DATE '9999-12-31')
+  GROUP BY deploymentID
+)"""
+
+
+def _sightings(layer: Layer, verified: bool = False) -> str:
+    """SQL relation `sightings` (burst_id, deploymentID, start_time, end_time) for `layer`.
+
+    Leopards: bursts at or above the threshold, or, with verified_only, bursts whose latest
+    review says snow leopard. Other layers: bursts holding a frame whose top-1 ImageNet label
+    is in the layer's group (or, verified, bursts a reviewer relabelled to the group).
+    """
+    if layer is Layer.LEOPARD and verified:
+        return f"""
+sightings AS (
+  SELECT b.burst_id, b.deploymentID, b.start_time, b.end_time FROM bursts b
+  JOIN review_latest r ON r.burst_id = b.burst_id
+  WHERE b.start_time IS NOT NULL AND {_window("b.start_time")} AND r.label = $leopard_label
+)"""
+    if layer is Layer.LEOPARD:
+        return f"""
+sightings AS (
+  SELECT burst_id, deploymentID, start_time, end_time FROM bursts
+  WHERE score >= $threshold::FLOAT AND start_time IS NOT NULL AND {_window("start_time")}
+)"""
+    if verified:
+        return f"""
+sightings AS (
+  SELECT x.burst_id, any_value(x.deploymentID) AS deploymentID,
+         min(x.captured_at) AS start_time, max(x.captured_at) AS end_time
+  FROM detections x
+  WHERE x.captured_at IS NOT NULL AND {_window("x.captured_at")}
+    AND x.burst_id IN (SELECT burst_id FROM review_latest
+                       WHERE list_contains($labels, label) OR label = $layer)
+  GROUP BY x.burst_id
+)"""
+    return f"""
+sightings AS (
+  SELECT x.burst_id, any_value(x.deploymentID) AS deploymentID,
+         min(x.captured_at) AS start_time, max(x.captured_at) AS end_time
+  FROM detections x
+  WHERE x.captured_at IS NOT NULL AND {_window("x.captured_at")}
+    AND list_contains($labels, x.top5_labels[1])
+  GROUP BY x.burst_id
+)"""
+
+
+def _params(filters: Filters, layer: Layer = Layer.LEOPARD, **extra: Any) -> dict[str, Any]:
+    """Exactly the parameters the `_sightings(layer, verified)` variant names, plus `extra`."""
+    params: dict[str, Any] = {
+        "start": filters.start,
+        "end": filters.end,
+        "months": list(filters.months),
+        **extra,
+    }
+    if layer is Layer.LEOPARD and filters.verified_only:
+        params["leopard_label"] = LEOPARD_LABEL
+    elif layer is Layer.LEOPARD:
+        params["threshold"] = filters.threshold
+    else:
+        params["labels"] = labels_of(layer)
+        if filters.verified_only:
+            params["layer"] = layer.value
+    return params
+
+
+def _per_hexagon_sql(h3_column: str, events_sql: str) -> str:
+    """The tail of a hotspot-summary query: per deployment, then per hexagon, most events first.
+
+    Needs `_NIGHTS_PER_DEPLOYMENT` and `deployments`; `events_sql` is a relation with
+    deploymentID and `starts_event`. Counting per deployment first, then summing per cell,
+    keeps the grouping small on large stores. Cameras count only with a trap-night.
+    """
+    return f"""{_NIGHTS_PER_DEPLOYMENT},
+events_per_deployment AS (
+  SELECT deploymentID, count(*) FILTER (WHERE starts_event) AS events
+  FROM ({events_sql}) GROUP BY deploymentID
+),
+per_deployment AS (
+  SELECT d.locationID, d."{h3_column}" AS hexagon,
+         coalesce(n.trap_nights, 0) AS trap_nights, coalesce(e.events, 0) AS events
+  FROM deployments d
+  LEFT JOIN nights_per_deployment n USING (deploymentID)
+  LEFT JOIN events_per_deployment e USING (deploymentID)
+  WHERE n.trap_nights > 0 OR e.events > 0
+)
+SELECT hexagon,
+       sum(events)::BIGINT AS events,
+       count(DISTINCT locationID) FILTER (WHERE trap_nights > 0)::BIGINT AS cameras,
+       sum(trap_nights)::BIGINT AS trap_nights,
+       CASE WHEN sum(trap_nights) > 0
+            THEN 100.0 * sum(events) / sum(trap_nights) END AS events_per_100_trap_nights,
+       sum(trap_nights) >= $min_nights AS enough_effort
+FROM per_deployment
+GROUP BY hexagon
+ORDER BY events DESC, events_per_100_trap_nights DESC NULLS LAST, hexagon
+"""
+
+
+def layer_summary(
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    event_gap_minutes: float,
+    layer: Layer = Layer.LEOPARD,
+    min_trap_nights: int = 0,
+) -> pa.Table:
+    """One row per hexagon with a working camera in the window (gaps removed), most events first.
+
+    Columns: hexagon, events (independent events of `layer`), cameras, trap_nights,
+    events_per_100_trap_nights (the relative abundance index; null without trap-nights),
+    enough_effort (trap_nights >= `min_trap_nights`).
+    """
+    events_sql = independent_events_sql("sightings", event_gap_minutes)
+    sql = f"""
+WITH {_sightings(layer, filters.verified_only)},
+{_per_hexagon_sql(filters.h3_column, events_sql)}"""
+    params = _params(filters, layer, min_nights=int(min_trap_nights))
+    return con.sql(sql, params=params).to_arrow_table()
+
+
+def active_cameras(con: duckdb.DuckDBPyConnection, filters: Filters) -> pa.Table:
+    """Camera locations with at least one operating night in the window, with their hexagon.
+
+    Columns: locationID, locationName, latitude, longitude, hexagon, trap_nights.
+    """
+    sql = f"""
+WITH {_NIGHTS_PER_DEPLOYMENT}
+SELECT d.locationID, any_value(d.locationName) AS locationName,
+       avg(d.latitude) AS latitude, avg(d.longitude) AS longitude,
+       any_value(d."{filters.h3_column}") AS hexagon, sum(n.trap_nights)::BIGINT AS trap_nights
+FROM nights_per_deployment n JOIN deployments d USING (deploymentID)
+GROUP BY d.locationID
+ORDER BY d.locationID
+"""
+    params = {"start": filters.start, "end": filters.end, "months": list(filters.months)}
+    return con.sql(sql, params=params).to_arrow_table()
+
+
+def with_significance(summary: pa.Table, rules: EffortRules) -> pa.Table:
+    """Add Gi* of events per 100 trap-nights over hexagons with enough effort.
+
+    New columns: gi_z, gi_p, gi_q (Benjamini–Hochberg), hotspot ("hot", "cold",
+    "not significant", or "too little effort" for hexagons left out of the test).
+    """
+    rows = summary.to_pylist()
+    judged = [r for r in rows if r["enough_effort"] and r["events_per_100_trap_nights"] is not None]
+    result = gi_star(
+        [r["hexagon"] for r in judged],
+        [r["events_per_100_trap_nights"] for r in judged],
+        k=rules.gi_rings,
+    )
+    by_cell = {
+        cell: (z, p, q, cls)
+        for cell, z, p, q, cls in zip(
+            result.cells, result.z, result.p, result.q, result.classes(rules.alpha), strict=True
+        )
+    }
+    z_col, p_col, q_col, class_col = [], [], [], []
+    for r in rows:
+        z, p, q, cls = by_cell.get(r["hexagon"], (None, None, None, Hotness.TOO_LITTLE_EFFORT))
+        z_col.append(z)
+        p_col.append(p)
+        q_col.append(q)
+        class_col.append(cls.value)
+    return (
+        summary.append_column("gi_z", pa.array(z_col, pa.float64()))
+        .append_column("gi_p", pa.array(p_col, pa.float64()))
+        .append_column("gi_q", pa.array(q_col, pa.float64()))
+        .append_column("hotspot", pa.array(class_col, pa.string()))
+    )
+
+
+class Change:
+    APPEARED = "appeared"
+    VANISHED = "vanished"
+    STAYED = "stayed hot"
+    NEITHER = "not a hotspot"
+    TOO_LITTLE = "too little effort"
+
+
+def year_window(filters: Filters, year: int) -> Filters:
+    """`filters` narrowed to calendar year `year` (the season's months still apply)."""
+    return replace(filters, start=date(year, 1, 1), end=date(year, 12, 31))
+
+
+def change_between(
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    event_gap_minutes: float,
+    rules: EffortRules,
+    year_a: int,
+    year_b: int,
+    layer: Layer = Layer.LEOPARD,
+) -> pa.Table:
+    """Hotspots (Gi* hot) that appeared or vanished from year `year_a` to year `year_b`.
+
+    Columns: hexagon, rate_a, rate_b (events per 100 trap-nights), hotspot_a, hotspot_b,
+    change (appeared, vanished, stayed hot, not a hotspot, too little effort).
+    """
+    tables = []
+    for year in (year_a, year_b):
+        summary = layer_summary(
+            con, year_window(filters, year), event_gap_minutes, layer, rules.min_trap_nights
+        )
+        tables.append({r["hexagon"]: r for r in with_significance(summary, rules).to_pylist()})
+    a, b = tables
+    rows = []
+    for cell in sorted(set(a) | set(b)):
+        ra, rb = a.get(cell), b.get(cell)
+        ha = ra["hotspot"] if ra else Hotness.TOO_LITTLE_EFFORT.value
+        hb = rb["hotspot"] if rb else Hotness.TOO_LITTLE_EFFORT.value
+        if Hotness.TOO_LITTLE_EFFORT.value in (ha, hb):
+            change = Change.TOO_LITTLE
+        elif ha == hb == Hotness.HOT.value:
+            change = Change.STAYED
+        elif hb == Hotness.HOT.value:
+            change = Change.APPEARED
+        elif ha == Hotness.HOT.value:
+            change = Change.VANISHED
+        else:
+            change = Change.NEITHER
+        rows.append(
+            {
+                "hexagon": cell,
+                "rate_a": ra["events_per_100_trap_nights"] if ra else None,
+                "rate_b": rb["events_per_100_trap_nights"] if rb else None,
+                "hotspot_a": ha,
+                "hotspot_b": hb,
+                "change": change,
+            }
+        )
+    schema = pa.schema(
+        [
+            ("hexagon", pa.string()),
+            ("rate_a", pa.float64()),
+            ("rate_b", pa.float64()),
+            ("hotspot_a", pa.string()),
+            ("hotspot_b", pa.string()),
+            ("change", pa.string()),
+        ]
+    )
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _hexagon_clause(filters: Filters, hexagon: str | None, alias: str = "d") -> str:
+    return "" if hexagon is None else f' AND {alias}."{filters.h3_column}" = $hexagon'
+
+
+def layer_series(
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    event_gap_minutes: float,
+    layer: Layer = Layer.LEOPARD,
+    hexagon: str | None = None,
+) -> pa.Table:
+    """Independent events and trap-nights per week or month, for one hexagon or all.
+
+    Columns: period (first day), events, trap_nights. Periods without a working camera are
+    left out.
+    """
+    events_sql = independent_events_sql("sightings", event_gap_minutes)
+    where = _hexagon_clause(filters, hexagon)
+    sql = f"""
+WITH {_NIGHTS},
+{_sightings(layer, filters.verified_only)},
+effort AS (
+  SELECT date_trunc($period, night)::DATE AS period, count(*) AS trap_nights
+  FROM nights n JOIN deployments d USING (deploymentID) WHERE true {where} GROUP BY 1
+),
+events AS (
+  SELECT date_trunc($period, e.start_time)::DATE AS period,
+         count(*) FILTER (WHERE e.starts_event) AS events
+  FROM ({events_sql}) e JOIN deployments d USING (deploymentID) WHERE true {where} GROUP BY 1
+)
+SELECT period, coalesce(ev.events, 0)::BIGINT AS events,
+       coalesce(ef.trap_nights, 0)::BIGINT AS trap_nights
+FROM effort ef LEFT JOIN events ev USING (period)
+ORDER BY period
+"""
+    extra: dict[str, Any] = {"period": filters.period.value}
+    if hexagon is not None:
+        extra["hexagon"] = hexagon
+    return con.sql(sql, params=_params(filters, layer, **extra)).to_arrow_table()
+
+
+def diel_activity(
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    event_gap_minutes: float,
+    layer: Layer = Layer.LEOPARD,
+    hexagon: str | None = None,
+) -> pa.Table:
+    """Independent events by hour of day (0–23, local station time); every hour is a row."""
+    events_sql = independent_events_sql("sightings", event_gap_minutes)
+    where = _hexagon_clause(filters, hexagon)
+    sql = f"""
+WITH {_sightings(layer, filters.verified_only)},
+events AS (
+  SELECT hour(e.start_time)::INTEGER AS hour, count(*) AS events
+  FROM ({events_sql}) e JOIN deployments d USING (deploymentID)
+  WHERE e.starts_event {where} GROUP BY 1
+)
+SELECT h.hour::INTEGER AS hour, coalesce(e.events, 0)::BIGINT AS events
+FROM range(24) h(hour) LEFT JOIN events e ON e.hour = h.hour
+ORDER BY h.hour
+"""
+    extra = {"hexagon": hexagon} if hexagon is not None else {}
+    return con.sql(sql, params=_params(filters, layer, **extra)).to_arrow_table()
+
+
+def operation_timeline(
+    con: duckdb.DuckDBPyConnection, filters: Filters, hexagon: str | None = None, limit: int = 60
+) -> pa.Table:
+    """Each deployment's span and down-time, for one hexagon or all (at most `limit` cameras).
+
+    Columns: deploymentID, locationID, locationName, start, end (dates), kind ("working" or
+    "down"). A deployment gives one "working" row per stretch between gaps.
+    """
+    where = _hexagon_clause(filters, hexagon)
+    sql = f"""
+WITH chosen AS (
+  SELECT d.deploymentID, d.locationID, d.locationName,
+         d."deploymentStart"::DATE AS dep_start, d."deploymentEnd"::DATE AS dep_end
+  FROM deployments d WHERE true {where}
+  ORDER BY d.locationID, d.deploymentID LIMIT $limit
+),
+down AS (
+  SELECT c.deploymentID, g.gap_first AS start, g.gap_last AS "end"
+  FROM chosen c JOIN camera_gaps g USING (deploymentID)
+),
+cuts AS (
+  SELECT c.deploymentID, c.dep_start, c.dep_end,
+         list(g.gap_first ORDER BY g.gap_first) FILTER (WHERE g.gap_first IS NOT NULL) AS firsts,
+         list(g.gap_last ORDER BY g.gap_first) FILTER (WHERE g.gap_first IS NOT NULL) AS lasts
+  FROM chosen c LEFT JOIN camera_gaps g USING (deploymentID)
+  GROUP BY ALL
+),
+working AS (
+  SELECT deploymentID,
+         unnest(list_concat([dep_start], list_transform(coalesce(lasts, []), lambda x: x + 1)))
+           AS start,
+         unnest(list_concat(list_transform(coalesce(firsts, []), lambda x: x - 1), [dep_end]))
+           AS "end"
+  FROM cuts
+)
+SELECT c.deploymentID, c.locationID, c.locationName, w.start::DATE AS start,
+       w."end"::DATE AS "end", 'working' AS kind
+FROM working w JOIN chosen c USING (deploymentID) WHERE w.start <= w."end"
+UNION ALL
+SELECT c.deploymentID, c.locationID, c.locationName, d.start, d."end", 'down'
+FROM down d JOIN chosen c USING (deploymentID)
+ORDER BY locationID, deploymentID, start
+"""
+    extra: dict[str, Any] = {"limit": int(limit)}
+    if hexagon is not None:
+        extra["hexagon"] = hexagon
+    return con.sql(sql, params=extra).to_arrow_table()
+
+
+def review_candidates(
+    con: duckdb.DuckDBPyConnection, filters: Filters, hexagon: str | None, limit: int
+) -> pa.Table:
+    """Leopard bursts at or above the threshold in the window, highest score first.
+
+    Columns: burst_id, best_image_id, score, start_time, n_frames, deploymentID, locationName,
+    decision, label, reviewer (the latest review, null when none).
+    """
+    where = _hexagon_clause(filters, hexagon)
+    sql = f"""
+SELECT b.burst_id, b.best_image_id, b.score, b.start_time, b.n_frames, b.deploymentID,
+       coalesce(d.locationName, d.locationID) AS locationName,
+       r.decision, r.label, r.reviewer
+FROM bursts b JOIN deployments d USING (deploymentID)
+LEFT JOIN review_latest r ON r.burst_id = b.burst_id
+WHERE b.score >= $threshold::FLOAT AND b.start_time IS NOT NULL
+  AND {_window("b.start_time")} {where}
+ORDER BY b.score DESC, b.start_time, b.burst_id
+LIMIT $limit
+"""
+    extra: dict[str, Any] = {"limit": int(limit), "threshold": filters.threshold}
+    if hexagon is not None:
+        extra["hexagon"] = hexagon
+    params = {"start": filters.start, "end": filters.end, "months": list(filters.months), **extra}
+    return con.sql(sql, params=params).to_arrow_table()
+
+
+def survey_years(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Calendar years any deployment covers, oldest first."""
+    rows = con.execute(
+        'SELECT DISTINCT unnest(range(year("deploymentStart"), year("deploymentEnd") + 1)) '
+        "AS y FROM deployments ORDER BY y"
+    ).fetchall()
+    return [int(r[0]) for r in rows]

@@ -1,0 +1,109 @@
+"""Downloads of the current view: hotspot CSV, GeoJSON, GeoPackage, HTML and PDF reports
+(optionally generalized for the public), and the reviews as training labels.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from dashboard.context import DashboardContext
+from dashboard.data import analysis, queries
+from dashboard.exports import (
+    ReportContext,
+    generalize_for_public,
+    hotspots_csv,
+    hotspots_geojson,
+    hotspots_geopackage,
+    report_html,
+    report_pdf,
+)
+from dashboard.filters import parse_hexagon
+from dashboard.species import LAYER_LABELS
+from dashboard.views.common import view_filters
+from dashboard.views.insights import hotspot_table, parse_view
+from pipeline.store.reviews import training_labels_csv
+
+
+class ExportFormat(StrEnum):
+    CSV = "csv"
+    GEOJSON = "geojson"
+    GPKG = "gpkg"
+    HTML = "html"
+    PDF = "pdf"
+    LABELS = "labels"
+
+
+EXPORT_LABELS = {
+    ExportFormat.CSV: "Hotspot table (CSV)",
+    ExportFormat.GEOJSON: "Hexagons (GeoJSON)",
+    ExportFormat.GPKG: "Hexagons (GeoPackage)",
+    ExportFormat.HTML: "Report (HTML)",
+    ExportFormat.PDF: "Report (PDF)",
+    ExportFormat.LABELS: "Reviews as training labels (CSV)",
+}
+
+
+def build_export(
+    ctx: DashboardContext,
+    fmt: str,
+    public: bool,
+    selected: str | None = None,
+    map_mode: Any = None,
+    layer: Any = None,
+    **controls: Any,
+) -> tuple[bytes, str]:
+    """The bytes and file name of one export of the current view."""
+    fmt = ExportFormat(fmt)
+    selected = parse_hexagon(selected)
+    view = parse_view(map_mode, layer)
+    stamp = datetime.now(UTC)
+    if fmt is ExportFormat.LABELS:
+        with ctx.store.connect() as con:
+            text = training_labels_csv(ctx.store.reviews(), queries.image_paths(con))
+        return text.encode("utf-8"), f"uncia-labels-{stamp:%Y%m%d}.csv"
+    with ctx.store.connect() as con:
+        overview = queries.survey_overview(con)
+        filters = view_filters(overview, controls)
+        ctx.store.prepare(con, ctx.settings.gap_days)
+        summary = hotspot_table(ctx, con, overview, filters, view.layer)
+        series = analysis.layer_series(
+            con, filters, ctx.event_gap_minutes(overview), view.layer, selected
+        )
+    if public:
+        summary = generalize_for_public(
+            summary, ctx.settings.public_resolution, ctx.settings.public_min_cameras
+        )
+    base = f"uncia-hotspots-{'public-' if public else ''}{stamp:%Y%m%d}"
+    if fmt is ExportFormat.CSV:
+        return hotspots_csv(summary), f"{base}.csv"
+    if fmt is ExportFormat.GEOJSON:
+        return hotspots_geojson(summary), f"{base}.geojson"
+    if fmt is ExportFormat.GPKG:
+        return hotspots_geopackage(summary), f"{base}.gpkg"
+    window = f"{filters.start or overview.first_day} to {filters.end or overview.last_day}"
+    report = ReportContext(
+        title="Uncia — snow leopard survey report",
+        generated_at=stamp,
+        window=window,
+        season=filters.describe_season(),
+        layer=LAYER_LABELS[view.layer],
+        source=(
+            "human-verified bursts"
+            if filters.verified_only
+            else f"machine detections at score ≥ {filters.threshold:.2f}"
+        ),
+        threshold=filters.threshold,
+        model=f"{overview.model_name} ({overview.backbone})",
+        event_gap_minutes=ctx.event_gap_minutes(overview),
+        gap_days=ctx.settings.gap_days,
+        min_trap_nights=ctx.settings.min_trap_nights,
+        resolution=ctx.settings.public_resolution if public else filters.resolution,
+        public=public,
+        simulated=overview.is_demo,
+    )
+    document = report_html(report, summary, series)
+    if fmt is ExportFormat.HTML:
+        return document, f"{base}.html"
+    return report_pdf(document), f"{base}.pdf"

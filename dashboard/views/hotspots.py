@@ -1,0 +1,146 @@
+"""The hotspot page's views: plain functions of (context, control values) returning outputs.
+
+Each parses its inputs into `Filters`, asks the data layer, and hands the rows to `figures`.
+Errors become an alert on the page and a traceback in the log, never a stack trace in the
+browser. `pages.hotspots.register` wires them to the Dash app.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from dash import no_update
+
+from dashboard.components import PICK_HEXAGON, demo_banner, detection_cards, run_info
+from dashboard.context import DashboardContext
+from dashboard.data import queries
+from dashboard.filters import Season, parse_hexagon
+from dashboard.ids import Ids
+from dashboard.views import insights
+from dashboard.views.common import shows_alert, view_filters
+
+log = logging.getLogger(__name__)
+
+
+def refresh_version(ctx: DashboardContext, n_intervals: int | None, current: str | None) -> Any:
+    """Return the store file's new signature when a checkpoint replaced it, else no_update."""
+    version = ctx.store.version()
+    return no_update if version == current else version
+
+
+@shows_alert("banner", "run_info", "min_date", "max_date", announce_missing_store=True)
+def render_header(ctx: DashboardContext, version: str | None) -> dict[str, Any]:
+    """Demo banner, latest run's model, and the date bounds, from the current store."""
+    with ctx.store.connect() as con:
+        overview = queries.survey_overview(con)
+    return {
+        "banner": demo_banner(overview),
+        "run_info": run_info(overview),
+        "min_date": overview.first_day.isoformat() if overview.first_day else None,
+        "max_date": overview.last_day.isoformat() if overview.last_day else None,
+        "alert": [],
+    }
+
+
+def toggle_custom_months(season: str | None) -> dict[str, bool]:
+    """The month dropdowns only apply to the Custom season."""
+    custom = season == Season.CUSTOM.value
+    return {"start_disabled": not custom, "end_disabled": not custom}
+
+
+@shows_alert("figure", "rows", "summary")
+def update_map(
+    ctx: DashboardContext,
+    version: str | None,
+    selected: str | None = None,
+    map_mode: str | None = None,
+    layer: str | None = None,
+    year_a: Any = None,
+    year_b: Any = None,
+    reviews: str | None = None,
+    **controls: Any,
+) -> dict[str, Any]:
+    """Hotspot map in the chosen mode and layer (the `selected` hexagon outlined), table rows
+    with Gi* columns, and a one-line summary; camera gaps are taken out of the effort."""
+    view = insights.parse_view(map_mode, layer, year_a, year_b)
+    selected = parse_hexagon(selected)
+    with ctx.store.connect() as con:
+        overview = queries.survey_overview(con)
+        filters = view_filters(overview, controls)
+        out = insights.map_outputs(ctx, con, overview, filters, view, selected)
+    return {**out, "alert": []}
+
+
+@shows_alert("figure")
+def update_series(
+    ctx: DashboardContext,
+    version: str | None,
+    period: str | None,
+    selected: str | None = None,
+    layer: str | None = None,
+    reviews: str | None = None,
+    **controls: Any,
+) -> dict[str, Any]:
+    """Weekly or monthly bars of independent events of the layer, for the selected hexagon
+    (all hexagons when none is selected)."""
+    view = insights.parse_view(None, layer)
+    selected = parse_hexagon(selected)
+    with ctx.store.connect() as con:
+        overview = queries.survey_overview(con)
+        filters = view_filters(overview, {**controls, "period": period})
+        figure = insights.series_outputs(ctx, con, overview, filters, view.layer, selected)
+    return {"figure": figure, "alert": []}
+
+
+def select_hexagon(
+    click_data: dict[str, Any] | None,
+    active_cell: dict[str, Any] | None,
+    triggered: str | None,
+) -> str | None:
+    """The hexagon picked last: a map click, a table row; none after a resolution change."""
+    # The browser sends these; anything may arrive, so shapes are checked, never trusted.
+    if triggered == Ids.MAP and isinstance(click_data, dict):
+        points = click_data.get("points")
+        point = points[0] if isinstance(points, list) and points else {}
+        if not isinstance(point, dict):
+            return None
+        if point.get("location"):
+            return str(point["location"])
+        custom = point.get("customdata")
+        if isinstance(custom, list) and custom:  # a camera dot carries its hexagon
+            return str(custom[0])
+        return None
+    if triggered == Ids.TABLE and isinstance(active_cell, dict) and active_cell.get("row_id"):
+        return str(active_cell["row_id"])
+    return None
+
+
+@shows_alert("title", "cards")
+def show_detections(
+    ctx: DashboardContext, hexagon: str | None, version: str | None, **controls: Any
+) -> dict[str, Any]:
+    """The selected hexagon's frames at or above the threshold, highest score first, each
+    with its latest localization box when `uncia localize` boxed it."""
+    hexagon = parse_hexagon(hexagon)
+    if hexagon is None:
+        return {"title": PICK_HEXAGON, "cards": [], "alert": []}
+    limit = ctx.settings.max_detections
+    with ctx.store.connect() as con:
+        overview = queries.survey_overview(con)
+        filters = view_filters(overview, controls)
+        rows = queries.hexagon_detections(con, filters, hexagon, limit).to_pylist()
+        ids = [r["image_id"] for r in rows]
+        boxes = queries.latest_boxes(con, ctx.store.table("localizations"), ids)
+    for row in rows:
+        row["box"] = boxes.get(row["image_id"])
+    if rows:
+        capped = f", the first {limit}" if len(rows) == limit else ""
+        title = (
+            f"Hexagon {hexagon}: frames scoring ≥ {filters.threshold:.2f}, highest first{capped}"
+        )
+    else:
+        title = f"Hexagon {hexagon}: no frame scores ≥ {filters.threshold:.2f} in this window"
+    return {"title": title, "cards": detection_cards(rows, ctx.url_prefix), "alert": []}
+
+

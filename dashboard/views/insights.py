@@ -1,0 +1,228 @@
+"""The decision views beside the hotspot map: map mode and layer (events, rate, Gi* hot spots,
+change, individuals), the event series, diel activity and camera operation.
+
+Plain functions of (context, control values) like `views.hotspots`; the map and series views
+there call `map_outputs` and `series_outputs` here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from dash import no_update
+
+from dashboard import analysis_figures, figures
+from dashboard.context import DashboardContext
+from dashboard.data import analysis, queries
+from dashboard.data.analysis import EffortRules
+from dashboard.filters import Filters, parse_hexagon
+from dashboard.species import LAYER_LABELS, Layer
+from dashboard.views.common import view_filters
+from dashboard.views.individuals import individuals_map_outputs
+from pipeline.errors import ConfigError, UnciaError
+
+log = logging.getLogger(__name__)
+
+
+class MapMode(StrEnum):
+    EVENTS = "events"
+    RATE = "rate"
+    SIGNIFICANCE = "significance"
+    CHANGE = "change"
+    INDIVIDUALS = "individuals"
+
+
+MODE_LABELS = {
+    MapMode.EVENTS: "Independent events",
+    MapMode.RATE: "Events per 100 trap-nights",
+    MapMode.SIGNIFICANCE: "Hot / cold spots (Gi*)",
+    MapMode.CHANGE: "Change between two years",
+    MapMode.INDIVIDUALS: "Distinct individuals (minimum known alive)",
+}
+
+
+@dataclass(frozen=True)
+class View:
+    """What the map shows on top of `Filters`: mode, layer and the two years compared."""
+
+    mode: MapMode = MapMode.EVENTS
+    layer: Layer = Layer.LEOPARD
+    year_a: int | None = None
+    year_b: int | None = None
+
+
+def parse_view(mode: Any, layer: Any, year_a: Any = None, year_b: Any = None) -> View:
+    """Build a `View` from raw control values; raise ConfigError on unknown values."""
+    try:
+        parsed_mode = MapMode(mode) if mode else MapMode.EVENTS
+        parsed_layer = Layer(layer) if layer else Layer.LEOPARD
+    except ValueError:
+        raise ConfigError(f"unknown map mode or layer {mode!r} / {layer!r}") from None
+    years = []
+    for value in (year_a, year_b):
+        try:
+            years.append(None if value in (None, "") else int(value))
+        except (TypeError, ValueError):
+            raise ConfigError(f"a year must be a number, got {value!r}") from None
+    return View(parsed_mode, parsed_layer, years[0], years[1])
+
+
+def rules(ctx: DashboardContext) -> EffortRules:
+    s = ctx.settings
+    return EffortRules(gap_days=s.gap_days, min_trap_nights=s.min_trap_nights)
+
+
+def _rate(value: Any, digits: int = 2) -> Any:
+    return None if value is None else round(float(value), digits)
+
+
+def table_rows(summary: pa.Table) -> list[dict[str, Any]]:
+    """Hotspot-table rows: figures.hotspot_rows plus rounded Gi* columns."""
+    rows = figures.hotspot_rows(summary)
+    for row in rows:
+        row["gi_z"] = _rate(row.get("gi_z"))
+        row["gi_q"] = _rate(row.get("gi_q"), 4)
+        row.pop("gi_p", None)
+        row["enough_effort"] = "yes" if row.get("enough_effort") else "no"
+    return rows
+
+
+def hotspot_table(
+    ctx: DashboardContext,
+    con: duckdb.DuckDBPyConnection,
+    overview: queries.Overview,
+    filters: Filters,
+    layer: Layer,
+) -> pa.Table:
+    """The effort-aware summary with Gi* columns for the current filters and layer."""
+    summary = analysis.layer_summary(
+        con, filters, ctx.event_gap_minutes(overview), layer, ctx.settings.min_trap_nights
+    )
+    return analysis.with_significance(summary, rules(ctx))
+
+
+def map_outputs(
+    ctx: DashboardContext,
+    con: duckdb.DuckDBPyConnection,
+    overview: queries.Overview,
+    filters: Filters,
+    view: View,
+    selected: str | None,
+) -> dict[str, Any]:
+    """Figure, table rows and a one-line summary for the map callback."""
+    ctx.store.prepare(con, ctx.settings.gap_days)
+    summary = hotspot_table(ctx, con, overview, filters, view.layer)
+    cameras = analysis.active_cameras(con, filters)
+    style = ctx.tiles.style()
+    what = {
+        Layer.LEOPARD: "leopard",
+        Layer.PREY: "ibex & prey",
+        Layer.LIVESTOCK: "livestock",
+        Layer.PEOPLE: "people",
+    }[view.layer]
+    if view.mode is MapMode.RATE:
+        figure = analysis_figures.rate_map(summary, style, selected=selected)
+    elif view.mode is MapMode.SIGNIFICANCE:
+        figure = analysis_figures.significance_map(summary, style, selected=selected)
+    elif view.mode is MapMode.CHANGE:
+        years = analysis.survey_years(con)
+        year_a = view.year_a or (years[-2] if len(years) > 1 else years[0] if years else 2000)
+        year_b = view.year_b or (years[-1] if years else 2001)
+        change = analysis.change_between(
+            con, filters, ctx.event_gap_minutes(overview), rules(ctx), year_a, year_b, view.layer
+        )
+        figure = analysis_figures.change_map(change, style, year_a, year_b, selected=selected)
+    elif view.mode is MapMode.INDIVIDUALS:
+        cells = summary.column("hexagon").to_pylist()
+        figure, text = individuals_map_outputs(ctx.store, con, filters, cells, style, selected)
+        return {"figure": figure, "rows": table_rows(summary), "summary": text}
+    else:
+        figure = figures.hotspot_map(summary, cameras, style, selected=selected)
+    total = sum(summary.column("events").to_pylist())
+    low = summary.num_rows - sum(1 for v in summary.column("enough_effort").to_pylist() if v)
+    hot = sum(1 for v in summary.column("hotspot").to_pylist() if v == "hot")
+    if filters.verified_only:
+        source = "human-verified"
+    elif view.layer is Layer.LEOPARD:
+        source = f"at score ≥ {filters.threshold:.2f}"
+    else:
+        source = "by zero-shot labels"
+    text = (
+        f"{summary.num_rows} hexagons with working cameras · {total} independent {what} "
+        f"events {source} · {filters.describe_season()} · {hot} Gi* hot spot(s) · "
+        f"{low} with too little effort (< {ctx.settings.min_trap_nights} trap-nights)"
+    )
+    return {"figure": figure, "rows": table_rows(summary), "summary": text}
+
+
+def series_outputs(
+    ctx: DashboardContext,
+    con: duckdb.DuckDBPyConnection,
+    overview: queries.Overview,
+    filters: Filters,
+    layer: Layer,
+    hexagon: str | None,
+) -> Any:
+    """The weekly or monthly series for the selected hexagon (or every hexagon)."""
+    ctx.store.prepare(con, ctx.settings.gap_days)
+    series = analysis.layer_series(con, filters, ctx.event_gap_minutes(overview), layer, hexagon)
+    where = f"hexagon {hexagon}" if hexagon else "all hexagons"
+    title = (
+        f"{LAYER_LABELS[layer]}: independent events per {filters.period.value} · {where} · "
+        f"{filters.describe_season()}"
+    )
+    return figures.event_series_figure(series, filters.period, title=title)
+
+
+def year_options(ctx: DashboardContext, version: str | None) -> dict[str, Any]:
+    """The years the survey covers, for the change map's two dropdowns."""
+    try:
+        with ctx.store.connect() as con:
+            years = analysis.survey_years(con)
+    except UnciaError:
+        log.info("year_options: no readable store yet")
+        return dict.fromkeys(("options_a", "options_b", "value_a", "value_b"), no_update)
+    options = [{"label": str(y), "value": y} for y in years]
+    return {
+        "options_a": options,
+        "options_b": options,
+        "value_a": years[-2] if len(years) > 1 else (years[0] if years else None),
+        "value_b": years[-1] if years else None,
+    }
+
+
+def update_insights(
+    ctx: DashboardContext,
+    version: str | None,
+    selected: str | None,
+    layer: str | None,
+    reviews: str | None,
+    **controls: Any,
+) -> dict[str, Any]:
+    """Diel activity and the camera operation timeline for the selected hexagon (or all)."""
+    view = parse_view(None, layer)
+    selected = parse_hexagon(selected)
+    with ctx.store.connect() as con:
+        overview = queries.survey_overview(con)
+        filters = view_filters(overview, controls)
+        ctx.store.prepare(con, ctx.settings.gap_days)
+        gap = ctx.event_gap_minutes(overview)
+        diel = analysis.diel_activity(con, filters, gap, view.layer, selected)
+        timeline = analysis.operation_timeline(con, filters, selected)
+    where = f"hexagon {selected}" if selected else "all hexagons"
+    return {
+        "diel": analysis_figures.diel_figure(
+            diel, title=f"{LAYER_LABELS[view.layer]} by hour of day · {where}"
+        ),
+        "timeline": analysis_figures.timeline_figure(
+            timeline,
+            title=f"Camera operation · {where} · down = no frame for > "
+            f"{ctx.settings.gap_days} days",
+        ),
+        "alert": [],
+    }

@@ -1,0 +1,279 @@
+"""Chain the stages over a survey: discover → decode → embed → classify → bursts → store.
+
+Frames are decoded in a thread pool (Pillow releases the GIL) one batch ahead of the model, so
+decoding overlaps inference; each classified batch is written as one atomic Parquet part, and
+the tables are rebuilt at checkpoints and at the end. A killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from tqdm import tqdm
+
+from pipeline import __version__
+from pipeline.config import RunOptions
+from pipeline.runs.scoring import classify_batch
+from pipeline.runs.spark_engine import classify_on_spark
+from pipeline.schema import ImageStatus, RunKind, RunStatus, TimeFlag
+from pipeline.stages.classify import Classifier, ZeroShotImageNet
+from pipeline.stages.decode import DecodedFrame, decode_frame
+from pipeline.stages.discover import discover_frames, read_deployments
+from pipeline.stages.embed import Backbone, load_backbone
+from pipeline.store import store
+from pipeline.training.head import TrainedHead, load_model
+
+PREFETCH_BATCHES = 2
+
+
+@dataclass
+class RunSummary:
+    """What a run did; printed at its end and stored in the runs table."""
+
+    run_id: str
+    frames_found: int = 0
+    frames_skipped: int = 0
+    frames_done: int = 0
+    frames_failed: int = 0
+    failure_reasons: Counter[str] = field(default_factory=Counter)
+    time_flags: Counter[str] = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
+    table_rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def problems(self) -> int:
+        """Count of things `--strict` refuses: failed frames, bad times, warnings."""
+        bad_times = sum(n for flag, n in self.time_flags.items() if flag != TimeFlag.OK)
+        return self.frames_failed + bad_times + len(self.warnings)
+
+    def lines(self) -> list[str]:
+        rate = self.frames_done / self.seconds if self.seconds else 0.0
+        out = [
+            f"run {self.run_id}: {self.frames_found} frames found, {self.frames_skipped} already "
+            f"done, {self.frames_done} classified, {self.frames_failed} failed "
+            f"({rate:.1f} frames/s)",
+        ]
+        out += [f"  failed: {n} × {reason}" for reason, n in self.failure_reasons.most_common()]
+        out += [
+            f"  capture time {flag}: {n} frame(s)"
+            for flag, n in sorted(self.time_flags.items())
+            if flag != TimeFlag.OK
+        ]
+        out += [f"  warning: {w}" for w in self.warnings]
+        if self.table_rows:
+            out.append(
+                "  store: " + ", ".join(f"{k} {v}" for k, v in sorted(self.table_rows.items()))
+            )
+        return out
+
+
+def _decode_ahead(
+    frames: pa.Table, options: RunOptions, pool: ThreadPoolExecutor
+) -> Iterator[tuple[pa.Table, list[DecodedFrame]]]:
+    """Yield (batch rows, decoded frames), decoding up to PREFETCH_BATCHES batches ahead."""
+    views = options.view_options()
+    working_side = views.working_side if views.tiled else None
+    pending: deque[tuple[pa.Table, list[Future[DecodedFrame]]]] = deque()
+    for start in range(0, frames.num_rows, options.batch_size):
+        batch = frames.slice(start, options.batch_size)
+        futures = [
+            pool.submit(decode_frame, p, options.input_size, working_side=working_side)
+            for p in batch.column("file_path").to_pylist()
+        ]
+        pending.append((batch, futures))
+        if len(pending) > PREFETCH_BATCHES:
+            rows, futs = pending.popleft()
+            yield rows, [f.result() for f in futs]
+    while pending:
+        rows, futs = pending.popleft()
+        yield rows, [f.result() for f in futs]
+
+
+def classify_locally(
+    frames: pa.Table,
+    deployments: dict[str, dict[str, Any]],
+    options: RunOptions,
+    backbone: Backbone,
+    classifier: Classifier,
+    run_id: str,
+) -> Iterator[pa.Table]:
+    """The local engine: yield FRAME_RESULTS parts, one per batch, decoding a batch ahead."""
+    with ThreadPoolExecutor(max_workers=options.workers) as pool:
+        for rows, decoded in _decode_ahead(frames, options, pool):
+            yield classify_batch(
+                rows,
+                decoded,
+                deployments,
+                backbone,
+                classifier,
+                run_id,
+                pad_to=options.batch_size,
+                tta_flip=options.tta_flip,
+                views=options.view_options(),
+                burst_gap_seconds=options.burst_gap_seconds,
+            )
+
+
+def _run_record(
+    options: RunOptions,
+    summary: RunSummary,
+    status: RunStatus,
+    started: datetime,
+    backbone: Backbone | None,
+    classifier: Classifier | None,
+) -> dict[str, Any]:
+    return {
+        "run_id": summary.run_id,
+        "kind": RunKind.PIPELINE.value,
+        "status": status.value,
+        "started_at": started.isoformat(),
+        "finished_at": None if status == RunStatus.RUNNING else datetime.now(UTC).isoformat(),
+        "images_root": str(Path(options.images_root).absolute()),
+        "model_name": classifier.name if classifier else None,
+        "backbone": backbone.name if backbone else options.backbone,
+        "weights_sha256": backbone.weights_sha256 if backbone else None,
+        "leopard_threshold": options.threshold,
+        "options_json": options.to_json(),
+        "frames_done": summary.frames_done,
+        "frames_failed": summary.frames_failed,
+        "frames_skipped": summary.frames_skipped,
+        "uncia_version": __version__,
+    }
+
+
+def run_survey(
+    options: RunOptions,
+    log: TextIO = sys.stderr,
+    backbone: Backbone | None = None,
+) -> RunSummary:
+    """Classify every new frame of a survey and rebuild the store; return the summary.
+
+    `backbone` may be given already loaded (to reuse one across runs); by default it is
+    loaded from the options. One run at a time writes to an output folder.
+
+    Raises InputError for a bad deployments table or images root, ModelError when the
+    backbone cannot be loaded, and StoreError when another run is writing to the same folder;
+    bad frames never raise, they become failure rows.
+    """
+    with store.writer_lock(Path(options.out_dir)):
+        return _run_survey_locked(options, log, backbone)
+
+
+def _run_survey_locked(options: RunOptions, log: TextIO, backbone: Backbone | None) -> RunSummary:
+    t0 = time.monotonic()
+    started = datetime.now(UTC)
+    out_dir = Path(options.out_dir)
+    deployment_problems: list[str] = []
+    deployments = read_deployments(options.deployments, deployment_problems)
+    discovery = discover_frames(
+        options.images_root, set(deployments.column("deploymentID").to_pylist())
+    )
+    run_id = store.new_run_id(started)
+    summary = RunSummary(run_id=run_id, frames_found=discovery.frames.num_rows)
+    summary.warnings.extend(deployment_problems + discovery.warnings)
+
+    done = store.completed_image_ids(out_dir)
+    frames = discovery.frames
+    if done:
+        keep = pc.invert(pc.is_in(frames.column("image_id"), value_set=pa.array(sorted(done))))
+        frames = frames.filter(keep)
+    summary.frames_skipped = discovery.frames.num_rows - frames.num_rows
+
+    backbone = backbone or _load_backbone(options)
+    classifier: Classifier = (
+        TrainedHead(load_model(options.model_dir), backbone)
+        if options.model_dir is not None
+        else ZeroShotImageNet(backbone)
+    )
+    print(
+        f"uncia {__version__} run {run_id}: {frames.num_rows} frame(s) to classify with "
+        f"{classifier.name} on {backbone.name} ({backbone.precision} on {backbone.device}, weights "
+        f"{backbone.weights_sha256[:12]}), options {options.to_json()}",
+        file=log,
+    )
+    store.write_run_deployments(out_dir, run_id, deployments)
+    store.write_run_record(
+        out_dir, _run_record(options, summary, RunStatus.RUNNING, started, backbone, classifier)
+    )
+    by_id = {d["deploymentID"]: d for d in deployments.to_pylist()}
+    status = RunStatus.FAILED
+    try:
+        last_checkpoint = time.monotonic()
+        bar = tqdm(
+            total=frames.num_rows,
+            unit="frame",
+            disable=not options.progress,
+            file=log,
+            smoothing=0.1,
+        )
+        if options.engine == "spark":
+            parts = classify_on_spark(frames, by_id, options, run_id, log=log)
+        else:
+            parts = classify_locally(frames, by_id, options, backbone, classifier, run_id)
+        with bar:
+            for part in parts:
+                store.write_frame_part(out_dir, run_id, part)
+                _count(summary, part)
+                bar.update(part.num_rows)
+                if time.monotonic() - last_checkpoint > options.checkpoint_seconds:
+                    store.finalize(out_dir, options.burst_options())
+                    last_checkpoint = time.monotonic()
+        status = RunStatus.FINISHED
+    finally:
+        summary.seconds = time.monotonic() - t0
+        store.write_run_record(
+            out_dir, _run_record(options, summary, status, started, backbone, classifier)
+        )
+        summary.table_rows = store.finalize(out_dir, options.burst_options())
+    duplicates = store.duplicate_content(out_dir)
+    if duplicates:
+        summary.warnings.append(duplicate_content_warning(duplicates))
+    return summary
+
+
+def duplicate_content_warning(duplicates: list[store.DuplicateContent]) -> str:
+    """One summary line for frames whose identical bytes lie in more than one deployment."""
+    deployments = sorted({d for dup in duplicates for d in dup.deployments})
+    example = duplicates[0].files
+    return (
+        f"duplicate content in {len(deployments)} deployments ({', '.join(deployments[:5])}"
+        f"{', …' if len(deployments) > 5 else ''}): {len(duplicates)} frame(s) are the same "
+        f"file in more than one deployment, e.g. {' = '.join(example[:3])}; every copy is kept "
+        "and counted where it lies, so check the card copies"
+    )
+
+
+def _count(summary: RunSummary, part: pa.Table) -> None:
+    for row in part.select(["status", "failure", "time_flag"]).to_pylist():
+        if row["status"] == ImageStatus.OK:
+            summary.frames_done += 1
+        else:
+            summary.frames_failed += 1
+            summary.failure_reasons[_reason_kind(row["failure"])] += 1
+        summary.time_flags[row["time_flag"]] += 1
+
+
+def _reason_kind(failure: str | None) -> str:
+    """Group failures by their kind (the text before the first colon)."""
+    return (failure or "unknown").split(":", 1)[0]
+
+
+def _load_backbone(options: RunOptions) -> Backbone:
+    return load_backbone(
+        options.backbone,
+        weights=options.weights,
+        device=options.device,
+        precision=options.precision,
+        runtime=options.runtime,
+    )
