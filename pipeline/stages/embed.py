@@ -302,7 +302,8 @@ class OpenVINOTrunk:
 
     @classmethod
     def compile(cls, trunk: nn.Module, key: str, precision: str) -> OpenVINOTrunk:
-        import openvino  # optional and heavy: only runs that ask for it load it
+        # Heavy (a second inference engine): only runs that ask for it load it.
+        import openvino
 
         folder = model_cache_dir() / f"{key}-v{FEATURE_VERSION}.{OPENVINO_MODEL_VERSION}"
         xml = folder / "trunk.xml"
