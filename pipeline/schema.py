@@ -256,8 +256,8 @@ class ReviewDecision(StrEnum):
     RELABEL = "relabel"  # something else, named in `label`
 
 
-# DIR/reviews/<time>-<id>.parquet: append-only review decisions, one file per decision; never
-# part of TABLES, so a pipeline checkpoint (store.finalize) never rewrites them.
+# DIR/reviews/<time>-<id>.parquet: append-only review decisions, one file per decision; not
+# in RUN_TABLES, so a pipeline checkpoint (store.finalize) never rewrites them.
 REVIEWS = pa.schema(
     [
         pa.field("review_id", pa.string(), nullable=False),
@@ -283,8 +283,8 @@ class MatchDecision(StrEnum):
     REJECT = "reject"
 
 
-# Tables of `uncia localize` and `uncia identify`. They are not in TABLES (which `store.finalize`
-# rebuilds from run parts): each lives in its own file DIR/parquet/<name>.parquet, written
+# Tables of `uncia localize` and `uncia identify`. They are not in RUN_TABLES (which
+# `store.finalize` rebuilds from run parts): each lives in its own file DIR/parquet/<name>.parquet, written
 # atomically by its command, and the dashboard reads it when present (docs/schema.md).
 # LOCALIZATIONS: one row per (frame, method, target) localized; paths are relative to DIR.
 LOCALIZATIONS = pa.schema(
@@ -337,12 +337,23 @@ INDIVIDUALS = pa.schema(
     ]
 )
 
-TABLES: dict[str, pa.Schema] = {
+# The tables `store.finalize` rebuilds from the run parts at every checkpoint.
+RUN_TABLES: dict[str, pa.Schema] = {
     "deployments": DEPLOYMENTS,
     "images": IMAGES,
     "detections": DETECTIONS,
     "bursts": BURSTS,
     "runs": RUNS,
+}
+# Every table of a store (docs/schema.md): the run tables, the people's append-only decisions,
+# and the tables `uncia localize` and `uncia identify` write whole.
+TABLES: dict[str, pa.Schema] = {
+    **RUN_TABLES,
+    "reviews": REVIEWS,
+    "localizations": LOCALIZATIONS,
+    "matches": MATCHES,
+    "match_reviews": MATCH_REVIEWS,
+    "individuals": INDIVIDUALS,
 }
 
 

@@ -34,7 +34,7 @@ from dashboard.serving.page_views import starting_values
 from dashboard.views import common, insights, review
 from dashboard.views import hotspots as callbacks
 from dashboard.views.common import shows_alert
-from pipeline.schema import TABLES
+from pipeline.schema import RUN_TABLES
 from pipeline.store import store
 
 # Dash 4 warns that DataTable will move out of the core some day; dash-ag-grid is not installed.
@@ -195,7 +195,7 @@ def test_version_changes_only_when_the_store_is_replaced(tmp_path: Path, demo_di
     first = callbacks.refresh_version(ctx, 1, None)
     assert callbacks.refresh_version(ctx, 2, first) is no_update
     before = callbacks.update_map(ctx, first, **CONTROLS)["figure"]["data"][0]
-    tables = {name: pq.read_table(store.StorePaths(data).table(name)) for name in TABLES}
+    tables = {name: pq.read_table(store.StorePaths(data).table(name)) for name in RUN_TABLES}
     keep = pc.less(tables["bursts"]["score"], pa.scalar(0.5, pa.float32()))
     store.write_tables(data, {**tables, "bursts": tables["bursts"].filter(keep)})
     second = callbacks.refresh_version(ctx, 3, first)
@@ -233,7 +233,7 @@ def test_unexpected_failure_shows_alert_and_logs_traceback(
 
 def test_thumbnails_serve_only_frames_in_the_store(tmp_path: Path, demo_dir: Path) -> None:
     data = tmp_path / "real"
-    tables = {name: pq.read_table(store.StorePaths(demo_dir).table(name)) for name in TABLES}
+    tables = {name: pq.read_table(store.StorePaths(demo_dir).table(name)) for name in RUN_TABLES}
     photo = tmp_path / "IMG_0001.JPG"
     Image.new("RGB", (1000, 800), (200, 30, 30)).save(photo)
     ids = tables["images"]["image_id"].to_pylist()

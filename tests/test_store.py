@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline.errors import StoreError
-from pipeline.schema import FRAME_RESULTS, TABLES, duckdb_ddl, validate_table
+from pipeline.schema import FRAME_RESULTS, RUN_TABLES, duckdb_ddl, validate_table
 from pipeline.stages.bursts import BurstOptions
 from pipeline.stages.discover import read_deployments
 from pipeline.store import store
@@ -107,7 +107,7 @@ def test_finalize_builds_every_table_into_duckdb(out: Path) -> None:
         "SELECT burst_id, latitude, h3_r7, weights_sha256 FROM detections WHERE image_id='a2'"
     ).fetchall()[0]
     assert det[0] == "A/20240301T050000" and det[1] == 43.1 and det[2] and det[3] == "cd" * 32
-    for name, schema in TABLES.items():
+    for name, schema in RUN_TABLES.items():
         table = con.sql(f'SELECT * FROM "{name}"').to_arrow_table()
         assert validate_table(table, schema) == [], name
     assert (out / "parquet" / "detections.parquet").exists()
@@ -148,10 +148,10 @@ def test_reader_keeps_a_consistent_snapshot_while_the_store_is_rebuilt(out: Path
 
 def test_ddl_matches_schema() -> None:
     con = duckdb.connect()
-    for name in TABLES:
+    for name in RUN_TABLES:
         con.execute(duckdb_ddl(name))
         cols = [r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()]
-        assert cols == TABLES[name].names
+        assert cols == RUN_TABLES[name].names
 
 
 def test_open_store_without_a_store_says_what_to_do(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from dashboard.data.store import Store
 from dashboard.serving.warmup import StoreWarmer, stop_background_work
 from dashboard.settings import Settings
 from pipeline.runs.demo import DemoOptions
-from pipeline.schema import TABLES
+from pipeline.schema import RUN_TABLES
 from pipeline.store import store
 
 DEMO_OPTIONS = DemoOptions(n_stations=8, n_years=1, seed=5)  # the module's demo_dir (conftest.py)
@@ -41,7 +41,7 @@ def test_warmer_prepares_each_new_store_version_once(demo_dir: Path, tmp_path: P
     assert answered >= len(ctx.views.views) == 4  # and the page's opening views
     assert warmer.warm_once() is False  # nothing new: no work
     assert ctx.views.hits + ctx.views.misses == answered
-    tables = {name: pq.read_table(store.StorePaths(data).table(name)) for name in TABLES}
+    tables = {name: pq.read_table(store.StorePaths(data).table(name)) for name in RUN_TABLES}
     store.write_tables(data, tables)  # a checkpoint replaces the store
     assert ctx.store.version() != first
     misses = ctx.views.misses

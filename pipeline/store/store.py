@@ -3,7 +3,7 @@
 Layout of an output folder DIR:
 
     DIR/uncia.duckdb                 every table, rebuilt atomically at each checkpoint
-    DIR/parquet/<table>.parquet      the same tables as Parquet (schema.TABLES)
+    DIR/parquet/<table>.parquet      the same tables as Parquet (schema.RUN_TABLES)
     DIR/work/frames/<run>/part-*.parquet   classified frames, one file per batch (resume source)
     DIR/work/deployments/<run>.parquet     the deployments table each run used
     DIR/work/runs/<run>.json               one record per run
@@ -41,8 +41,8 @@ from pipeline.schema import (
     FRAME_RESULTS,
     H3_COLUMNS,
     IMAGES,
+    RUN_TABLES,
     RUNS,
-    TABLES,
     ImageStatus,
     conform,
     duckdb_ddl,
@@ -382,15 +382,15 @@ def write_tables(out_dir: Path, tables: dict[str, pa.Table]) -> None:
     """Write each table as Parquet and all of them into a fresh DuckDB file, atomically."""
     paths = StorePaths(Path(out_dir))
     for name, table in tables.items():
-        atomic_write_parquet(conform(table, TABLES[name]), paths.table(name))
+        atomic_write_parquet(conform(table, RUN_TABLES[name]), paths.table(name))
     with _atomic_path(paths.duckdb) as tmp:
         tmp.unlink()  # DuckDB refuses to open an empty non-database file
         con = duckdb.connect(str(tmp))
         try:
-            for name in TABLES:
+            for name in RUN_TABLES:
                 con.execute(duckdb_ddl(name))
                 if name in tables:
-                    con.register("incoming", conform(tables[name], TABLES[name]))
+                    con.register("incoming", conform(tables[name], RUN_TABLES[name]))
                     con.execute(f'INSERT INTO "{name}" SELECT * FROM incoming')
                     con.unregister("incoming")
             con.execute("CHECKPOINT")
