@@ -284,8 +284,9 @@ class MatchDecision(StrEnum):
 
 
 # Tables of `uncia localize` and `uncia identify`. They are not in RUN_TABLES (which
-# `store.finalize` rebuilds from run parts): each lives in its own file DIR/parquet/<name>.parquet, written
-# atomically by its command, and the dashboard reads it when present (docs/schema.md).
+# `store.finalize` rebuilds from run parts): each lives in its own file
+# DIR/parquet/<name>.parquet, written atomically by its command, and the dashboard reads it
+# when present (docs/schema.md).
 # LOCALIZATIONS: one row per (frame, method, target) localized; paths are relative to DIR.
 LOCALIZATIONS = pa.schema(
     [
