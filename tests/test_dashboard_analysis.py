@@ -25,7 +25,7 @@ from dashboard.data.store import Store
 from dashboard.filters import Filters, Season
 from dashboard.species import LABEL_GROUPS, Layer
 from pipeline.errors import ConfigError
-from pipeline.schema import IMAGES, TABLES, conform
+from pipeline.schema import IMAGES, RUN_TABLES, conform
 from pipeline.store import store
 from pipeline.store.reviews import read_reviews, record_review, reviews_dir, training_labels_csv
 from tests.test_dashboard_queries import (
@@ -65,7 +65,7 @@ def test_silent_stretches_are_taken_out_of_the_trap_nights(survey: Path) -> None
 
 
 def add_images(data: Path, extra: list[dict[str, Any]]) -> None:
-    tables = {n: pq.read_table(store.StorePaths(data).table(n)) for n in TABLES}
+    tables = {n: pq.read_table(store.StorePaths(data).table(n)) for n in RUN_TABLES}
     base = tables["images"].to_pylist()[0]
     rows = [{**base, **e} for e in extra]
     images = pa.concat_tables([tables["images"], conform(pa.Table.from_pylist(rows), IMAGES)])
@@ -104,14 +104,14 @@ def test_little_effort_is_marked_and_left_out_of_the_test(survey: Path) -> None:
 
 def test_other_species_layers_count_by_top1_label(tmp_path: Path) -> None:
     data = write_survey(tmp_path / "s")
-    tables = {n: pq.read_table(store.StorePaths(data).table(n)) for n in TABLES}
+    tables = {n: pq.read_table(store.StorePaths(data).table(n)) for n in RUN_TABLES}
     rows = tables["detections"].to_pylist()
     for row in rows:
         if row["captured_at"] == datetime(2023, 7, 16, 20, 0):
             row["top5_labels"] = ["ibex", "ram", "hare", "ox", "alp"]
         if row["captured_at"] == datetime(2024, 3, 10, 3, 0):
             row["top5_labels"] = ["ox", "ibex", "ram", "hare", "alp"]
-    detections = conform(pa.Table.from_pylist(rows), TABLES["detections"])
+    detections = conform(pa.Table.from_pylist(rows), RUN_TABLES["detections"])
     store.write_tables(data, {**tables, "detections": detections})
     f = Filters(resolution=7)
     prey = summary_of(data, f, layer=Layer.PREY)
@@ -167,7 +167,7 @@ def test_reviews_are_append_only_and_become_training_labels(survey: Path) -> Non
         ("relabel", "ibex", "Koustubh")
     ]
     store.write_tables(
-        survey, {n: pq.read_table(store.StorePaths(survey).table(n)) for n in TABLES}
+        survey, {n: pq.read_table(store.StorePaths(survey).table(n)) for n in RUN_TABLES}
     )  # a pipeline checkpoint
     assert read_reviews(survey).num_rows == 1
     with Store(survey).connect() as con:

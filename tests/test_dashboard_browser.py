@@ -25,7 +25,7 @@ from dashboard.data import analysis
 from dashboard.data.store import Store
 from dashboard.filters import Filters
 from dashboard.pages.hotspots import TITLE
-from pipeline.schema import TABLES
+from pipeline.schema import RUN_TABLES
 from pipeline.store import store
 from tests.browser import (
     BROWSER_MARKS,
@@ -164,7 +164,7 @@ def test_store_rewritten_under_an_open_page_shows_up(
         page.goto(address)
         page.wait_for_function(MAP_READY, timeout=30_000)
         assert page.evaluate(Z_SUM) > 0
-        tables = {name: pq.read_table(store.StorePaths(data).table(name)) for name in TABLES}
+        tables = {name: pq.read_table(store.StorePaths(data).table(name)) for name in RUN_TABLES}
         keep = pc.less(tables["bursts"]["score"], pa.scalar(0.3, pa.float32()))
         store.write_tables(data, {**tables, "bursts": tables["bursts"].filter(keep)})
         page.wait_for_function(f"() => ({Z_SUM})() === 0", timeout=15_000)

@@ -45,7 +45,7 @@ from dashboard.views import common
 from dashboard.views import hotspots as callbacks
 from pipeline.errors import ConfigError
 from pipeline.runs.demo import DemoOptions
-from pipeline.schema import TABLES
+from pipeline.schema import RUN_TABLES
 from pipeline.store import store
 from tests.helpers import (
     PASSWORDS,
@@ -123,7 +123,7 @@ DEMO_OPTIONS = DemoOptions(n_stations=8, n_years=1, seed=5)  # the module's demo
 
 def _counts(path: Path) -> dict[str, int]:
     with duckdb.connect(str(path), read_only=True) as con:
-        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in TABLES}
+        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in RUN_TABLES}
 
 
 def _digest(path: Path) -> str:
@@ -389,7 +389,7 @@ def confined(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     Image.new("RGB", (64, 48), (30, 30, 200)).save(outside / "secret.jpg")
     (root / "CAM1" / "link.jpg").symlink_to(outside / "secret.jpg")
     (root / "escape").symlink_to(outside, target_is_directory=True)
-    tables = {name: pq.read_table(store.StorePaths(demo_dir).table(name)) for name in TABLES}
+    tables = {name: pq.read_table(store.StorePaths(demo_dir).table(name)) for name in RUN_TABLES}
     ids = tables["images"]["image_id"].to_pylist()
     cases = {
         "inside": str(root / "CAM1" / "ok.jpg"),

@@ -21,10 +21,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from cli.main import build_parser
+from cli.serve import settings_from_args
 from dashboard import Settings, create_app
 from dashboard.serving.server import make_server
 from pipeline.runs.demo import DemoOptions
-from pipeline.schema import TABLES
+from pipeline.schema import RUN_TABLES
 from pipeline.store import store
 from tests.helpers import (
     PASSWORDS,
@@ -44,8 +45,9 @@ DEMO_OPTIONS = DemoOptions(n_stations=8, n_years=1, seed=5)  # the module's demo
 
 def test_serve_binds_loopback_unless_told_otherwise(demo_dir: Path) -> None:
     args = build_parser().parse_args(["serve", "--data", str(demo_dir)])
-    assert args.host == "127.0.0.1" and Settings(data_dir=demo_dir).host == "127.0.0.1"
-    server = make_server(create_app(Settings(data_dir=demo_dir, tiles="none")), args.host, 0)
+    host = settings_from_args(args, env={}).host
+    assert host == "127.0.0.1" and Settings(data_dir=demo_dir).host == "127.0.0.1"
+    server = make_server(create_app(Settings(data_dir=demo_dir, tiles="none")), host, 0)
     try:
         assert server.name == "waitress"
         assert server.host == "127.0.0.1"
@@ -155,7 +157,7 @@ def test_uncia_serve_workers_share_the_port_and_replace_a_dead_one(
 
 def test_cached_callback_answers_follow_a_new_checkpoint(demo_dir: Path, tmp_path: Path) -> None:
     data = tmp_path / "survey"
-    tables = {name: pq.read_table(store.StorePaths(demo_dir).table(name)) for name in TABLES}
+    tables = {name: pq.read_table(store.StorePaths(demo_dir).table(name)) for name in RUN_TABLES}
     store.write_tables(data, tables)
     app = create_app(Settings(data_dir=data, tiles="none"))
     client = app.server.test_client()
