@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,25 @@ from dashboard.serving.server import (
     serve_in_processes,
     serve_until_stopped,
 )
-from dashboard.settings import Settings
+from dashboard.settings import Settings, resolve_settings
 from pipeline.errors import ConfigError
+
+# The command-line options that are dashboard settings (dashboard/settings.py), by field name.
+SERVE_SETTINGS = (
+    "data_dir",
+    "host",
+    "port",
+    "tiles",
+    "gap_days",
+    "min_trap_nights",
+    "default_resolution",
+    "public_resolution",
+    "public_min_cameras",
+    "auth_file",
+    "trusted_user_header",
+    "trusted_proxies",
+    "image_roots",
+)
 
 
 def add_serve_command(sub: Any) -> None:
@@ -26,21 +44,54 @@ def add_serve_command(sub: Any) -> None:
     serve = sub.add_parser("serve", help="serve the hotspot dashboard")
     serve.add_argument(
         "--data",
+        dest="data_dir",
         type=Path,
         required=True,
         metavar="DIR",
         help="an output folder written by `uncia run` or `uncia demo`",
     )
-    serve.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
-    )
-    serve.add_argument("--port", type=int, default=8050, help="default 8050")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, help="default 8050")
     serve.add_argument(
         "--tiles",
-        default="auto",
         help="map tiles: auto (use OpenStreetMap when reachable), none, or a tile URL template",
     )
+    serve.add_argument(
+        "--config", type=Path, metavar="FILE", help="TOML file with a [serve] table of settings"
+    )
+    add_serve_analysis_options(serve)
     add_serve_access_options(serve)
+
+
+def add_serve_analysis_options(serve: argparse.ArgumentParser) -> None:
+    """The analysis defaults a team tunes (docs/dashboard.md)."""
+    serve.add_argument(
+        "--gap-days",
+        type=int,
+        metavar="DAYS",
+        help="a camera silent for longer counts as down (default 7)",
+    )
+    serve.add_argument(
+        "--min-trap-nights",
+        type=int,
+        metavar="N",
+        help="hexagons with less effort show as too little effort (default 30)",
+    )
+    serve.add_argument(
+        "--default-resolution", type=int, metavar="RES", help="H3 resolution at start (default 6)"
+    )
+    serve.add_argument(
+        "--public-resolution",
+        type=int,
+        metavar="RES",
+        help="public exports merge hexagons up to this H3 resolution (default 5)",
+    )
+    serve.add_argument(
+        "--public-min-cameras",
+        type=int,
+        metavar="N",
+        help="public exports leave out cells with fewer cameras (default 3)",
+    )
 
 
 def add_serve_access_options(serve: argparse.ArgumentParser) -> None:
@@ -82,32 +133,36 @@ def add_serve_access_options(serve: argparse.ArgumentParser) -> None:
     )
 
 
+def settings_from_args(
+    args: argparse.Namespace, env: Mapping[str, str] | None = None
+) -> Settings:
+    """The dashboard settings of a parsed `uncia serve`: defaults < --config file [serve] <
+    environment (UNCIA_SERVE_<SETTING>) < the options given."""
+    given = {
+        name: getattr(args, name)
+        for name in SERVE_SETTINGS
+        if getattr(args, name, None) not in (None, [])
+    }
+    return resolve_settings(given, env=env, config_file=args.config)
+
+
 def serve_command(args: argparse.Namespace) -> int:
     if not 1 <= args.threads <= 256:
         raise ConfigError(f"--threads must be 1–256, got {args.threads}")
     if not 1 <= args.workers <= 64:
         raise ConfigError(f"--workers must be 1–64, got {args.workers}")
-    settings = Settings(
-        data_dir=args.data,
-        host=args.host,
-        port=args.port,
-        tiles=args.tiles,
-        auth_file=args.auth_file,
-        trusted_user_header=args.trusted_user_header,
-        trusted_proxies=tuple(args.trusted_proxies or ("127.0.0.1", "::1")),
-        image_roots=tuple(args.image_roots or ()),
-    )
-    access = "users file" if args.auth_file else "no authentication"
-    if args.trusted_user_header:
-        access = f"proxy header {args.trusted_user_header}" + (
-            " or users file" if args.auth_file else ""
+    settings = settings_from_args(args)
+    access = "users file" if settings.auth_file else "no authentication"
+    if settings.trusted_user_header:
+        access = f"proxy header {settings.trusted_user_header}" + (
+            " or users file" if settings.auth_file else ""
         )
     if args.workers > 1:
         # The parent only binds and watches; each worker builds its app after the fork.
         sock = bind_socket(settings.host, settings.port)
         print(
-            f"Uncia dashboard on http://{args.host}:{sock.getsockname()[1]}/ "
-            f"(data: {args.data}; {access}; waitress server, {args.workers} processes)",
+            f"Uncia dashboard on http://{settings.host}:{sock.getsockname()[1]}/ "
+            f"(data: {settings.data_dir}; {access}; waitress server, {args.workers} processes)",
             flush=True,
         )
         return serve_in_processes(
@@ -116,8 +171,8 @@ def serve_command(args: argparse.Namespace) -> int:
     app = create_app(settings)
     server = make_server(app, settings.host, settings.port, threads=args.threads)
     print(
-        f"Uncia dashboard on http://{args.host}:{server.port}/ "
-        f"(data: {args.data}; {access}; {server.name} server)",
+        f"Uncia dashboard on http://{settings.host}:{server.port}/ "
+        f"(data: {settings.data_dir}; {access}; {server.name} server)",
         flush=True,
     )
     serve_until_stopped(app, server)

@@ -1,14 +1,21 @@
-"""The dashboard's frozen settings: which output folder to show, where to serve, which map tiles.
+"""The dashboard's frozen settings: which output folder to show, where to serve, which map tiles,
+and the analysis defaults a team tunes (effort rules, public exports).
 
-Validation has no side effects; the tile server is probed later, when the first map is drawn.
+One precedence rule, as for `uncia run`: defaults < settings file ([serve] table of a TOML file)
+< environment (UNCIA_SERVE_<SETTING>) < command line. Validation has no side effects; the tile
+server is probed later, when the first map is drawn.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
+from pipeline.config import merge_layers
 from pipeline.errors import ConfigError
 
 DEFAULT_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
@@ -89,6 +96,28 @@ class Settings:
         if self.tiles == "none":
             return None
         return DEFAULT_TILES if self.tiles == "auto" else self.tiles
+
+
+ENV_PREFIX = "UNCIA_SERVE_"
+
+
+def resolve_settings(
+    cli: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Merge defaults < config file [serve] < environment < command line into Settings.
+
+    `cli` holds only the settings the user gave (None means "not given"). Raises ConfigError
+    for an unknown setting, a value of the wrong type or one out of range.
+    """
+    known = {f.name: f.type for f in fields(Settings)}
+    merged = merge_layers(
+        known, cli, os.environ if env is None else env, ENV_PREFIX, config_file, "serve"
+    )
+    if "data_dir" not in merged:
+        raise ConfigError("missing required setting data_dir (--data)")
+    return Settings(**merged)
 
 
 def _is_tile_template(value: str) -> bool:

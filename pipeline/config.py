@@ -135,6 +135,12 @@ def _coerce(name: str, value: Any, target: Any) -> Any:
         return None
     text_type = target if isinstance(target, str) else getattr(target, "__name__", str(target))
     text_type = text_type.replace(" | None", "")
+    if text_type.startswith("tuple["):  # a list in TOML, comma-separated in the environment
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ConfigError(f"option {name}: cannot use {value!r} (a list expected)")
+        item_type = text_type[len("tuple[") :].split(",")[0].strip()
+        return tuple(_coerce(name, str(i).strip(), item_type) for i in items if str(i).strip())
     try:
         if "Path" in text_type:
             return Path(value)
@@ -156,8 +162,8 @@ def _coerce(name: str, value: Any, target: Any) -> Any:
         raise ConfigError(f"option {name}: cannot use {value!r} ({text_type} expected)") from exc
 
 
-def read_config_file(path: Path | None) -> dict[str, Any]:
-    """Return the [run] table of a TOML config file (empty when `path` is None)."""
+def read_config_file(path: Path | None, table: str = "run") -> dict[str, Any]:
+    """Return the [run] (or other) table of a TOML config file (empty when `path` is None)."""
     if path is None:
         return {}
     try:
@@ -166,10 +172,40 @@ def read_config_file(path: Path | None) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path}: {exc}") from exc
-    run = data.get("run", {})
-    if not isinstance(run, dict):
-        raise ConfigError(f"config file {path}: [run] must be a table")
-    return run
+    section = data.get(table, {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"config file {path}: [{table}] must be a table")
+    return section
+
+
+def merge_layers(
+    known: Mapping[str, Any],
+    cli: Mapping[str, Any],
+    env: Mapping[str, str],
+    env_prefix: str,
+    config_file: Path | None,
+    table: str,
+) -> dict[str, Any]:
+    """Merge defaults < config file table < environment (`env_prefix` + NAME) < command line
+    for the fields `known` (name: type); returns only the values given somewhere.
+
+    `cli` holds the options the user gave (None means "not given"). Raises ConfigError for an
+    unknown option in the file or a value of the wrong type anywhere.
+    """
+    merged: dict[str, Any] = {}
+    for name, value in read_config_file(config_file, table).items():
+        key = name.replace("-", "_")
+        if key not in known:
+            raise ConfigError(f"config file {config_file}: unknown option {name!r} in [{table}]")
+        merged[key] = _coerce(key, value, known[key])
+    for name, kind in known.items():
+        raw = env.get(env_prefix + name.upper())
+        if raw is not None and raw != "":
+            merged[name] = _coerce(name, raw, kind)
+    for name, value in cli.items():
+        if value is not None:
+            merged[name] = _coerce(name, value, known[name])
+    return merged
 
 
 def resolve_run_options(
@@ -185,19 +221,7 @@ def resolve_run_options(
     """
     env = os.environ if env is None else env
     known = {f.name: f.type for f in fields(RunOptions)}
-    merged: dict[str, Any] = {}
-    for name, value in read_config_file(config_file).items():
-        key = name.replace("-", "_")
-        if key not in known:
-            raise ConfigError(f"config file {config_file}: unknown option {name!r}")
-        merged[key] = _coerce(key, value, known[key])
-    for name, kind in known.items():
-        raw = env.get(ENV_PREFIX + name.upper())
-        if raw is not None and raw != "":
-            merged[name] = _coerce(name, raw, kind)
-    for name, value in cli.items():
-        if value is not None:
-            merged[name] = _coerce(name, value, known[name])
+    merged = merge_layers(known, cli, env, ENV_PREFIX, config_file, "run")
     for required in ("images_root", "deployments", "out_dir"):
         if required not in merged:
             raise ConfigError(f"missing required option {required}")
