@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 SHARED_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "camera-traps"
+UNCIA = Path(sys.executable).parent / "uncia"  # the console script `pip install` made
 
 DEPLOYMENT_COLUMNS = [
     "deploymentID",
@@ -82,3 +85,34 @@ def uncia_run_command(root: Path, csv: Path, out: Path, *extra: str) -> list[str
         sys.executable, "-m", "pipeline.cli", "run", str(root), "--deployments", str(csv),
         "--out", str(out), "--backbone", "efficientnet_lite0", "--no-progress", *extra,
     ]  # fmt: skip
+
+
+def uncia(
+    *args: str | Path,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `uncia` command (the console script beside this Python) in a new
+    process and session: no terminal, a fresh torch, the environment `env` (default: ours)."""
+    result = subprocess.run(
+        [str(UNCIA), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        input=stdin,
+        start_new_session=True,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"uncia {args} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def announced_port(proc: subprocess.Popen[str], then: str = "") -> int:
+    """The loopback port in the first line `uncia serve` prints, checked against `then`."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"http://127\.0\.0\.1:(\d+)/ .*" + then, line)
+    assert match, line
+    return int(match.group(1))

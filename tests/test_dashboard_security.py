@@ -53,6 +53,7 @@ from pipeline.cli import build_parser
 from pipeline.demo import DemoOptions, build_demo_survey
 from pipeline.errors import ConfigError
 from pipeline.schema import TABLES
+from tests.helpers import announced_port as _announced_port
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
 
@@ -308,15 +309,6 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
     except (OSError, IndexError):
         return "gone"
-
-
-def _announced_port(proc: subprocess.Popen[str], then: str = "") -> int:
-    """The loopback port in the first line `uncia serve` prints, checked against `then`."""
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = re.search(r"http://127\.0\.0\.1:(\d+)/ .*" + then, line)
-    assert match, line
-    return int(match.group(1))
 
 
 def _free_port() -> int:
