@@ -23,7 +23,7 @@ import pyarrow as pa
 from dashboard.filters import Filters
 from pipeline.errors import StoreError
 from pipeline.schema import RunKind
-from pipeline.store import StorePaths
+from pipeline.store import StorePaths, first_row
 
 DEFAULT_EVENT_GAP_MINUTES = 30.0
 _ALIAS = "survey"
@@ -94,27 +94,19 @@ class Overview:
     n_deployments: int
 
 
-def _first_row(
-    con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None
-) -> tuple[Any, ...] | None:
-    """Run `sql` and return its first row; fetching all rows leaves the cursor free again."""
-    rows = con.execute(sql, params or {}).fetchall()
-    return rows[0] if rows else None
-
-
 def survey_overview(con: duckdb.DuckDBPyConnection) -> Overview:
     """Summarise the store: first/last deployment day, latest run's model and threshold."""
-    first, last, n_dep = _first_row(  # type: ignore[misc]
+    first, last, n_dep = first_row(  # type: ignore[misc]
         con,
         'SELECT min("deploymentStart")::DATE, max("deploymentEnd")::DATE, count(*) '
         "FROM deployments",
     )
-    (is_demo,) = _first_row(  # type: ignore[misc]
+    (is_demo,) = first_row(  # type: ignore[misc]
         con,
         "SELECT count(*) FILTER (WHERE kind = $demo) > 0 FROM runs",
         {"demo": RunKind.DEMO.value},
     )
-    latest = _first_row(
+    latest = first_row(
         con,
         "SELECT model_name, backbone, leopard_threshold, status, options_json FROM runs "
         "ORDER BY started_at DESC, run_id DESC LIMIT 1",
@@ -194,7 +186,7 @@ class ImageSource:
 
 def image_source(con: duckdb.DuckDBPyConnection, image_id: str) -> ImageSource | None:
     """Look `image_id` up in the images table; None when the store has no such frame."""
-    row = _first_row(
+    row = first_row(
         con,
         "SELECT i.file_path, coalesce(r.kind = $demo, false) FROM images i "
         "LEFT JOIN runs r USING (run_id) WHERE i.image_id = $image_id LIMIT 1",

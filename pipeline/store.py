@@ -22,7 +22,7 @@ import json
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -415,3 +415,15 @@ def open_store(out_dir: Path) -> duckdb.DuckDBPyConnection:
     con.execute("ATTACH ? AS store (READ_ONLY)", [str(path)])
     con.execute("USE store")
     return con
+
+
+def first_row(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+) -> tuple[Any, ...] | None:
+    """Run `sql` and return its first row, None when it has none.
+
+    It fetches every row: since DuckDB 2.0 a result read only in part (`fetchone()`) blocks
+    the connection's next `sql()` or `register()` (ResourceInUseException), so a one-row
+    read finishes its result."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
