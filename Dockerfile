@@ -12,16 +12,17 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY pipeline ./pipeline
 COPY cli ./cli
 COPY dashboard ./dashboard
 COPY app.py ./
-# CPU by default: the CPU wheels of torch keep the image small; the pins match pyproject.toml.
+# CPU by default: the CPU wheels of torch keep the image small; the pins match requirements.lock.
 # A CUDA build passes --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu126.
+# Everything else, torch's own dependencies included, comes from PyPI at the locked versions.
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
-RUN pip install --index-url "${TORCH_INDEX}" torch==2.14.1 torchvision==0.29.1 \
-    && pip install .
+RUN pip install --no-deps --index-url "${TORCH_INDEX}" torch==2.14.1 torchvision==0.29.1 \
+    && pip install -c requirements.lock .
 
 RUN groupadd --gid 10001 uncia \
     && useradd --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin uncia \

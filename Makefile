@@ -3,21 +3,37 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
+LOCK   := requirements.lock
 DEMO_DIR ?= data/demo
 HOST ?= 127.0.0.1
 PORT ?= 8050
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench bench-pipeline bench-views bench-spark bench-train bench-identify bench-localize bench-dashboard bench-load lint lint-docker install install-dev browser java clean
+.PHONY: demo test lock bench bench-pipeline bench-views bench-spark bench-train bench-identify bench-localize bench-dashboard bench-load lint lint-docker install install-dev browser java clean
 
-$(VENV)/.installed: pyproject.toml
+# requirements.lock holds the exact version of every distribution the suite passed on; every
+# install takes it as pip constraints, so a fresh clone gets those versions, not next month's.
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -e .
+	$(PIP) install -q -c $(LOCK) -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(PIP) install -q -e '.[dev,spark]'
+$(VENV)/.installed-dev: pyproject.toml $(LOCK) $(VENV)/.installed
+	$(PIP) install -q -c $(LOCK) -e '.[dev,spark]'
 	touch $@
+
+# Refresh the lock: resolve pyproject.toml's ranges afresh in a new .venv, pin what was
+# installed, run the whole suite on it (docs/dependencies.md says when).
+lock: browser java
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -e '.[dev,spark]'
+	{ echo "# Exact versions of every distribution 'make test' installs, as pip constraints."; \
+	  echo "# Written by 'make lock' on $$($(PY) --version), $$(uname -sm); do not edit by hand."; \
+	  $(PIP) freeze --all --exclude-editable --exclude pip; } > $(LOCK).tmp
+	mv $(LOCK).tmp $(LOCK)
+	touch $(VENV)/.installed $(VENV)/.installed-dev
+	$(PY) -m pytest
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
@@ -73,4 +89,4 @@ lint-docker: install-dev
 	$(VENV)/bin/hadolint Dockerfile
 
 clean:
-	rm -rf $(VENV) .pytest_cache bench/work
+	rm -rf $(VENV) $(LOCK).tmp .pytest_cache bench/work

@@ -95,7 +95,8 @@ def build_store(out: Path, rows: int, cameras: int, years: int, seed: int = 11) 
     tmp = out / "building.duckdb"
     tmp.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))
-    con.execute(f"SELECT setseed({(seed % 100) / 100})")
+    # Read to the end: DuckDB 2.0 refuses register() below while a SELECT's result is unread.
+    con.execute(f"SELECT setseed({(seed % 100) / 100})").fetchall()
     for name in TABLES:
         con.execute(duckdb_ddl(name))
     con.register("deployments_in", deployments)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import csv
 import io
 import re
@@ -11,8 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,12 +20,12 @@ import h3
 import numpy as np
 from PIL import Image
 
-from cli.main import main
 from dashboard.serving.auth import REQUIRED_ROLE_ATTR
 from pipeline.errors import StoreError
 from pipeline.store.store import StorePaths
 
 SHARED_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "camera-traps"
+UNCIA = Path(sys.executable).parent / "uncia"  # the console script `pip install` made
 
 DEPLOYMENT_COLUMNS = [
     "deploymentID",
@@ -122,20 +120,24 @@ def cell_center(cell: str) -> tuple[float, float]:
     return lat, lng
 
 
-@dataclass(frozen=True)
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def uncia(*args: str | Path, check: bool = True) -> Result:
-    """Run the `uncia` command line in this process (the model loads without a fresh torch)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    result = Result(code, out.getvalue(), err.getvalue())
-    if check and code != 0:
+def uncia(
+    *args: str | Path,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `uncia` command (the console script beside this Python) in a new
+    process and session: no terminal, a fresh torch, the environment `env` (default: ours)."""
+    result = subprocess.run(
+        [str(UNCIA), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        input=stdin,
+        start_new_session=True,
+    )
+    if check and result.returncode != 0:
         raise AssertionError(f"uncia {args} failed:\n{result.stdout}\n{result.stderr}")
     return result
 

@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import SHARED_PHOTOS, deployment, jpeg_bytes, open_store, write_deployments
+from tests.helpers import (
+    SHARED_PHOTOS,
+    deployment,
+    jpeg_bytes,
+    open_store,
+    uncia,
+    write_deployments,
+)
 
 pytestmark = pytest.mark.model
 T0 = datetime(2024, 2, 10, 6, 0, 0)
-
-
-def uncia(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "cli.main", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"uncia {args} failed:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 @pytest.fixture(scope="module")

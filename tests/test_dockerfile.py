@@ -57,3 +57,18 @@ def test_image_is_cpu_by_default_with_a_health_check_and_two_commands() -> None:
     assert json.loads(args["ENTRYPOINT"]) == ["uncia"]
     assert json.loads(args["CMD"])[0] == "serve"  # `docker run IMAGE run …` is the pipeline
     assert "curl" not in DOCKERFILE.read_text()
+
+
+def test_image_installs_the_locked_versions() -> None:
+    """torch from the CPU index at the locked version, everything else constrained by the lock."""
+    runs = " ".join(arg for op, arg in _instructions() if op == "RUN")
+    copies = " ".join(arg for op, arg in _instructions() if op == "COPY")
+    assert "requirements.lock" in copies
+    assert re.search(r"pip install -c requirements\.lock \.(\s|$)", runs), runs
+    locked = dict(
+        line.split("==")
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if line.startswith(("torch==", "torchvision=="))
+    )
+    pins = dict(re.findall(r"\b(torch|torchvision)==([\w.+]+)", runs))
+    assert pins == locked and len(pins) == 2

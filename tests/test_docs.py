@@ -1,8 +1,10 @@
-"""The docs keep up with the code: every CLI option and every table column is documented."""
+"""The docs keep up with the code: every CLI command and option and every table column is
+documented, and every command is tested the way its docs show it first."""
 
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 from pathlib import Path
 
@@ -13,12 +15,24 @@ from pipeline.schema import H3_COLUMNS, TABLES
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 README = Path(__file__).resolve().parents[1] / "README.md"
+DEFAULTS_TESTS = Path(__file__).with_name("test_cli_defaults.py")
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
     parser = build_parser()
     (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     return dict(sub.choices)
+
+
+@pytest.mark.parametrize("command", sorted(_subcommands()))
+def test_every_command_is_documented_and_run_with_only_its_required_arguments(
+    command: str,
+) -> None:
+    assert f"## `uncia {command}" in (DOCS / "cli.md").read_text(), f"uncia {command} undocumented"
+    tree = ast.parse(DEFAULTS_TESTS.read_text())
+    tests = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    wanted = f"test_uncia_{command.replace('-', '_')}_with_only_its_required_arguments"
+    assert wanted in tests, f"uncia {command}: no {wanted} in tests/{DEFAULTS_TESTS.name}"
 
 
 @pytest.mark.parametrize("command", sorted(_subcommands()))

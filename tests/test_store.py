@@ -164,3 +164,26 @@ def test_store_files_are_readable_by_other_users(out: Path) -> None:
     store.finalize(out, BurstOptions())
     for path in (part, out / "uncia.duckdb", out / "parquet" / "detections.parquet"):
         assert path.stat().st_mode & 0o044 == 0o044, path
+
+
+def test_first_row_leaves_the_connection_free_for_the_next_query() -> None:
+    """A one-row read must not hold the connection: DuckDB 2.0 refuses the next sql() or
+    register() while a result is half-read (what crashed `uncia localize`)."""
+    con = duckdb.connect()
+    assert store.first_row(con, "SELECT * FROM range(?) ORDER BY 1 DESC", [3]) == (2,)
+    assert store.first_row(con, "SELECT 1 WHERE false") is None
+    con.register("t", pa.table({"a": [1, 2]}))
+    assert con.sql("SELECT sum(a) FROM t").fetchall() == [(3,)]
+
+
+def test_no_module_reads_a_result_in_part() -> None:
+    """One-row reads go through store.first_row, never fetchone() / fetchmany()."""
+    root = Path(__file__).resolve().parents[1]
+    partial = [
+        f"{path.relative_to(root)}:{n}"
+        for folder in ("pipeline", "dashboard", "bench")
+        for path in (root / folder).rglob("*.py")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if ".fetchone(" in line or ".fetchmany(" in line
+    ]
+    assert not partial, partial

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from dashboard.filters import Filters
 from pipeline.schema import RunKind
-from pipeline.store.store import StorePaths
+from pipeline.store.store import StorePaths, first_row
 
 DEFAULT_EVENT_GAP_MINUTES = 30.0
 log = logging.getLogger(__name__)
@@ -43,27 +43,19 @@ class Overview:
     views: str | None = None  # what of each frame the latest run scored (docs/views.md)
 
 
-def _first_row(
-    con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None
-) -> tuple[Any, ...] | None:
-    """Run `sql` and return its first row; fetching all rows leaves the cursor free again."""
-    rows = con.execute(sql, params or {}).fetchall()
-    return rows[0] if rows else None
-
-
 def survey_overview(con: duckdb.DuckDBPyConnection) -> Overview:
     """Summarise the store: first/last deployment day, latest run's model and threshold."""
-    first, last, n_dep = _first_row(  # type: ignore[misc]
+    first, last, n_dep = first_row(  # type: ignore[misc]
         con,
         'SELECT min("deploymentStart")::DATE, max("deploymentEnd")::DATE, count(*) '
         "FROM deployments",
     )
-    (is_demo,) = _first_row(  # type: ignore[misc]
+    (is_demo,) = first_row(  # type: ignore[misc]
         con,
         "SELECT count(*) FILTER (WHERE kind = $demo) > 0 FROM runs",
         {"demo": RunKind.DEMO.value},
     )
-    latest = _first_row(
+    latest = first_row(
         con,
         "SELECT model_name, backbone, leopard_threshold, status, options_json FROM runs "
         "ORDER BY started_at DESC, run_id DESC LIMIT 1",
@@ -153,7 +145,7 @@ class ImageSource:
 
 def image_source(con: duckdb.DuckDBPyConnection, image_id: str) -> ImageSource | None:
     """Look `image_id` up in the images table; None when the store has no such frame."""
-    row = _first_row(
+    row = first_row(
         con,
         "SELECT i.file_path, coalesce(r.kind = $demo, false) FROM images i "
         "LEFT JOIN runs r USING (run_id) WHERE i.image_id = $image_id LIMIT 1",
@@ -274,7 +266,7 @@ ORDER BY individuals DESC, sightings DESC, hexagon
 def burst_for_review(con: duckdb.DuckDBPyConnection, burst_id: str) -> tuple[Any, ...] | None:
     """(best_image_id, score, model_name) of burst `burst_id`, what a review decision records
     with it; None when the store has no such burst."""
-    return _first_row(
+    return first_row(
         con,
         "SELECT b.best_image_id, b.score, d.model_name FROM bursts b "
         "LEFT JOIN detections d ON d.image_id = b.best_image_id WHERE b.burst_id = $burst",

@@ -45,6 +45,7 @@ from pipeline.store.store import (
     StorePaths,
     atomic_write_bytes,
     atomic_write_parquet,
+    first_row,
     new_run_id,
 )
 from pipeline.training.head import HeadTarget, load_model
@@ -106,10 +107,11 @@ def frames_to_localize(data_dir: Path, threshold: float | None) -> tuple[pa.Tabl
     if threshold is None:
         runs = paths.table("runs")
         row = (
-            con.execute(
+            first_row(
+                con,
                 "SELECT leopard_threshold FROM read_parquet(?) ORDER BY started_at DESC LIMIT 1",
                 [str(runs)],
-            ).fetchone()
+            )
             if runs.exists()
             else None
         )

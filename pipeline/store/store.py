@@ -22,7 +22,7 @@ import json
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -400,3 +400,13 @@ def write_tables(out_dir: Path, tables: dict[str, pa.Table]) -> None:
         wal.unlink(missing_ok=True)
 
 
+def first_row(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+) -> tuple[Any, ...] | None:
+    """Run `sql` and return its first row, None when it has none.
+
+    It fetches every row: since DuckDB 2.0 a result read only in part (`fetchone()`) blocks
+    the connection's next `sql()` or `register()` (ResourceInUseException), so a one-row
+    read finishes its result."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
