@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from dashboard.auth import verify_password
+from dashboard.serving.auth import verify_password
 
 from cli.main import build_parser
 from pipeline.store import store
