@@ -21,7 +21,7 @@ from pipeline.evaluate import EvaluateOptions, evaluate
 from pipeline.head import HEAD_NPZ, TrainedHead, TrainedModel, load_model
 from pipeline.labels import NO_DEPLOYMENT, read_labelled_frames
 from pipeline.metrics import threshold_for_recall
-from pipeline.schema import EMBEDDINGS, EVALUATED_FRAMES, TRAINING_FRAMES
+from pipeline.schema import EMBEDDINGS, EVALUATED_FRAMES, TRAINING_FRAMES, VIEW_EMBEDDINGS
 from pipeline.splits import grouped_folds, grouped_holdout
 from pipeline.train import TrainOptions, train_model
 from tests.train_fixtures import make_survey, plain_jpeg, spotted_jpeg
@@ -29,7 +29,7 @@ from tests.train_fixtures import make_survey, plain_jpeg, spotted_jpeg
 TRAINING_DOC = Path(__file__).resolve().parents[1] / "docs" / "training.md"
 
 
-@pytest.mark.parametrize("schema", [EMBEDDINGS, TRAINING_FRAMES, EVALUATED_FRAMES])
+@pytest.mark.parametrize("schema", [EMBEDDINGS, VIEW_EMBEDDINGS, TRAINING_FRAMES, EVALUATED_FRAMES])
 def test_training_file_columns_are_documented(schema: pa.Schema) -> None:
     documented = set(re.findall(r"^\| `([^`]+)`", TRAINING_DOC.read_text(), flags=re.M))
     missing = [name for name in schema.names if name not in documented]
