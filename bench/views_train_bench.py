@@ -150,12 +150,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     def scored(model: Path, images: Path, labels: Path, out: str, **extra: Any) -> dict:
         done = evaluate(
             EvaluateOptions(
-                images_root=images, labels=labels, out_dir=work / out, model_dir=model,
-                compare_views=True, **extra, **quiet,
+                images_root=images,
+                labels=labels,
+                out_dir=work / out,
+                model_dir=model,
+                compare_views=True,
+                **extra,
+                **quiet,
             ),
             log=log,
             backbone=backbone,
-        )  # fmt: skip
+        )
         report = done.report
         return {
             "views": report["model"]["views"]["views"],
@@ -239,9 +244,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         step(f"(c) cats head on {views}, all pictures, on snow-leopard-dev")
         model = train(all_csv, f"all-{views}", views, test_fraction=0.0)
         out_of_domain[f"head_{views}"] = scored(
-            model, SNOW_LEOPARD_DEV, SNOW_LEOPARD_DEV / "labels.csv", f"all-{views}-dev",
+            model,
+            SNOW_LEOPARD_DEV,
+            SNOW_LEOPARD_DEV / "labels.csv",
+            f"all-{views}-dev",
             positive=("snow_leopard",),
-        )  # fmt: skip
+        )
     results["cats_heads_on_snow_leopard_dev"] = out_of_domain
 
     results["finished_at"] = datetime.now().isoformat(timespec="seconds")

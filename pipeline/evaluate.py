@@ -392,7 +392,7 @@ def _write(
                 [v if not np.isnan(s) else None for v, s in zip(views, score, strict=True)],
                 pa.string(),
             ),
-        )  # fmt: skip
+        )
     )
     atomic_write_parquet(
         table.select(EVALUATED_FRAMES.names).cast(EVALUATED_FRAMES), out / "frames.parquet"

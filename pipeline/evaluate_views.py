@@ -75,9 +75,16 @@ def score_labelled(
     embedded: dict[str, LabelledEmbeddings] = {}
     if ViewMode.WHOLE in modes:
         embedded["whole"] = embed_labelled(
-            frames, backbone, cache_dir, tta_flip, burst_gap_seconds, batch_size, workers,
-            progress, log,
-        )  # fmt: skip
+            frames,
+            backbone,
+            cache_dir,
+            tta_flip,
+            burst_gap_seconds,
+            batch_size,
+            workers,
+            progress,
+            log,
+        )
     tiled = [m for m in modes if m != ViewMode.WHOLE]
     if tiled:
         mode = ViewMode.TILES_MOTION if ViewMode.TILES_MOTION in tiled else ViewMode.TILES
@@ -89,9 +96,17 @@ def score_labelled(
             motion_regions=views.motion_regions,
         )
         embedded["views"] = embed_labelled(
-            frames, backbone, cache_dir, tta_flip, burst_gap_seconds, batch_size, workers,
-            progress, log, views=cut,
-        )  # fmt: skip
+            frames,
+            backbone,
+            cache_dir,
+            tta_flip,
+            burst_gap_seconds,
+            batch_size,
+            workers,
+            progress,
+            log,
+            views=cut,
+        )
     first = next(iter(embedded.values()))
     n = frames.num_rows
     out: dict[ViewMode, ModeScores] = {}
@@ -101,11 +116,10 @@ def score_labelled(
         if mode == ViewMode.TILES and source.kinds is not None:
             rows = source.kinds != ViewKind.MOTION.value
         out[mode] = _best_views(source, rows, classifier, n, tta_flip)
-    failures = [
-        next((e.frames.column("failure")[i].as_py() for e in embedded.values() if
-              e.frames.column("failure")[i].as_py() is not None), None)
-        for i in range(n)
-    ]  # fmt: skip
+    failures: list[str | None] = [None] * n  # a frame that failed in any mode failed
+    for e in embedded.values():
+        for i, failure in enumerate(e.frames.column("failure").to_pylist()):
+            failures[i] = failures[i] or failure
     table = first.frames.set_column(
         first.frames.schema.get_field_index("failure"), "failure", pa.array(failures, pa.string())
     )

@@ -167,8 +167,17 @@ def _views_table(compare: dict[str, Any] | None) -> str:
     """Whole frame, tiles and tiles+motion side by side (`uncia evaluate --compare-views`)."""
     if not compare:
         return ""
-    head = ["views", "threshold", "frames AP", "recall", "recall at 1% FP", "visits AP",
-            "recall", "recall at 1% FP", "best view of positive frames"]  # fmt: skip
+    head = [
+        "views",
+        "threshold",
+        "frames AP",
+        "recall",
+        "recall at 1% FP",
+        "visits AP",
+        "recall",
+        "recall at 1% FP",
+        "best view of positive frames",
+    ]
     rows = [_row(head, header=True)]
     for mode, block in compare.items():
         f, v = block["frame"], block["visit"]
@@ -185,7 +194,7 @@ def _views_table(compare: dict[str, Any] | None) -> str:
                     v["recall"],
                     v["recall_at_1pct_fp"],
                     best,
-                ]  # fmt: skip
+                ]
             )
         )
     return (

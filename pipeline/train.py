@@ -202,9 +202,17 @@ def embed_labelled(
     """
     if views is not None and views.tiled:
         return _embed_labelled_views(
-            frames, backbone, cache_dir, flips, burst_gap_seconds, views, batch_size, workers,
-            progress, log,
-        )  # fmt: skip
+            frames,
+            backbone,
+            cache_dir,
+            flips,
+            burst_gap_seconds,
+            views,
+            batch_size,
+            workers,
+            progress,
+            log,
+        )
     cache = (
         EmbeddingCache(
             cache_dir,

@@ -22,7 +22,15 @@ from pipeline.decode import DecodedFrame, parse_exif_datetime
 from pipeline.embed import Backbone
 from pipeline.embedding_cache import COMPACT_AFTER_PARTS, EmbeddingCache, decode_batches, sha256_of
 from pipeline.schema import VIEW_EMBEDDINGS, ViewKind, ViewMode
-from pipeline.views import MotionCandidate, ViewOptions, cut_views, format_grids, motion_boxes
+from pipeline.views import (
+    Box,
+    FrameViews,
+    MotionCandidate,
+    ViewOptions,
+    cut_views,
+    format_grids,
+    motion_boxes,
+)
 from pipeline.views import motion_groups as find_motion_groups
 
 ROWS_PER_PART = 512  # rows hold every view of a frame: parts stay a few tens of MB
@@ -129,6 +137,7 @@ def embed_views(
         overlap=views.overlap,
         working_side=views.working_side,
     )
+    whole_only = ViewOptions(mode=ViewMode.WHOLE, working_side=views.working_side)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         hashes = list(pool.map(sha256_of, paths, chunksize=64))
     cached = (
@@ -153,8 +162,8 @@ def embed_views(
         if failure is not None
     }
 
-    def needs_tiles(sha: str | None) -> bool:
-        return sha is not None and any((sha, f) not in cached_keys for f in wanted_flips)
+    def needs_tiles(sha: str) -> bool:
+        return any((sha, f) not in cached_keys for f in wanted_flips)
 
     hits = sum(1 for sha in hashes if sha is not None and not needs_tiles(sha))
     order = sorted(range(len(paths)), key=lambda i: (deployments[i], paths[i]))
@@ -163,8 +172,9 @@ def embed_views(
     else:  # one file per content whose tiles are missing
         first: dict[str, int] = {}
         for i in order:
-            if needs_tiles(hashes[i]):
-                first.setdefault(hashes[i], i)  # type: ignore[arg-type]
+            sha = hashes[i]
+            if sha is not None and needs_tiles(sha):
+                first.setdefault(sha, i)
         to_decode = list(first.values())
 
     new_rows: list[dict[str, object]] = []
@@ -189,49 +199,39 @@ def embed_views(
         )
         for start, decoded in zip(range(0, len(to_decode), batch_size), batches, strict=True):
             indices = to_decode[start : start + batch_size]
-            ok = [k for k, frame in enumerate(decoded) if frame.working is not None]
-            motion: dict[int, list[tuple[float, float, float, float]]] = {}
-            if views.motion:
-                motion = _motion_boxes(
-                    [decoded[k] for k in ok],
-                    [deployments[indices[k]] for k in ok],
-                    views,
-                    burst_gap_seconds,
+            working = {k: f.working for k, f in enumerate(decoded) if f.working is not None}
+            motion = (
+                _motion_boxes(
+                    decoded, working, [deployments[i] for i in indices], views, burst_gap_seconds
                 )
-                motion = {ok[j]: boxes for j, boxes in motion.items()}
-            pixels, owners = [], []  # views to embed, and whose: (file index, "tiles"/"motion")
-            for k in ok:
-                i, frame = indices[k], decoded[k]
-                sha = hashes[i]
+                if views.motion
+                else {}
+            )
+            cuts: list[tuple[int, bool, FrameViews]] = []  # (file index, motion?, its views)
+            for k, frame in working.items():
+                i, sha = indices[k], hashes[indices[k]]
+                assert sha is not None  # only files that could be read are decoded
                 if needs_tiles(sha) and sha not in tiled:
-                    cut = cut_views(frame.working, tiles_only, size)  # type: ignore[arg-type]
-                    pixels.append(cut.pixels)
-                    owners.append((i, "tiles", cut.boxes))
-                    tiled[sha] = _Views({}, cut.boxes)  # type: ignore[index]
+                    cut = cut_views(frame, tiles_only, size)
+                    tiled[sha] = _Views({}, cut.boxes)
+                    cuts.append((i, False, cut))
                 if motion.get(k):
-                    whole_only = ViewOptions(mode=ViewMode.WHOLE, working_side=views.working_side)
-                    cut = cut_views(frame.working, whole_only, size, motion[k])  # type: ignore[arg-type]
-                    pixels.append(cut.pixels[1:])  # the crops, not the whole view again
-                    owners.append((i, "motion", cut.boxes[1:]))
-            if pixels:
-                stacked = np.concatenate(pixels)
-                features = {False: embed_in_batches(backbone, stacked, batch_size)}
-                if flips:
-                    features[True] = embed_in_batches(
-                        backbone, np.ascontiguousarray(stacked[:, :, ::-1]), batch_size
-                    )
-                at = 0
-                for (i, what, boxes), block in zip(owners, pixels, strict=True):
-                    own = {f: features[f][at : at + len(block)] for f in features}
-                    at += len(block)
-                    if what == "motion":
-                        moving[i] = _Views(own, boxes)
-                    else:
-                        tiled[hashes[i]].features.update(own)  # type: ignore[index]
-            for k, frame in enumerate(decoded):
+                    cut = cut_views(frame, whole_only, size, motion[k])
+                    crops = FrameViews(cut.pixels[1:], cut.boxes[1:], cut.kinds[1:])
+                    cuts.append((i, True, crops))  # the crops, not the whole view again
+            for (i, is_motion, cut), features in zip(
+                cuts,
+                _embed_cuts(backbone, [c for _, _, c in cuts], flips, batch_size),
+                strict=True,
+            ):
+                if is_motion:
+                    moving[i] = _Views(features, cut.boxes)
+                else:
+                    tiled[hashes[i]].features.update(features)  # type: ignore[index]
+            for k, frame_decoded in enumerate(decoded):
                 sha = hashes[indices[k]]
-                if needs_tiles(sha):  # once per content: then its keys are known
-                    new_rows += _rows(backbone, layout, frame, wanted_flips, tiled.get(sha))  # type: ignore[arg-type]
+                if sha is not None and needs_tiles(sha):  # once per content
+                    new_rows += _rows(backbone, layout, frame_decoded, wanted_flips, tiled.get(sha))
                     cached_keys.update((sha, f) for f in wanted_flips)
             if len(new_rows) >= ROWS_PER_PART:
                 flush()
@@ -245,22 +245,47 @@ def embed_views(
     )
 
 
+def _embed_cuts(
+    backbone: Backbone, cuts: list[FrameViews], flips: bool, batch_size: int
+) -> list[dict[bool, np.ndarray]]:
+    """The features of every view of `cuts` (and of its mirror image with `flips`), per cut."""
+    if not cuts:
+        return []
+    pixels = np.concatenate([c.pixels for c in cuts])
+    features = {False: embed_in_batches(backbone, pixels, batch_size)}
+    if flips:
+        mirrored = np.ascontiguousarray(pixels[:, :, ::-1])
+        features[True] = embed_in_batches(backbone, mirrored, batch_size)
+    out, at = [], 0
+    for cut in cuts:
+        out.append({f: block[at : at + len(cut.pixels)] for f, block in features.items()})
+        at += len(cut.pixels)
+    return out
+
+
 def _motion_boxes(
-    frames: list[DecodedFrame],
+    decoded: list[DecodedFrame],
+    working: dict[int, np.ndarray],
     deployments: list[str],
     views: ViewOptions,
     burst_gap_seconds: float,
-) -> dict[int, list[tuple[float, float, float, float]]]:
-    """Motion crop boxes (working pixels) of decoded frames, found within their bursts."""
+) -> dict[int, list[Box]]:
+    """Motion crop boxes (working pixels) of the decoded frames of one batch (by position
+    in `decoded`), found within their bursts as `uncia run` finds them."""
+    positions = list(working)
     candidates = [
-        MotionCandidate(dep, parse_exif_datetime(f.exif_datetime, f.exif_offset)[0], f.working)
-        for f, dep in zip(frames, deployments, strict=True)
+        MotionCandidate(
+            deployments[k],
+            parse_exif_datetime(decoded[k].exif_datetime, decoded[k].exif_offset)[0],
+            working[k],
+        )
+        for k in positions
     ]
-    out: dict[int, list[tuple[float, float, float, float]]] = {}
+    out: dict[int, list[Box]] = {}
     for group in find_motion_groups(candidates, burst_gap_seconds):
-        found = motion_boxes([frames[j].working for j in group], views.motion_regions)  # type: ignore[misc]
+        found = motion_boxes([working[positions[j]] for j in group], views.motion_regions)
         for j, boxes in zip(group, found, strict=True):
-            out[j] = boxes
+            out[positions[j]] = boxes
     return out
 
 
@@ -271,7 +296,8 @@ def _rows(
     flips: Sequence[bool],
     embedded: _Views | None,
 ) -> list[dict[str, object]]:
-    ok = embedded is not None and frame.failure is None
+    """The cache rows of one content: its views' features, or its failure."""
+    ok = embedded if frame.failure is None else None
     return [
         {
             "content_sha256": frame.content_sha256,
@@ -280,9 +306,9 @@ def _rows(
             "weights_sha256": backbone.weights_sha256,
             "input_size": backbone.input_size,
             "layout": layout,
-            "views": len(embedded.boxes) if ok else None,  # type: ignore[union-attr]
-            "features": embedded.features[flip].ravel().tolist() if ok else None,  # type: ignore[union-attr]
-            "boxes": embedded.boxes.ravel().tolist() if ok else None,  # type: ignore[union-attr]
+            "views": len(ok.boxes) if ok else None,
+            "features": ok.features[flip].ravel().tolist() if ok else None,
+            "boxes": ok.boxes.ravel().tolist() if ok else None,
             "failure": frame.failure,
             "width": frame.width,
             "height": frame.height,
@@ -323,22 +349,24 @@ def _assemble(
     box_values = boxes_column.values.to_numpy(zero_copy_only=False)
 
     blocks: dict[bool, list[np.ndarray]] = {f: [] for f in wanted_flips}
-    frame_of, kinds, boxes = [], [], []
+    frame_of: list[int] = []
+    kinds: list[str] = []
+    boxes: list[np.ndarray] = []
     failure: list[str | None] = [None] * len(paths)
     exif: list[str | None] = [None] * len(paths)
     for i, sha in enumerate(hashes):
-        rows = [index.get((sha, f)) for f in wanted_flips] if sha is not None else [None]
-        if any(r is None for r in rows):
+        found = [index.get((sha, f)) for f in wanted_flips] if sha is not None else [None]
+        rows = [r for r in found if r is not None]
+        if len(rows) < len(found):
             failure[i] = f"unreadable: cannot read {paths[i]}"
             continue
-        r0 = rows[0]
-        exif[i] = exifs[r0]  # type: ignore[index]
-        if failures[r0] is not None:  # type: ignore[index]
-            failure[i] = failures[r0]  # type: ignore[index]
+        exif[i] = exifs[rows[0]]
+        if failures[rows[0]] is not None:
+            failure[i] = failures[rows[0]]
             continue
         for flip, r in zip(wanted_flips, rows, strict=True):
-            blocks[flip].append(values[offsets[r] : offsets[r + 1]].reshape(-1, dim))  # type: ignore[operator]
-        frame_boxes = box_values[box_offsets[r0] : box_offsets[r0 + 1]].reshape(-1, 4)  # type: ignore[operator]
+            blocks[flip].append(values[offsets[r] : offsets[r + 1]].reshape(-1, dim))
+        frame_boxes = box_values[box_offsets[rows[0]] : box_offsets[rows[0] + 1]].reshape(-1, 4)
         kinds += [ViewKind.WHOLE.value] + [ViewKind.TILE.value] * (len(frame_boxes) - 1)
         boxes.append(frame_boxes)
         if i in moving:

@@ -125,10 +125,20 @@ def view_models(patch_survey: Survey, tmp_path_factory: pytest.TempPathFactory) 
     """A head on whole frames and one on 4x3 tiles (trained twice), through the CLI."""
     models = tmp_path_factory.mktemp("view-models")
     common = [
-        "train", "--images", patch_survey.root, "--labels", patch_survey.labels,
-        "--backbone", "efficientnet_lite0", "--folds", "3", "--test-fraction", "0.34",
-        "--no-flip", "--no-progress",
-    ]  # fmt: skip
+        "train",
+        "--images",
+        patch_survey.root,
+        "--labels",
+        patch_survey.labels,
+        "--backbone",
+        "efficientnet_lite0",
+        "--folds",
+        "3",
+        "--test-fraction",
+        "0.34",
+        "--no-flip",
+        "--no-progress",
+    ]
     out = {
         "whole": uncia(*common, "--out", models / "whole").stdout,
         "tiles": uncia(*common, "--out", models / "tiles", "--views", "tiles").stdout,
@@ -172,10 +182,20 @@ def test_evaluate_compares_whole_frame_tiles_and_motion_side_by_side(
 ) -> None:
     models = view_models["dir"]
     result = uncia(
-        "evaluate", "--model", models / "tiles", "--images", patch_survey.root,
-        "--labels", patch_survey.labels, "--out", tmp_path / "report", "--compare-views",
-        "--cache", models / ".uncia-cache", "--no-progress",
-    )  # fmt: skip
+        "evaluate",
+        "--model",
+        models / "tiles",
+        "--images",
+        patch_survey.root,
+        "--labels",
+        patch_survey.labels,
+        "--out",
+        tmp_path / "report",
+        "--compare-views",
+        "--cache",
+        models / ".uncia-cache",
+        "--no-progress",
+    )
     assert "views tiles+motion:" in result.stdout
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["model"]["views"]["views"] == "tiles"  # the model's own views by default
