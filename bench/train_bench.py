@@ -80,7 +80,7 @@ def make_frames(
 def fill_cache(cache_dir: Path, backbone: Any, root: Path, rows: list[dict], seed: int) -> None:
     """Write generated embeddings for every file (and its mirror image) into a real cache."""
     from pipeline.schema import EMBEDDINGS
-    from pipeline.store.embedding_cache import EmbeddingCache, _sha256_of
+    from pipeline.store.embedding_cache import EmbeddingCache, sha256_of
 
     cache = EmbeddingCache(
         cache_dir, backbone.name, backbone.weights_sha256, backbone.input_size, backbone.precision
@@ -99,7 +99,7 @@ def fill_cache(cache_dir: Path, backbone: Any, root: Path, rows: list[dict], see
         base += 0.12 * np.outer([r["label"] == "snow_leopard" for r in chunk], leopard)
         features = np.maximum(base + 1.0, 0.0)  # pooled ReLU features are non-negative
         mirrored = np.maximum(features + rng.normal(0, 0.2, features.shape), 0.0).astype(np.float32)
-        shas = [_sha256_of(str(root / r["file"])) for r in chunk]
+        shas = [sha256_of(str(root / r["file"])) for r in chunk]
         for flip, values in ((False, features), (True, mirrored)):
             flat = pa.array(values.reshape(-1))
             table = pa.table(

@@ -7,8 +7,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-# pipeline.stages.embed.BACKBONES, without importing torch
+# pipeline.stages.embed.BACKBONES and RUNTIMES, pipeline.schema.ViewMode, without importing torch
 BACKBONES = ("resnet50", "efficientnet_lite0")
+RUNTIMES = ("auto", "torch", "openvino")
+VIEW_MODES = ("whole", "tiles", "tiles+motion")
 
 
 def _add_model_io_options(parser: argparse.ArgumentParser) -> None:
@@ -50,8 +52,49 @@ def _add_model_io_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="auto",
+        help="backbone runtime: auto (OpenVINO on a CPU), torch, openvino",
+    )
+    parser.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bar"
     )
+
+
+def _add_view_options(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """--views and the tile settings, as `uncia run` names them (pipeline/stages/views.py)."""
+    parser.add_argument(
+        "--views",
+        choices=VIEW_MODES,
+        default=default,
+        help="what of each frame is looked at: whole, tiles, tiles+motion"
+        + (f" ({default})" if default else " (default: the model's; whole zero-shot)"),
+    )
+    parser.add_argument(
+        "--tile-grid", metavar="CxR[,CxR]", help="tile grids, columns x rows (default 4x3)"
+    )
+    parser.add_argument(
+        "--tile-overlap", type=float, metavar="FRACTION", help="tile overlap (default 0.25)"
+    )
+    parser.add_argument(
+        "--working-side",
+        type=int,
+        metavar="PX",
+        help="long side of the decode tiles are cut from (default 960)",
+    )
+    parser.add_argument(
+        "--motion-regions",
+        type=int,
+        metavar="N",
+        help="most motion crops per frame of a burst (default 2)",
+    )
+
+
+def _view_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The view options given on the command line (the others keep their defaults)."""
+    names = ("views", "tile_grid", "tile_overlap", "working_side", "motion_regions")
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
 def add_train_commands(sub: Any) -> None:
@@ -121,6 +164,7 @@ def add_train_commands(sub: Any) -> None:
         "--c", type=float, default=0.1, help="inverse L2 strength of the logistic regression (0.1)"
     )
     train.add_argument("--seed", type=int, default=0, help="random seed of the splits (0)")
+    _add_view_options(train, default="whole")
 
     evaluate = sub.add_parser("evaluate", help="report how well a model finds leopards")
     _add_model_io_options(evaluate)
@@ -155,6 +199,12 @@ def add_train_commands(sub: Any) -> None:
         action="store_true",
         help="average each frame's features with its mirror image's",
     )
+    _add_view_options(evaluate, default=None)
+    evaluate.add_argument(
+        "--compare-views",
+        action="store_true",
+        help="also report whole frame, tiles and tiles+motion side by side",
+    )
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -185,7 +235,9 @@ def train_command(args: argparse.Namespace) -> int:
         workers=args.workers,
         device=args.device,
         precision=args.precision,
+        runtime=args.runtime,
         progress=args.progress,
+        **_view_settings(args),
     )
     for line in train_model(options).lines():
         print(line)
@@ -213,7 +265,10 @@ def evaluate_command(args: argparse.Namespace) -> int:
         workers=args.workers,
         device=args.device,
         precision=args.precision,
+        runtime=args.runtime,
         progress=args.progress,
+        compare_views=args.compare_views,
+        **_view_settings(args),
     )
     for line in evaluate(options).lines():
         print(line)

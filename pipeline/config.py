@@ -23,6 +23,7 @@ from pipeline.stages.views import (
     DEFAULT_MOTION_REGIONS,
     DEFAULT_OVERLAP,
     DEFAULT_WORKING_SIDE,
+    ZERO_SHOT_THRESHOLDS,
     ViewOptions,
     format_grids,
 )
@@ -33,11 +34,6 @@ PRECISION_CHOICES = ("auto", "bf16", "fp32")
 RUNTIME_CHOICES = ("auto", "torch", "openvino")
 ENGINE_CHOICES = ("local", "spark")
 ENV_PREFIX = "UNCIA_"
-# The zero-shot threshold of each view mode, chosen on real frames (docs/views.md): with tiles,
-# 0.15 keeps 14 of the 18 development leopard frames (78%) and flags none of the 2 empty
-# frames of that scene nor any of 104 non-cat camera-trap pictures. Whole-frame scoring keeps
-# its old 0.5. A trained head (--model) brings its own threshold.
-ZERO_SHOT_THRESHOLDS = {ViewMode.WHOLE: 0.5, ViewMode.TILES: 0.15, ViewMode.TILES_MOTION: 0.15}
 
 
 @dataclass(frozen=True)

@@ -217,6 +217,27 @@ EMBEDDINGS = pa.schema(
         pa.field("exif_offset", pa.string()),
     ]
 )
+# VIEW_EMBEDDINGS: the view embedding cache, one row per (content, backbone, weights, view
+# layout, flip): the features of the frame's whole view and tiles (pipeline/stages/views.py),
+# in order.
+VIEW_EMBEDDINGS = pa.schema(
+    [
+        pa.field("content_sha256", pa.string(), nullable=False),
+        pa.field("flip", pa.bool_(), nullable=False),
+        pa.field("backbone", pa.string(), nullable=False),
+        pa.field("weights_sha256", pa.string(), nullable=False),
+        pa.field("input_size", pa.int32(), nullable=False),
+        pa.field("layout", pa.string(), nullable=False),
+        pa.field("views", pa.int32()),  # how many views: 1 + the tiles (null when failed)
+        pa.field("features", pa.list_(pa.float32())),  # views x feature_dim, view by view
+        pa.field("boxes", pa.list_(pa.float32())),  # views x (left, top, width, height)
+        pa.field("failure", pa.string()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("exif_datetime", pa.string()),
+        pa.field("exif_offset", pa.string()),
+    ]
+)
 _LABELLED_FIELDS = [
     pa.field("file_path", pa.string(), nullable=False),
     pa.field("relative_path", pa.string(), nullable=False),
@@ -244,6 +265,7 @@ EVALUATED_FRAMES = pa.schema(
         pa.field("positive", pa.bool_(), nullable=False),
         pa.field("score", pa.float32()),
         pa.field("flagged", pa.bool_()),
+        pa.field("view", pa.string()),  # ViewKind of the view that gave the score
     ]
 )
 

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import InputError, ModelError
-from pipeline.schema import EMBEDDINGS, EVALUATED_FRAMES, TRAINING_FRAMES
+from pipeline.schema import EMBEDDINGS, EVALUATED_FRAMES, TRAINING_FRAMES, VIEW_EMBEDDINGS
 from pipeline.stages.decode import decode_frame
 from pipeline.stages.embed import Backbone, load_backbone
 from pipeline.store.embedding_cache import EmbeddingCache, embed_files
@@ -29,7 +29,7 @@ from tests.train_fixtures import make_survey, plain_jpeg, spotted_jpeg
 TRAINING_DOC = Path(__file__).resolve().parents[1] / "docs" / "training.md"
 
 
-@pytest.mark.parametrize("schema", [EMBEDDINGS, TRAINING_FRAMES, EVALUATED_FRAMES])
+@pytest.mark.parametrize("schema", [EMBEDDINGS, VIEW_EMBEDDINGS, TRAINING_FRAMES, EVALUATED_FRAMES])
 def test_training_file_columns_are_documented(schema: pa.Schema) -> None:
     documented = set(re.findall(r"^\| `([^`]+)`", TRAINING_DOC.read_text(), flags=re.M))
     missing = [name for name in schema.names if name not in documented]

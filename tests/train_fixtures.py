@@ -91,3 +91,73 @@ def make_survey(
         3 * n_deployments,
         leopards,
     )
+
+
+def rocky_scene(seed: int, width: int = 1280, height: int = 960) -> Image.Image:
+    """A wide, busy, grey-brown hillside: blurred noise with rocks (grey ellipses)."""
+    rng = np.random.default_rng(seed)
+    small = rng.normal(0, 12, (height // 16, width // 16, 1)) + rng.normal(0, 3, (1, 1, 3))
+    base = np.array([120, 112, 100]) + rng.integers(-25, 25, 3)
+    field = Image.fromarray(np.clip(base + small, 0, 255).astype(np.uint8)).resize(
+        (width, height), Image.Resampling.BICUBIC
+    )
+    draw = ImageDraw.Draw(field)
+    for _ in range(60):
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        rx, ry = int(rng.integers(15, 60)), int(rng.integers(10, 40))
+        grey = int(rng.integers(70, 190))
+        draw.ellipse((x - rx, y - ry, x + rx, y + ry), fill=(grey, grey - 5, grey - 12))
+    noise = rng.normal(0, 8, (height, width, 3))
+    return Image.fromarray(np.clip(np.asarray(field) + noise, 0, 255).astype(np.uint8))
+
+
+def small_patch_frame(seed: int, spotted: bool, when: datetime | None = None) -> bytes:
+    """A wide rocky frame with one small (about 110 px of 1280) patch near a random corner: a
+    spotted coat (the "leopard") or a plain tawny one of the same colour (a stone)."""
+    rng = np.random.default_rng(seed + 10_000)
+    scene = rocky_scene(seed)
+    side = 110
+    patch = (
+        Image.open(io.BytesIO(spotted_jpeg(seed, size=2 * side))).resize((side, side))
+        if spotted
+        else Image.new("RGB", (side, side), (150, 122, 82))
+    )
+    corner = int(rng.integers(0, 4))
+    x = (
+        40 + int(rng.integers(0, 120))
+        if corner % 2 == 0
+        else 1280 - side - 40 - int(rng.integers(0, 120))
+    )
+    y = 40 + int(rng.integers(0, 80)) if corner < 2 else 960 - side - 40 - int(rng.integers(0, 80))
+    scene.paste(patch, (x, y))
+    return _jpeg(scene, when)
+
+
+def make_patch_survey(
+    base: Path, n_deployments: int = 6, per_class: int = 4, seed: int = 0
+) -> Survey:
+    """ROOT/<CAM-i>/IMG_*.JPG: per deployment `per_class` frames with a small spotted patch
+    (labelled snow_leopard) and as many with a plain patch (empty), an hour apart (no bursts:
+    no motion), and labels.csv. The signal fills about 1% of each frame."""
+    root = base / "images"
+    rows, leopards = [], []
+    for d in range(n_deployments):
+        dep = f"CAM-{d + 1}"
+        (root / dep).mkdir(parents=True)
+        for f in range(2 * per_class):
+            spotted = f % 2 == 0
+            label = "snow_leopard" if spotted else "empty"
+            name = f"{dep}/IMG_{f:04d}.JPG"
+            when = T0 + timedelta(days=d, hours=f)
+            (root / name).write_bytes(small_patch_frame(seed + 100 * d + f, spotted, when))
+            rows.append({"file": name, "label": label})
+            if spotted:
+                leopards.append(name)
+    labels = base / "labels.csv"
+    with labels.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["file", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return Survey(
+        root, labels, [f"CAM-{d + 1}" for d in range(n_deployments)], len(rows), len(rows), leopards
+    )

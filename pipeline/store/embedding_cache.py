@@ -50,10 +50,14 @@ class Embedded:
         return sum(f is not None for f in self.failure)
 
 
-
-
 class EmbeddingCache:
-    """The cached embeddings of one backbone (name + weights sha256) at one input size."""
+    """The cached embeddings of one backbone (name + weights sha256) at one input size.
+
+    `schema` is EMBEDDINGS (whole frames); pipeline/store/view_cache.py keeps the views of frames
+    (VIEW_EMBEDDINGS) in a cache of the same kind, one folder per view `layout`.
+    """
+
+    schema: pa.Schema = EMBEDDINGS
 
     def __init__(
         self,
@@ -62,47 +66,49 @@ class EmbeddingCache:
         weights_sha256: str,
         input_size: int,
         precision: str = "fp32",
+        runtime: str = "torch",
+        layout: str = "",
     ) -> None:
         self.backbone = backbone
         self.weights_sha256 = weights_sha256
         self.input_size = input_size
-        # bf16 and fp32 features differ, and so do features of another embedding code version:
-        # each gets a folder of its own rather than mixing in one cache.
+        self.layout = layout
+        # bf16 and fp32 features differ, and so do features of another embedding code version
+        # or runtime (OpenVINO's kernels round differently): each gets a folder of its own
+        # rather than mixing in one cache.
         self.folder = Path(root) / (
             f"{backbone}-{weights_sha256[:16]}-{input_size}px-{precision}-v{FEATURE_VERSION}"
+            + ("" if runtime == "torch" else f"-{runtime}")
+            + (f"-{layout}" if layout else "")
         )
 
     def parts(self) -> list[Path]:
         return sorted(self.folder.glob("part-*.parquet")) if self.folder.is_dir() else []
 
     def lookup(self, content_sha256: Sequence[str]) -> pa.Table:
-        """Return the cached EMBEDDINGS rows of these contents (both flips), one per key."""
+        """Return the cached rows (`schema`) of these contents (both flips), one per key."""
         parts = self.parts()
         if not parts or not content_sha256:
-            return EMBEDDINGS.empty_table()
-        table = ds.dataset([str(p) for p in parts], format="parquet", schema=EMBEDDINGS).to_table()
-        wanted = pc.and_(
-            pc.is_in(
-                table.column("content_sha256"), value_set=pa.array(sorted(set(content_sha256)))
-            ),
-            pc.equal(table.column("weights_sha256"), self.weights_sha256),
+            return self.schema.empty_table()
+        dataset = ds.dataset([str(p) for p in parts], format="parquet", schema=self.schema)
+        # The filter is applied while reading: rows of other contents are never held in memory.
+        wanted = ds.field("content_sha256").isin(sorted(set(content_sha256))) & (
+            ds.field("weights_sha256") == self.weights_sha256
         )
-        if not pc.all(wanted).as_py():  # filtering copies every feature: only when needed
-            table = table.filter(wanted)
-        return _first_per_key(table)
+        return _first_per_key(dataset.to_table(filter=wanted))
 
     def add(self, rows: pa.Table) -> None:
-        """Append EMBEDDINGS rows as one new part file (atomically)."""
+        """Append rows (`schema`) as one new part file (atomically)."""
         if rows.num_rows:
             name = f"part-{secrets.token_hex(8)}.parquet"
-            atomic_write_parquet(rows.cast(EMBEDDINGS), self.folder / name)
+            atomic_write_parquet(rows.cast(self.schema), self.folder / name)
 
     def compact(self) -> None:
         """Merge the part files into one when there are many (reads stay fast)."""
         parts = self.parts()
         if len(parts) <= COMPACT_AFTER_PARTS:
             return
-        merged = _first_per_key(ds.dataset([str(p) for p in parts], schema=EMBEDDINGS).to_table())
+        merged = _first_per_key(ds.dataset([str(p) for p in parts], schema=self.schema).to_table())
         self.add(merged)
         for part in parts:  # a reader that lists both copies keeps the first of each key
             part.unlink(missing_ok=True)
@@ -122,7 +128,7 @@ def _first_per_key(table: pa.Table) -> pa.Table:
     return table.take(pa.array(np.sort(first)))
 
 
-def _sha256_of(path: str) -> str | None:
+def sha256_of(path: str) -> str | None:
     try:
         with open(path, "rb") as handle:
             return hashlib.file_digest(handle, "sha256").hexdigest()
@@ -160,14 +166,22 @@ def _rows(
     ]
 
 
-def _decode_batches(
-    paths: list[str], size: int, batch_size: int, pool: ThreadPoolExecutor
+def decode_batches(
+    paths: Sequence[str],
+    size: int,
+    batch_size: int,
+    pool: ThreadPoolExecutor,
+    working_side: int | None = None,
 ) -> Iterator[list[DecodedFrame]]:
-    """Yield decoded batches in order, decoding the next batch while the current is embedded."""
+    """Yield decoded batches in order, decoding the next batch while the current is embedded
+    (with `working_side`, each frame also keeps its working frame: pipeline/stages/decode.py)."""
     starts = list(range(0, len(paths), batch_size))
     pending = None
     for start in starts:
-        futures = [pool.submit(decode_frame, p, size) for p in paths[start : start + batch_size]]
+        futures = [
+            pool.submit(decode_frame, p, size, working_side=working_side)
+            for p in paths[start : start + batch_size]
+        ]
         if pending is not None:
             yield [f.result() for f in pending]
         pending = futures
@@ -194,7 +208,7 @@ def embed_files(
     paths = list(paths)
     wanted_flips = (False, True) if flips else (False,)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        hashes = list(pool.map(_sha256_of, paths, chunksize=64))
+        hashes = list(pool.map(sha256_of, paths, chunksize=64))
     known = [h for h in hashes if h is not None]
     cached = cache.lookup(known) if cache is not None else EMBEDDINGS.empty_table()
     found: dict[tuple[str, bool], int] = {
@@ -226,7 +240,7 @@ def embed_files(
     decode_paths = list(to_decode.values())
     bar = tqdm(total=len(decode_paths), unit="frame", disable=not progress, file=log)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, bar:
-        for decoded in _decode_batches(decode_paths, backbone.input_size, batch_size, pool):
+        for decoded in decode_batches(decode_paths, backbone.input_size, batch_size, pool):
             ok = [d for d in decoded if d.pixels is not None]
             features: list[dict[bool, np.ndarray]] = [{} for _ in ok]
             if ok:

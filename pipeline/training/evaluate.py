@@ -1,6 +1,9 @@
 """`uncia evaluate`: score labelled frames with a trained model (or the zero-shot ImageNet
 baseline) and report frame- and burst-level precision, recall, F1 and average precision,
 per deployment, with the review work a threshold saves; JSON for machines, HTML for people.
+
+Frames are scored on the views `uncia run` would use (a model's own, or `--views`);
+`--compare-views` adds whole frame, tiles and tiles+motion side by side.
 """
 
 from __future__ import annotations
@@ -18,17 +21,19 @@ import pyarrow.parquet as pq
 
 from pipeline import __version__
 from pipeline.errors import ConfigError
-from pipeline.schema import EVALUATED_FRAMES, BurstAggregation, Split
+from pipeline.schema import EVALUATED_FRAMES, BurstAggregation, Split, ViewMode
 from pipeline.stages.classify import Classifier, ZeroShotImageNet
-from pipeline.stages.embed import BACKBONES, Backbone, load_backbone
+from pipeline.stages.embed import BACKBONES, RUNTIMES, Backbone, load_backbone
+from pipeline.stages.views import ZERO_SHOT_THRESHOLDS, ViewOptions, format_grids
 from pipeline.store.store import atomic_write_bytes, atomic_write_parquet, atomic_write_text
+from pipeline.training.evaluate_views import ModeScores, compare_views, score_labelled
 from pipeline.training.head import TrainedHead, TrainedModel, load_model
 from pipeline.training.labels import positive_mask, read_labelled_frames
 from pipeline.training.metrics import burst_summary, burst_table, pr_curve, summarize
 from pipeline.training.report_html import pr_curve_png, render_report
-from pipeline.training.train import CACHE_DIR_NAME, DEFAULT_POSITIVE, embed_labelled, skip_reasons
+from pipeline.training.train import CACHE_DIR_NAME, DEFAULT_POSITIVE, skip_reasons
 
-ZERO_SHOT_THRESHOLD = 0.5  # `uncia run`'s default threshold
+ZERO_SHOT_THRESHOLD = ZERO_SHOT_THRESHOLDS[ViewMode.WHOLE]  # `uncia run --views whole`'s
 
 
 @dataclass(frozen=True)
@@ -51,9 +56,20 @@ class EvaluateOptions:
     workers: int = 2
     device: str = "auto"
     precision: str = "auto"
+    runtime: str = "auto"
     progress: bool = True
+    # None: the model's (its card's `views`), whole frames for the zero-shot baseline.
+    views: str | None = None
+    tile_grid: str | None = None
+    tile_overlap: float | None = None
+    working_side: int | None = None
+    motion_regions: int | None = None
+    compare_views: bool = False
 
     def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise ConfigError(f"runtime must be one of {RUNTIMES}, got {self.runtime!r}")
+        self.view_options(None)  # validates the view settings
         if (self.model_dir is None) == (not self.zero_shot):
             raise ConfigError("give exactly one of --model DIR and --zero-shot")
         if self.backbone is not None and self.backbone not in BACKBONES:
@@ -68,6 +84,26 @@ class EvaluateOptions:
         if self.cache_dir is not None:
             return Path(self.cache_dir)
         return Path(self.out_dir).absolute().parent / CACHE_DIR_NAME
+
+    def view_options(self, card_views: dict[str, Any] | None) -> ViewOptions:
+        """The views frames are scored on: these options, else the model card's `views`
+        (RunOptions fields), else whole frames. Raises ConfigError for bad settings."""
+        given = {
+            "views": self.views,
+            "tile_grid": self.tile_grid,
+            "tile_overlap": self.tile_overlap,
+            "working_side": self.working_side,
+            "motion_regions": self.motion_regions,
+        }
+        merged = {**(card_views or {}), **{k: v for k, v in given.items() if v is not None}}
+        defaults = ViewOptions()
+        return ViewOptions(
+            mode=merged.get("views", ViewMode.WHOLE.value),
+            grids=merged.get("tile_grid", format_grids(defaults.grids)),
+            overlap=merged.get("tile_overlap", defaults.overlap),
+            working_side=merged.get("working_side", defaults.working_side),
+            motion_regions=merged.get("motion_regions", defaults.motion_regions),
+        )
 
 
 def build_report(
@@ -171,6 +207,13 @@ class EvaluateSummary:
             f"F1 {_fmt(b['f1'])} AP {_fmt(b['average_precision'])}",
             f"  review: open {r['review']['frame_level']['to_open']} of "
             f"{r['review']['frames']} frame(s)",
+        ] + [
+            f"  views {mode}: frames AP {_fmt(v['frame']['average_precision'])} recall "
+            f"{_fmt(v['frame']['recall'])} (threshold {v['threshold']:.4f}) recall at 1% FP "
+            f"{_fmt(v['frame']['recall_at_1pct_fp'])}; visits AP "
+            f"{_fmt(v['visit']['average_precision'])} recall {_fmt(v['visit']['recall'])} "
+            f"recall at 1% FP {_fmt(v['visit']['recall_at_1pct_fp'])}"
+            for mode, v in r.get("compare_views", {}).items()
         ]
 
 
@@ -190,20 +233,33 @@ def evaluate(
     frames = read_labelled_frames(options.images_root, options.labels)
     model: TrainedModel | None = load_model(options.model_dir) if options.model_dir else None
     name = options.backbone or (model.backbone if model else "resnet50")
-    backbone = backbone or load_backbone(name, options.weights, options.device, options.precision)
+    backbone = backbone or load_backbone(
+        name, options.weights, options.device, options.precision, runtime=options.runtime
+    )
     classifier: Classifier = TrainedHead(model, backbone) if model else ZeroShotImageNet(backbone)
     positives = options.positive or (model.positive_labels if model else DEFAULT_POSITIVE)
-    threshold = options.threshold
-    if threshold is None:
-        threshold = model.threshold if model else ZERO_SHOT_THRESHOLD
+    views = options.view_options(model.card.get("views") if model else None)
+    modes = list(ViewMode) if options.compare_views else [views.mode]
+    modes = sorted(modes, key=list(ViewMode).index)  # whole, tiles, tiles+motion
+
+    def threshold_of(mode: ViewMode) -> float:
+        if options.threshold is not None:
+            return options.threshold
+        return model.threshold if model else ZERO_SHOT_THRESHOLDS[mode]
+
+    threshold = threshold_of(views.mode)
     print(
         f"uncia {__version__} evaluate: {frames.num_rows} labelled frame(s) with {classifier.name} "
-        f"on {backbone.name}, positive = {', '.join(positives)}, threshold {threshold:.4f}",
+        f"on {backbone.name}, positive = {', '.join(positives)}, views "
+        f"{', '.join(m.value for m in modes)}, threshold {threshold:.4f}",
         file=log,
     )
-    embedded = embed_labelled(
+    scored_frames = score_labelled(
         frames,
         backbone,
+        classifier,
+        modes,
+        views,
         options.resolved_cache_dir,
         options.tta_flip,
         options.burst_gap_seconds,
@@ -212,24 +268,24 @@ def evaluate(
         options.progress,
         log,
     )
-    reasons = skip_reasons(embedded.frames)
+    everything = scored_frames.frames
+    primary = scored_frames.modes[views.mode]
+    reasons = skip_reasons(everything)
     keep = np.array([r is None for r in reasons])
-    features = embedded.features[keep]
-    if options.tta_flip and embedded.flipped is not None:
-        features = (features + embedded.flipped[keep]) / 2.0
-    result = classifier.score(features)
-    labels = embedded.frames.column("label").to_pylist()
+    labels = everything.column("label").to_pylist()
     truth = positive_mask(labels, positives)
-    score = np.full(len(labels), np.nan)
-    score[keep] = result.score
-    kept = embedded.frames.filter(pa.array(keep))
+    score = np.where(keep, primary.score, np.nan)
+    kept = everything.filter(pa.array(keep))
     scored = kept.append_column("positive", pa.array(truth[keep])).append_column(
         "score", pa.array(score[keep], pa.float64())
     )
     classes = None
     if model is not None and model.card.get("multiclass"):
         classes = list(model.head.classes)
-        scored = scored.append_column("predicted", pa.array([t[0] for t in result.top5_labels]))
+        predicted = [
+            t[0] if t else None for t, k in zip(primary.top_labels, keep, strict=True) if k
+        ]
+        scored = scored.append_column("predicted", pa.array(predicted, pa.string()))
     model_info = {
         "name": classifier.name,
         "kind": "trained" if model else "zero-shot",
@@ -238,8 +294,16 @@ def evaluate(
         "positive_labels": list(positives),
         "tta_flip": options.tta_flip,
         "model_dir": str(options.model_dir) if options.model_dir else None,
+        "views": _views_settings(views),
     }
     report = build_report(scored, threshold, model_info, classes)
+    if options.compare_views:
+        report["compare_views"] = compare_views(
+            scored,
+            truth[keep],
+            {m: _kept(s, keep) for m, s in scored_frames.modes.items()},
+            {m: threshold_of(m) for m in modes},
+        )
     report["data"] = {
         "images_root": str(Path(options.images_root).absolute()),
         "labels": str(options.labels) if options.labels else None,
@@ -251,8 +315,31 @@ def evaluate(
         "seen_in_training": _seen_in_training(options.model_dir, scored),
     }
     report["options"] = json.loads(json.dumps(asdict(options), default=str))
-    _write(options.out_dir, report, embedded.frames, truth, score, threshold, reasons)
-    return EvaluateSummary(Path(options.out_dir), report, embedded.hits, embedded.decoded)
+    _write(options.out_dir, report, everything, truth, score, threshold, reasons, primary.view)
+    return EvaluateSummary(Path(options.out_dir), report, scored_frames.hits, scored_frames.decoded)
+
+
+def _views_settings(views: ViewOptions) -> dict[str, Any]:
+    """The views of a report, as `uncia run` options (RunOptions fields)."""
+    if not views.tiled:
+        return {"views": ViewMode.WHOLE.value}
+    out: dict[str, Any] = {
+        "views": views.mode.value,
+        "tile_grid": format_grids(views.grids),
+        "tile_overlap": views.overlap,
+        "working_side": views.working_side,
+    }
+    if views.mode == ViewMode.TILES_MOTION:
+        out["motion_regions"] = views.motion_regions
+    return out
+
+
+def _kept(scores: ModeScores, keep: np.ndarray) -> ModeScores:
+    return ModeScores(
+        scores.score[keep],
+        [v for v, k in zip(scores.view, keep, strict=True) if k],
+        [t for t, k in zip(scores.top_labels, keep, strict=True) if k],
+    )
 
 
 def _reason_counts(reasons: list[str | None]) -> dict[str, int]:
@@ -285,6 +372,7 @@ def _write(
     score: np.ndarray,
     threshold: float,
     reasons: list[str | None],
+    views: list[str | None],
 ) -> None:
     out = Path(out_dir)
     table = (
@@ -296,6 +384,13 @@ def _write(
         .append_column(
             "flagged",
             pa.array([None if np.isnan(s) else bool(s >= threshold) for s in score], pa.bool_()),
+        )
+        .append_column(
+            "view",
+            pa.array(
+                [v if not np.isnan(s) else None for v, s in zip(views, score, strict=True)],
+                pa.string(),
+            ),
         )
     )
     atomic_write_parquet(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -172,6 +172,18 @@ def assign_label_bursts(
         return [], []
     with_bursts = assign_bursts(frames, BurstOptions(burst_gap_seconds=burst_gap_seconds))
     return times, with_bursts.column("burst_id").to_pylist()
+
+
+def visit_ids(
+    deployments: Sequence[str], captured_at: Sequence[datetime | None], burst_ids: Sequence[str]
+) -> list[str]:
+    """The visit of each frame: its burst when it has a capture time, else its deployment
+    (frames re-saved without EXIF time cannot be told apart in time: a labelled deployment of
+    such frames is taken as one visit)."""
+    return [
+        burst if when is not None else f"{dep}/(no time)"
+        for dep, when, burst in zip(deployments, captured_at, burst_ids, strict=True)
+    ]
 
 
 def positive_mask(labels: list[str] | np.ndarray, positives: Iterable[str]) -> np.ndarray:

@@ -94,6 +94,35 @@ def threshold_for_recall(truth: np.ndarray, scores: np.ndarray, target_recall: f
     return float(positives[needed - 1])
 
 
+def recall_at_false_positive_rate(
+    truth: np.ndarray, scores: np.ndarray, false_positive_rate: float = 0.01
+) -> float | None:
+    """The share of positives flagged by the lowest threshold that flags at most
+    `false_positive_rate` of the negatives (with 50 negatives at 1%: none of them).
+
+    A positive tied with the highest negative left out is not counted. None without a
+    positive or without a negative.
+    """
+    truth = np.asarray(truth, bool)
+    scores = np.asarray(scores, np.float64)
+    negatives = np.sort(scores[~truth])[::-1]
+    if not truth.any() or negatives.size == 0:
+        return None
+    allowed = int(np.floor(false_positive_rate * negatives.size + 1e-9))
+    if allowed >= negatives.size:
+        return 1.0
+    return float(np.mean(scores[truth] > negatives[allowed]))
+
+
+def float32_threshold(scores: np.ndarray, threshold: float) -> float:
+    """The threshold to compare float32 `scores` with: rounded to float32 as they were, so a
+    frame scoring exactly the threshold (threshold_for_recall picks a positive's score) is
+    still flagged once its score is stored as float32 (burst scores are)."""
+    if np.asarray(scores).dtype == np.float32:
+        return float(np.float32(threshold))
+    return float(threshold)
+
+
 def burst_table(
     burst_ids: list[str],
     deployments: list[str],
@@ -128,7 +157,8 @@ def burst_summary(bursts: pa.Table, threshold: float) -> dict[str, Any]:
     """`summarize` over bursts, plus the frames inside flagged bursts (what a person opens)."""
     truth = bursts.column("positive").to_numpy(zero_copy_only=False)
     scores = bursts.column("score").to_numpy(zero_copy_only=False)
-    out = summarize(truth, scores, threshold)
+    out = summarize(truth, scores, float32_threshold(scores, threshold))
+    out["threshold"] = float(threshold)
     n_frames = bursts.column("n_frames").to_numpy(zero_copy_only=False)
     out["frames_in_flagged_bursts"] = int(n_frames[scores >= threshold].sum())
     return out

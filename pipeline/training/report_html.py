@@ -120,6 +120,7 @@ def render_report(report: dict[str, Any], png: bytes) -> str:
         class_table = (
             "<h2>Classes (label × predicted class)</h2><table>" + "".join(rows) + "</table>"
         )
+    views_table = _views_table(report.get("compare_views"))
     image = base64.b64encode(png).decode("ascii")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -147,6 +148,7 @@ and {data["bursts"]} bursts.</p>
 {fl["positives_missed"]} positive frame(s). Burst by burst (max): open the
 {bl["to_open"]} frames of flagged bursts ({_num(bl["open_fraction"])}), missing
 {bl["positives_missed"]} positive burst(s).</p>
+{views_table}
 <h2>Confusion matrix (frames)</h2>
 {confusion}
 <h2>Precision-recall curve</h2>
@@ -159,3 +161,45 @@ and {data["bursts"]} bursts.</p>
 <p>Machine-readable figures: report.json; per-frame scores: frames.parquet.</p>
 </body></html>
 """
+
+
+def _views_table(compare: dict[str, Any] | None) -> str:
+    """Whole frame, tiles and tiles+motion side by side (`uncia evaluate --compare-views`)."""
+    if not compare:
+        return ""
+    head = [
+        "views",
+        "threshold",
+        "frames AP",
+        "recall",
+        "recall at 1% FP",
+        "visits AP",
+        "recall",
+        "recall at 1% FP",
+        "best view of positive frames",
+    ]
+    rows = [_row(head, header=True)]
+    for mode, block in compare.items():
+        f, v = block["frame"], block["visit"]
+        best = ", ".join(f"{k} {n}" for k, n in block["best_view_of_positives"].items())
+        rows.append(
+            _row(
+                [
+                    mode,
+                    block["threshold"],
+                    f["average_precision"],
+                    f["recall"],
+                    f["recall_at_1pct_fp"],
+                    v["average_precision"],
+                    v["recall"],
+                    v["recall_at_1pct_fp"],
+                    best,
+                ]
+            )
+        )
+    return (
+        "<h2>Views side by side</h2><p>Each frame scores its best view; a visit (burst, or a "
+        "deployment of frames without capture time) scores its best frame.</p><table>"
+        + "".join(rows)
+        + "</table>"
+    )

@@ -4,6 +4,11 @@ Frames are split by group (deployment, or burst) into a held-out test set and gr
 cross-validation folds; a class-weighted logistic regression is scored out-of-fold to calibrate
 its probabilities and to pick the threshold that reaches the target recall, then refitted on
 every training frame. The model folder holds the head, the threshold and the metrics.
+
+With `views` other than whole, each frame is a bag of views (pipeline/stages/views.py) and the
+head is fitted by multiple-instance learning: every view of a negative frame is negative, the
+view of a positive frame that the head scores highest is its positive, and a frame scores its
+best view.
 """
 
 from __future__ import annotations
@@ -26,10 +31,19 @@ from sklearn.linear_model import LogisticRegression
 
 from pipeline import __version__
 from pipeline.errors import ConfigError, InputError
-from pipeline.schema import TRAINING_FRAMES, BurstAggregation, FrameSource, Split
-from pipeline.stages.embed import BACKBONES, Backbone, load_backbone
+from pipeline.schema import TRAINING_FRAMES, BurstAggregation, FrameSource, Split, ViewMode
+from pipeline.stages.embed import BACKBONES, RUNTIMES, Backbone, load_backbone
+from pipeline.stages.views import (
+    DEFAULT_GRIDS,
+    DEFAULT_MOTION_REGIONS,
+    DEFAULT_OVERLAP,
+    DEFAULT_WORKING_SIDE,
+    ViewOptions,
+    format_grids,
+)
 from pipeline.store.embedding_cache import EmbeddingCache, embed_files
 from pipeline.store.store import atomic_write_parquet
+from pipeline.store.view_cache import ViewEmbeddingCache, embed_views
 from pipeline.training.head import HeadParameters, TrainedModel, save_model
 from pipeline.training.labels import (
     assign_label_bursts,
@@ -45,6 +59,10 @@ GROUP_BY_CHOICES = ("deployment", "burst")
 CACHE_DIR_NAME = ".uncia-cache"
 EXTRA_NEGATIVE_LABEL = "other"
 _ABSENT_CLASS_LOGIT = -30.0  # a class a fold never saw gets (almost) no probability
+# Multiple-instance learning: the first fit takes every view of a positive frame as positive,
+# each later fit that frame's best view under the previous head, until the choice settles.
+MIL_FITS = 4
+VIEW_SETTINGS = ("views", "tile_grid", "tile_overlap", "working_side", "motion_regions")
 
 
 @dataclass(frozen=True)
@@ -74,11 +92,21 @@ class TrainOptions:
     workers: int = 2
     device: str = "auto"
     precision: str = "auto"
+    runtime: str = "auto"
     progress: bool = True
+    views: str = ViewMode.WHOLE.value
+    tile_grid: str = format_grids(DEFAULT_GRIDS)
+    tile_overlap: float = DEFAULT_OVERLAP
+    working_side: int = DEFAULT_WORKING_SIDE
+    motion_regions: int = DEFAULT_MOTION_REGIONS
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise ConfigError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        if self.runtime not in RUNTIMES:
+            raise ConfigError(f"runtime must be one of {RUNTIMES}, got {self.runtime!r}")
+        if self.view_options().tiled and self.multiclass:
+            raise ConfigError("--multiclass needs --views whole: a view has no class of its own")
         if self.group_by not in GROUP_BY_CHOICES:
             raise ConfigError(f"group-by must be deployment or burst, got {self.group_by!r}")
         if not self.positive or not all(p.strip() for p in self.positive):
@@ -103,19 +131,58 @@ class TrainOptions:
             return Path(self.cache_dir)
         return Path(self.out_dir).absolute().parent / CACHE_DIR_NAME
 
+    def view_options(self) -> ViewOptions:
+        """The views frames are cut into; raises ConfigError for bad view settings."""
+        return ViewOptions(
+            mode=self.views,  # type: ignore[arg-type]
+            grids=self.tile_grid,  # type: ignore[arg-type]
+            overlap=self.tile_overlap,
+            working_side=self.working_side,
+            motion_regions=self.motion_regions,
+        )
+
+    def run_views(self) -> dict[str, Any]:
+        """The `uncia run` options (RunOptions fields) that cut frames as this training did:
+        the model card's `views`, which `uncia run --model` takes as its defaults."""
+        views = self.view_options()
+        if not views.tiled:
+            return {"views": ViewMode.WHOLE.value}
+        out: dict[str, Any] = {
+            "views": views.mode.value,
+            "tile_grid": format_grids(views.grids),
+            "tile_overlap": views.overlap,
+            "working_side": views.working_side,
+        }
+        if views.mode == ViewMode.TILES_MOTION:
+            out["motion_regions"] = views.motion_regions
+        return out
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=str, sort_keys=True)
 
 
 @dataclass(frozen=True, eq=False)
 class LabelledEmbeddings:
-    """Labelled frames (TRAINING_FRAMES columns but split/fold/score) and their features."""
+    """Labelled frames (TRAINING_FRAMES columns but split/fold/score) and their features.
+
+    Whole frames: one feature row per frame (NaN for frames that failed) and `bag` None.
+    Views: one row per view, `bag` giving each row's frame (failed frames have no row),
+    `kinds` and `boxes` what and where each view is.
+    """
 
     frames: pa.Table
-    features: np.ndarray  # (N, D), NaN rows for frames that failed
+    features: np.ndarray  # (N, D) or (M, D)
     flipped: np.ndarray | None
     hits: int
     decoded: int
+    bag: np.ndarray | None = None  # int64 (M,)
+    kinds: np.ndarray | None = None  # str (M,) ViewKind values
+    boxes: np.ndarray | None = None  # float32 (M, 4) fractions of the frame
+
+    @property
+    def bags(self) -> np.ndarray:
+        """Each feature row's frame (row i is frame i for whole frames)."""
+        return self.bag if self.bag is not None else np.arange(len(self.features))
 
 
 def embed_labelled(
@@ -128,8 +195,25 @@ def embed_labelled(
     workers: int = 2,
     progress: bool = False,
     log: TextIO = sys.stderr,
+    views: ViewOptions | None = None,
 ) -> LabelledEmbeddings:
-    """Embed LABELLED `frames` through the cache; add content hashes, capture times, bursts."""
+    """Embed LABELLED `frames` through the cache; add content hashes, capture times, bursts.
+
+    With tiled `views`, every view of each frame is embedded (pipeline/store/view_cache.py).
+    """
+    if views is not None and views.tiled:
+        return _embed_labelled_views(
+            frames,
+            backbone,
+            cache_dir,
+            flips,
+            burst_gap_seconds,
+            views,
+            batch_size,
+            workers,
+            progress,
+            log,
+        )
     cache = (
         EmbeddingCache(
             cache_dir,
@@ -137,6 +221,7 @@ def embed_labelled(
             backbone.weights_sha256,
             backbone.input_size,
             backbone.precision,
+            backbone.runtime,
         )
         if cache_dir is not None
         else None
@@ -162,6 +247,52 @@ def embed_labelled(
     )
     return LabelledEmbeddings(
         out, embedded.features, embedded.flipped, embedded.hits, embedded.decoded
+    )
+
+
+def _embed_labelled_views(
+    frames: pa.Table,
+    backbone: Backbone,
+    cache_dir: Path | None,
+    flips: bool,
+    burst_gap_seconds: float,
+    views: ViewOptions,
+    batch_size: int,
+    workers: int,
+    progress: bool,
+    log: TextIO,
+) -> LabelledEmbeddings:
+    embedded = embed_views(
+        frames.column("file_path").to_pylist(),
+        frames.column("deployment").to_pylist(),
+        backbone,
+        ViewEmbeddingCache(cache_dir, backbone, views) if cache_dir is not None else None,
+        views,
+        flips=flips,
+        burst_gap_seconds=burst_gap_seconds,
+        batch_size=batch_size,
+        workers=workers,
+        progress=progress,
+        log=log,
+    )
+    times, bursts = assign_label_bursts(
+        frames.column("deployment").to_pylist(), embedded.exif_datetime, burst_gap_seconds
+    )
+    out = (
+        frames.append_column("content_sha256", pa.array(embedded.content_sha256, pa.string()))
+        .append_column("captured_at", pa.array(times, TRAINING_FRAMES.field("captured_at").type))
+        .append_column("burst_id", pa.array(bursts, pa.string()))
+        .append_column("failure", pa.array(embedded.failure, pa.string()))
+    )
+    return LabelledEmbeddings(
+        out,
+        embedded.features,
+        embedded.flipped,
+        embedded.hits,
+        embedded.decoded,
+        bag=embedded.frame,
+        kinds=embedded.kinds,
+        boxes=embedded.boxes,
     )
 
 
@@ -286,16 +417,32 @@ def calibrate(logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
     return {"temperature": float(np.exp(best.x))}
 
 
+def best_view_per_frame(values: np.ndarray, bag: np.ndarray, n: int) -> np.ndarray:
+    """For each of `n` frames, the row (index into `values`) of its highest value; -1 for a
+    frame without rows. Ties go to the earlier row (the whole view comes first)."""
+    best = np.full(n, -1, dtype=np.int64)
+    if len(values):
+        order = np.lexsort((np.arange(len(values)), -values, bag))  # by frame, value down
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = bag[order][1:] != bag[order][:-1]
+        best[bag[order][first]] = order[first]
+    return best
+
+
 def fit_head(
     frames: pa.Table,
     features: np.ndarray,
     flipped: np.ndarray | None,
     options: TrainOptions,
+    bag: np.ndarray | None = None,
 ) -> FitResult:
     """Split, cross-validate, calibrate, choose the threshold and fit the final head.
 
     `frames` needs label, deployment, burst_id, source and `skip` (a reason, or null); feature
-    rows of skipped frames are ignored. Raises InputError when the labels cannot be split.
+    rows of skipped frames are ignored. `features` (and `flipped`, their mirror images) hold
+    one row per frame, or with `bag` (each row's frame) one row per view: then the head is
+    fitted by multiple-instance learning and a frame scores its best view. Raises InputError
+    when the labels cannot be split.
     """
     labels = frames.column("label").to_pylist()
     skip = np.array([r is not None for r in frames.column("skip").to_pylist()])
@@ -308,6 +455,8 @@ def fit_head(
     truth = positive_mask(labels, options.positive)
     usable = survey & ~skip
     n = len(labels)
+    bag = np.arange(n) if bag is None else np.asarray(bag, dtype=np.int64)
+    one_view_each = len(bag) == n and bool(np.all(bag == np.arange(n)))
 
     test = np.zeros(n, dtype=bool)
     test[usable] = grouped_holdout(
@@ -323,24 +472,58 @@ def fit_head(
     fold[dev] = grouped_folds(groups[dev], y[dev], options.folds, options.seed)
     extra = ~survey & ~skip
 
-    trained_on = dev | extra
+    trained_on = (dev | extra)[bag]
     mean, scale = standardization(
         features[trained_on], *([flipped[trained_on]] if flipped is not None else [])
     )
     mean32, scale32 = mean.astype(np.float32), scale.astype(np.float32)
     z = (features - mean32) / scale32
     z_flipped = (flipped - mean32) / scale32 if flipped is not None else None
+    y_row = y[bag]
+    # A view stands for its frame's class, except the views of a positive frame that are not
+    # its chosen one (MIL): a frame label says "somewhere in here", not "everywhere".
+    positive_row = np.isin(y_row, [classes.index(c) for c in positive_classes])
 
-    def training_rows(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rows = mask | extra
+    def training_rows(
+        mask: np.ndarray, chosen: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = (mask | extra)[bag] & (~positive_row | chosen)
         x = [z[rows]]
-        targets = [y[rows]]
-        weight = [np.where(extra[rows], options.extra_weight, 1.0)]
+        targets = [y_row[rows]]
+        weight = [np.where(extra[bag][rows], options.extra_weight, 1.0)]
         if z_flipped is not None:
             x.append(z_flipped[rows])
-            targets.append(y[rows])
+            targets.append(y_row[rows])
             weight.append(weight[0])
         return np.concatenate(x), np.concatenate(targets), np.concatenate(weight)
+
+    def fit_frames(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The head fitted on the frames of `mask` (and the extra frames), by MIL on views."""
+        chosen = np.ones(len(bag), dtype=bool)  # first fit: every view of a positive frame
+        for _ in range(1 if one_view_each else MIL_FITS):
+            coef, intercept = fit_logistic(
+                *training_rows(mask, chosen), len(classes), options.c, options.seed
+            )
+            if one_view_each:
+                break
+            logits = z.astype(np.float64) @ coef[0] + intercept[0]
+            candidates = (mask | extra)[bag] & positive_row
+            best = best_view_per_frame(logits[candidates], bag[candidates], n)
+            now = np.zeros(len(bag), dtype=bool)
+            now[np.flatnonzero(candidates)[best[best >= 0]]] = True
+            if np.array_equal(now, chosen):
+                break
+            chosen = now
+        return coef, intercept
+
+    def frame_logits(coef: np.ndarray, intercept: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Logits of the frames of `mask`, in order: their best view's (binary heads)."""
+        rows = mask[bag]
+        logits = z[rows].astype(np.float64) @ coef.T + intercept
+        if one_view_each:
+            return logits[:, 0] if logits.shape[1] == 1 else logits
+        best = best_view_per_frame(logits[:, 0], bag[rows], n)
+        return logits[best[mask], 0]
 
     def head_from(coef: np.ndarray, intercept: np.ndarray, calibration: dict) -> HeadParameters:
         return HeadParameters(classes, positive_classes, mean, scale, coef, intercept, calibration)
@@ -349,20 +532,17 @@ def fit_head(
     oof_logits = np.zeros((n,) if binary else (n, len(classes)))
     for k in range(int(fold.max()) + 1):
         held = fold == k
-        coef, intercept = fit_logistic(
-            *training_rows(dev & ~held), len(classes), options.c, options.seed
-        )
-        logits = z[held].astype(np.float64) @ coef.T + intercept
-        oof_logits[held] = logits[:, 0] if binary else logits
+        coef, intercept = fit_frames(dev & ~held)
+        oof_logits[held] = frame_logits(coef, intercept, held)
     calibration = calibrate(oof_logits[dev], y[dev])
-    final = head_from(
-        *fit_logistic(*training_rows(dev), len(classes), options.c, options.seed), calibration
-    )
+    final = head_from(*fit_frames(dev), calibration)
     score = np.full(n, np.nan)
     score[dev] = final.leopard_score(final.probabilities_from_logits(oof_logits[dev]))
     threshold = threshold_for_recall(truth[dev], score[dev], options.target_recall)
     if test.any():
-        score[test] = final.leopard_score(final.probabilities(features[test]))
+        score[test] = final.leopard_score(
+            final.probabilities_from_logits(frame_logits(final.coef, final.intercept, test))
+        )
 
     split = [
         Split.TEST.value if t else Split.TRAIN.value if u else Split.SKIPPED.value
@@ -421,6 +601,8 @@ def training_set_sha256(frames: pa.Table, backbone: Backbone, options: TrainOpti
             "seed",
         }
     }
+    if options.view_options().tiled:  # whole-frame heads keep the names they always had
+        fit_options["views"] = options.run_views()
     payload = json.dumps(
         {
             "backbone": backbone.name,
@@ -483,8 +665,13 @@ def train_model(
     survey_labels = survey.column("label").to_pylist()
     class_setup(survey_labels, options.positive, options.multiclass)  # fail before the model
     present = [p for p in options.positive if p in set(survey_labels)]
+    views = options.view_options()
     backbone = backbone or load_backbone(
-        options.backbone, options.weights, options.device, options.precision
+        options.backbone,
+        options.weights,
+        options.device,
+        options.precision,
+        runtime=options.runtime,
     )
     print(
         f"uncia {__version__} train: {survey.num_rows} labelled frame(s), {backbone.name} "
@@ -511,10 +698,11 @@ def train_model(
         options.workers,
         options.progress,
         log,
+        views=views,
     )
     reasons = skip_reasons(embedded.frames)
     table = embedded.frames.append_column("skip", pa.array(reasons, pa.string()))
-    result = fit_head(table, embedded.features, embedded.flipped, options)
+    result = fit_head(table, embedded.features, embedded.flipped, options, embedded.bag)
 
     out = (
         embedded.frames.set_column(
@@ -568,6 +756,7 @@ def _model_card(
         "threshold": result.threshold,
         "target_recall": options.target_recall,
         "training_set_sha256": digest,
+        "views": options.run_views(),
         "options": {
             k: v
             for k, v in json.loads(options.to_json()).items()
