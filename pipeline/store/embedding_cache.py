@@ -269,6 +269,14 @@ def embed_files(
     )
 
 
+def row_index(table: pa.Table) -> dict[tuple[str, bool], int]:
+    """Row number of each (content sha256, flip) key of a cache table."""
+    keys = zip(
+        table.column("content_sha256").to_pylist(), table.column("flip").to_pylist(), strict=True
+    )
+    return {key: row for row, key in enumerate(keys)}
+
+
 def _assemble(
     paths: list[str],
     hashes: list[str | None],
@@ -279,16 +287,7 @@ def _assemble(
     decoded: int,
 ) -> Embedded:
     """Lay the embedding rows out in the order of `paths`."""
-    index = {
-        (sha, flip): i
-        for i, (sha, flip) in enumerate(
-            zip(
-                table.column("content_sha256").to_pylist(),
-                table.column("flip").to_pylist(),
-                strict=True,
-            )
-        )
-    }
+    index = row_index(table)
     n = len(paths)
     out = {f: np.full((n, dim), np.nan, dtype=np.float32) for f in wanted_flips}
     failure: list[str | None] = [None] * n

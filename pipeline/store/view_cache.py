@@ -35,6 +35,7 @@ from pipeline.store.embedding_cache import (
     COMPACT_AFTER_PARTS,
     EmbeddingCache,
     decode_batches,
+    row_index,
     sha256_of,
 )
 
@@ -335,16 +336,7 @@ def _assemble(
     decoded: int,
 ) -> EmbeddedViews:
     """Lay every frame's views out in the order of `paths`: whole view, tiles, motion crops."""
-    index = {
-        (sha, flip): r
-        for r, (sha, flip) in enumerate(
-            zip(
-                table.column("content_sha256").to_pylist(),
-                table.column("flip").to_pylist(),
-                strict=True,
-            )
-        )
-    }
+    index = row_index(table)
     failures = table.column("failure").to_pylist()
     exifs = table.column("exif_datetime").to_pylist()
     features = table.column("features").combine_chunks()

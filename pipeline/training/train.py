@@ -41,9 +41,9 @@ from pipeline.stages.views import (
     ViewOptions,
     format_grids,
 )
-from pipeline.store.embedding_cache import EmbeddingCache, embed_files
+from pipeline.store.embedding_cache import Embedded, EmbeddingCache, embed_files
 from pipeline.store.store import atomic_write_parquet
-from pipeline.store.view_cache import ViewEmbeddingCache, embed_views
+from pipeline.store.view_cache import EmbeddedViews, ViewEmbeddingCache, embed_views
 from pipeline.training.head import HeadParameters, TrainedModel, save_model
 from pipeline.training.labels import (
     assign_label_bursts,
@@ -236,17 +236,25 @@ def embed_labelled(
         progress=progress,
         log=log,
     )
+    out = _with_embedding_columns(frames, embedded, burst_gap_seconds)
+    return LabelledEmbeddings(
+        out, embedded.features, embedded.flipped, embedded.hits, embedded.decoded
+    )
+
+
+def _with_embedding_columns(
+    frames: pa.Table, embedded: Embedded | EmbeddedViews, burst_gap_seconds: float
+) -> pa.Table:
+    """The labelled frames with what embedding them found: content hash, capture time, burst
+    and failure."""
     times, bursts = assign_label_bursts(
         frames.column("deployment").to_pylist(), embedded.exif_datetime, burst_gap_seconds
     )
-    out = (
+    return (
         frames.append_column("content_sha256", pa.array(embedded.content_sha256, pa.string()))
         .append_column("captured_at", pa.array(times, TRAINING_FRAMES.field("captured_at").type))
         .append_column("burst_id", pa.array(bursts, pa.string()))
         .append_column("failure", pa.array(embedded.failure, pa.string()))
-    )
-    return LabelledEmbeddings(
-        out, embedded.features, embedded.flipped, embedded.hits, embedded.decoded
     )
 
 
@@ -275,15 +283,7 @@ def _embed_labelled_views(
         progress=progress,
         log=log,
     )
-    times, bursts = assign_label_bursts(
-        frames.column("deployment").to_pylist(), embedded.exif_datetime, burst_gap_seconds
-    )
-    out = (
-        frames.append_column("content_sha256", pa.array(embedded.content_sha256, pa.string()))
-        .append_column("captured_at", pa.array(times, TRAINING_FRAMES.field("captured_at").type))
-        .append_column("burst_id", pa.array(bursts, pa.string()))
-        .append_column("failure", pa.array(embedded.failure, pa.string()))
-    )
+    out = _with_embedding_columns(frames, embedded, burst_gap_seconds)
     return LabelledEmbeddings(
         out,
         embedded.features,
