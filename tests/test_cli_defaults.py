@@ -21,11 +21,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from dashboard.auth import verify_password
 
 from cli.main import build_parser
-from pipeline.store import store
-from tests.helpers import UNCIA, announced_port, deployment, uncia, write_deployments
+from dashboard.serving.auth import verify_password
+from tests.helpers import UNCIA, announced_port, deployment, open_store, uncia, write_deployments
 from tests.train_fixtures import plain_jpeg, spotted_jpeg
 
 pytestmark = pytest.mark.model
@@ -166,7 +165,7 @@ def test_uncia_run_with_only_its_required_arguments(
 def test_uncia_run_as_the_readme_shows_it_records_the_documented_defaults(
     zero_shot_store: Path,
 ) -> None:
-    con = store.open_store(zero_shot_store)
+    con = open_store(zero_shot_store)
     (run,) = con.execute(
         "SELECT kind, status, model_name, leopard_threshold, options_json, frames_done FROM runs"
     ).fetchall()
@@ -250,7 +249,7 @@ def test_uncia_localize_with_only_its_required_arguments(
     zero_shot = uncia("localize", "--data", zero_shot_store, env=offline)
     assert "localized 0 frame(s) at score >= 0.5 (0 failed" in zero_shot.stdout
 
-    con = store.open_store(model_store)
+    con = open_store(model_store)
     ((threshold, model_name),) = con.execute(
         "SELECT leopard_threshold, model_name FROM runs"
     ).fetchall()
@@ -311,7 +310,7 @@ def test_uncia_demo_with_only_its_required_arguments(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = uncia("demo", "--out", out)
     assert result.stdout.startswith(f"simulated demo survey written to {out}")
-    con = store.open_store(out)
+    con = open_store(out)
     ((stations, years),) = con.execute(
         "SELECT count(DISTINCT locationID), count(DISTINCT year(deploymentStart)) FROM deployments"
     ).fetchall()
