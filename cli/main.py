@@ -8,6 +8,8 @@
     uncia evaluate --model MODEL --images ROOT --labels CSV --out REPORT   measure it
     uncia localize --data DIR [--method lime|gradcam]      boxes, heat maps, crops
     uncia identify --data DIR                              spot-pattern matches, individuals
+    uncia import FORMAT SOURCE --out DIR                   another tool's data into a store
+    uncia export FORMAT --data DIR --out FILE              a store in another tool's format
 
 Any UnciaError prints one line and exits with status 2.
 """
@@ -26,8 +28,10 @@ from collections.abc import Sequence
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from cli.demo import add_demo_command, demo_command
+from cli.export import add_export_command, export_command
 from cli.hash_password import add_hash_password_command, hash_password_command
 from cli.identify import add_identify_commands, identify_command, localize_command
+from cli.imports import add_import_command, import_command
 from cli.run import add_run_command, run_command
 from cli.serve import add_serve_command, serve_command
 from cli.train import add_train_commands, evaluate_command, train_command
@@ -50,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_command(sub)
     add_train_commands(sub)
     add_identify_commands(sub)
+    add_import_command(sub)
+    add_export_command(sub)
     add_hash_password_command(sub)
     return parser
 
@@ -71,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "localize": localize_command,
         "identify": identify_command,
         "hash-password": hash_password_command,
+        "import": import_command,
+        "export": export_command,
     }
     try:
         return handlers[args.command](args)

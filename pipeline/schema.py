@@ -64,6 +64,7 @@ class RunStatus(StrEnum):
 class RunKind(StrEnum):
     PIPELINE = "pipeline"
     DEMO = "demo"  # simulated survey: the dashboard says so plainly
+    IMPORT = "import"  # `uncia import`: frames and labels of another tool, not classified here
 
 
 TS = pa.timestamp("us")  # naive local wall-clock time at the station
@@ -360,6 +361,36 @@ INDIVIDUALS = pa.schema(
     ]
 )
 
+# OBSERVATIONS: what a person or another tool said a frame or event shows, as imported by
+# `uncia import` (Camtrap DP observations; docs/interop.md). Written whole to
+# DIR/parquet/observations.parquet; the Camtrap DP column names, times in UTC.
+UTC_TS = pa.timestamp("us", tz="UTC")
+OBSERVATIONS = pa.schema(
+    [
+        pa.field("observationID", pa.string(), nullable=False),
+        pa.field("deploymentID", pa.string(), nullable=False),
+        pa.field("mediaID", pa.string()),  # images.image_id; null for an event's observation
+        pa.field("eventID", pa.string()),
+        pa.field("eventStart", UTC_TS, nullable=False),
+        pa.field("eventEnd", UTC_TS, nullable=False),
+        pa.field("observationLevel", pa.string(), nullable=False),
+        pa.field("observationType", pa.string(), nullable=False),
+        pa.field("scientificName", pa.string()),
+        pa.field("count", pa.int32()),
+        pa.field("individualID", pa.string()),
+        pa.field("bboxX", pa.float64()),
+        pa.field("bboxY", pa.float64()),
+        pa.field("bboxWidth", pa.float64()),
+        pa.field("bboxHeight", pa.float64()),
+        pa.field("classificationMethod", pa.string()),
+        pa.field("classifiedBy", pa.string()),
+        pa.field("classificationTimestamp", UTC_TS),
+        pa.field("classificationProbability", pa.float64()),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+    ]
+)
+
 # The tables `store.finalize` rebuilds from the run parts at every checkpoint.
 RUN_TABLES: dict[str, pa.Schema] = {
     "deployments": DEPLOYMENTS,
@@ -377,6 +408,7 @@ TABLES: dict[str, pa.Schema] = {
     "matches": MATCHES,
     "match_reviews": MATCH_REVIEWS,
     "individuals": INDIVIDUALS,
+    "observations": OBSERVATIONS,
 }
 
 

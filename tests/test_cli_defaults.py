@@ -261,7 +261,7 @@ def test_uncia_localize_with_only_its_required_arguments(
     ((threshold, model_name),) = con.execute(
         "SELECT leopard_threshold, model_name FROM runs"
     ).fetchall()
-    assert threshold != 0.15
+    assert threshold != pytest.approx(0.15)
     ((above,),) = con.execute(
         "SELECT count(*) FROM detections WHERE score >= $t", {"t": threshold}
     ).fetchall()
@@ -335,6 +335,44 @@ def test_uncia_hash_password_with_only_its_required_arguments() -> None:
     encoded = re.fullmatch(r'password = "(.+)"', entry[1])
     assert encoded and verify_password("correct horse battery", encoded.group(1))
     assert not verify_password("wrong horse battery", encoded.group(1))
+
+
+@pytest.fixture(scope="module")
+def exported(zero_shot_store: Path, offline: dict[str, str]) -> Path:
+    """docs/cli.md's `uncia export camtrap-dp` of the first run's store."""
+    package = zero_shot_store.parent / "package"
+    result = uncia(
+        "export", "camtrap-dp", "--data", zero_shot_store, "--out", package,
+        "--contributor", "Survey team", "--utc-offset", "+07:00", env=offline,
+    )  # fmt: skip
+    (package / "printed.txt").write_text(result.stdout)
+    return package
+
+
+def test_uncia_export_with_only_its_required_arguments(
+    zero_shot_store: Path, exported: Path, offline: dict[str, str]
+) -> None:
+    """Frames without an EXIF UTC offset: one line asks for --utc-offset; with it and a
+    contributor, an `uncia run` store is a Camtrap DP package with 0 validation errors."""
+    bare = uncia(
+        "export", "camtrap-dp", "--data", zero_shot_store, "--out", zero_shot_store.parent / "x",
+        check=False, env=offline,
+    )  # fmt: skip
+    assert bare.returncode == 2 and "give --utc-offset" in _one_error_line(bare)
+    text = (exported / "media.csv").read_text()
+    assert text.count("\n") == 1 + len(SURVEYED) * 4 and "+07:00" in text
+    assert (exported / "printed.txt").read_text().strip().endswith("checked offline): 0 errors")
+
+
+def test_uncia_import_with_only_its_required_arguments(
+    exported: Path, tmp_path: Path, offline: dict[str, str]
+) -> None:
+    """The exported package comes back: its deployments and media, times from media.csv."""
+    result = uncia("import", "camtrap-dp", exported, "--out", tmp_path / "store", env=offline)
+    assert result.stdout.startswith("imported 1 deployment(s), 4 media")
+    images = pq.read_table(tmp_path / "store" / "parquet" / "images.parquet").to_pylist()
+    assert {i["utc_offset_minutes"] for i in images} == {420}
+    assert all(i["captured_at"] is not None for i in images)
 
 
 def _parser_of(command: str) -> Any:
