@@ -40,7 +40,7 @@ from dashboard.data.store import Store
 from dashboard.filters import Filters, Season
 from dashboard.species import Layer
 from pipeline.hexgrid import add_cell_columns
-from pipeline.schema import DEPLOYMENTS, TABLES, conform, duckdb_ddl
+from pipeline.schema import DEPLOYMENTS, RUN_TABLES, conform, duckdb_ddl
 from pipeline.store.store import StorePaths, atomic_write_text
 
 ROOT = Path(__file__).resolve().parent
@@ -97,7 +97,7 @@ def build_store(out: Path, rows: int, cameras: int, years: int, seed: int = 11) 
     con = duckdb.connect(str(tmp))
     # Read to the end: DuckDB 2.0 refuses register() below while a SELECT's result is unread.
     con.execute(f"SELECT setseed({(seed % 100) / 100})").fetchall()
-    for name in TABLES:
+    for name in RUN_TABLES:
         con.execute(duckdb_ddl(name))
     con.register("deployments_in", deployments)
     con.execute("INSERT INTO deployments SELECT * FROM deployments_in")
@@ -134,6 +134,11 @@ def build_store(out: Path, rows: int, cameras: int, years: int, seed: int = 11) 
                     ELSE [{labels!r}[g.k + 1], 'alp', 'valley', 'cliff', 'hare'] END,
                CAST([0.6, 0.2, 0.1, 0.05, 0.05] AS FLOAT[]),
                g.burst_id, 'bench', 'resnet50', 'x', 'bench://' || g.burst_id || '/' || f.j,
+               CASE WHEN g.leopard THEN 'tile' ELSE 'whole' END,
+               CAST(CASE WHEN g.leopard THEN 0.23 ELSE 0 END AS FLOAT),
+               CAST(CASE WHEN g.leopard THEN 0.3 ELSE 0 END AS FLOAT),
+               CAST(CASE WHEN g.leopard THEN 0.31 ELSE 1 END AS FLOAT),
+               CAST(CASE WHEN g.leopard THEN 0.4 ELSE 1 END AS FLOAT),
                d.h3_r5, d.h3_r6, d.h3_r7, d.h3_r8, d.h3_r9
         FROM gen_bursts g JOIN deployments d USING (deploymentID),
              range({FRAMES_PER_BURST}) f(j)
@@ -158,7 +163,7 @@ def build_store(out: Path, rows: int, cameras: int, years: int, seed: int = 11) 
         {"now": now, "n": rows},
     )
     counts = {
-        name: con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0] for name in TABLES
+        name: con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0] for name in RUN_TABLES
     }
     con.execute("CHECKPOINT")
     con.close()
