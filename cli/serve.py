@@ -54,7 +54,8 @@ def add_serve_command(sub: Any) -> None:
     serve.add_argument("--port", type=int, help="default 8050")
     serve.add_argument(
         "--tiles",
-        help="map tiles: auto (use OpenStreetMap when reachable), none, or a tile URL template",
+        help="map tiles: none (default: offline, nothing fetched from third parties) or a tile "
+        "URL template such as https://tile.openstreetmap.org/{z}/{x}/{y}.png",
     )
     serve.add_argument(
         "--config", type=Path, metavar="FILE", help="TOML file with a [serve] table of settings"

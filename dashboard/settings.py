@@ -18,8 +18,9 @@ from typing import Any
 from pipeline.config import merge_layers
 from pipeline.errors import ConfigError
 
-DEFAULT_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-TILE_CHOICES = ("auto", "none")
+# No default tile server: the page would ask a third party for tiles of the survey area,
+# telling it where the cameras are. A team that accepts that names the server itself.
+TILE_CHOICES = ("none",)
 _HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
@@ -27,14 +28,14 @@ _HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
 class Settings:
     """Everything `create_app` needs; see docs/dashboard.md for each setting.
 
-    `tiles` is "auto" (OpenStreetMap when reachable, else a plain offline map), "none" (always
-    the offline map) or a raster tile URL template with {z}, {x} and {y}.
+    `tiles` is "none" (the offline map, fetching nothing) or a raster tile URL template with
+    {z}, {x} and {y}, used when that server answers.
     """
 
     data_dir: Path
     host: str = "127.0.0.1"
     port: int = 8050
-    tiles: str = "auto"
+    tiles: str = "none"
     tile_probe_timeout_s: float = 1.5
     refresh_seconds: float = 5.0
     default_resolution: int = 6
@@ -62,9 +63,14 @@ class Settings:
             raise ConfigError(f"not a header name: {self.trusted_user_header!r}")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be 1–65535, got {self.port}")
+        if self.tiles == "auto":
+            raise ConfigError(
+                "tiles 'auto' is gone (it sent the survey area to a public tile server): give "
+                "none, or the tile server's URL, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+            )
         if self.tiles not in TILE_CHOICES and not _is_tile_template(self.tiles):
             raise ConfigError(
-                "tiles must be auto, none or an http(s) URL template with {z}, {x} and {y}, "
+                "tiles must be none or an http(s) URL template with {z}, {x} and {y}, "
                 f"got {self.tiles!r}"
             )
         if self.tile_probe_timeout_s <= 0:
@@ -92,10 +98,8 @@ class Settings:
 
     @property
     def tile_url(self) -> str | None:
-        """The tile URL template to try, or None when tiles are off."""
-        if self.tiles == "none":
-            return None
-        return DEFAULT_TILES if self.tiles == "auto" else self.tiles
+        """The tile URL template to try, or None when tiles are off (the default)."""
+        return None if self.tiles == "none" else self.tiles
 
 
 ENV_PREFIX = "UNCIA_SERVE_"

@@ -21,9 +21,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from dashboard.auth import verify_password
 
 from cli.main import build_parser
+from dashboard.serving.auth import verify_password
 from pipeline.store import store
 from tests.helpers import UNCIA, announced_port, deployment, uncia, write_deployments
 from tests.train_fixtures import plain_jpeg, spotted_jpeg

@@ -75,3 +75,12 @@ def test_bad_settings_files_are_refused_with_the_reason(
 def test_a_missing_settings_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         settings(["--data", str(tmp_path), "--config", str(tmp_path / "nope.toml")])
+
+
+def test_tiles_default_to_the_offline_map_and_a_url_must_be_given(tmp_path: Path) -> None:
+    got = settings(["--data", str(tmp_path)])
+    assert got.tiles == "none" and got.tile_url is None  # nothing fetched from a third party
+    url = "https://tiles.example.org/{z}/{x}/{y}.png"
+    assert settings(["--data", str(tmp_path), "--tiles", url]).tile_url == url
+    with pytest.raises(ConfigError, match="'auto' is gone"):
+        settings(["--data", str(tmp_path), "--tiles", "auto"])

@@ -14,7 +14,14 @@ import dash
 from dash import Input, Output, State, dcc, html
 from dash.dash_table.DataTable import DataTable
 
-from dashboard.components import NO_STORE, PICK_HEXAGON, alert, demo_banner, run_info
+from dashboard.components import (
+    NO_STORE,
+    PICK_HEXAGON,
+    alert,
+    demo_banner,
+    graph,
+    run_info,
+)
 from dashboard.context import DashboardContext
 from dashboard.data.queries import Overview, survey_overview
 from dashboard.filters import MONTH_NAMES, SEASON_LABELS, Period, Season
@@ -175,11 +182,7 @@ def layout(
                         [
                             html.Div(id=Ids.MAP_ALERT),
                             html.Div(id=Ids.MAP_SUMMARY, className="summary"),
-                            dcc.Graph(
-                                id=Ids.MAP,
-                                config={"scrollZoom": True, "displaylogo": False},
-                                className="map",
-                            ),
+                            graph(Ids.MAP, scroll_zoom=True, className="map"),
                         ],
                         className="panel map-panel",
                     ),
@@ -208,7 +211,7 @@ def layout(
             html.Section(
                 [
                     html.Div(id=Ids.SERIES_ALERT),
-                    dcc.Graph(id=Ids.SERIES, config={"displaylogo": False}),
+                    graph(Ids.SERIES),
                 ],
                 className="panel",
             ),

@@ -11,6 +11,7 @@ from typing import Any
 import dash
 from dash import ALL, Input, Output, State, dcc, html, no_update
 
+from dashboard.components import graph
 from dashboard.context import DashboardContext
 from dashboard.ids import Ids, InsightIds
 from dashboard.pages.wiring import bind, page_view
@@ -111,8 +112,8 @@ def sections() -> list[Any]:
                 html.Div(id=InsightIds.INSIGHTS_ALERT),
                 html.Div(
                     [
-                        dcc.Graph(id=InsightIds.DIEL, config={"displaylogo": False}),
-                        dcc.Graph(id=InsightIds.TIMELINE, config={"displaylogo": False}),
+                        graph(InsightIds.DIEL),
+                        graph(InsightIds.TIMELINE),
                     ],
                     className="row insights",
                 ),
