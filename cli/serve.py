@@ -28,7 +28,10 @@ SERVE_SETTINGS = (
     "port",
     "tiles",
     "gap_days",
+    "outages_file",
     "min_trap_nights",
+    "min_gi_events",
+    "min_gi_cameras",
     "default_resolution",
     "public_resolution",
     "public_min_cameras",
@@ -70,13 +73,33 @@ def add_serve_analysis_options(serve: argparse.ArgumentParser) -> None:
         "--gap-days",
         type=int,
         metavar="DAYS",
-        help="a camera silent for longer counts as down (default 7)",
+        help="guess a camera down when silent for longer than DAYS (default: off, 0: off); "
+        "without it, cameras work from deployment start to end less the outages file",
+    )
+    serve.add_argument(
+        "--outages",
+        dest="outages_file",
+        type=Path,
+        metavar="CSV",
+        help="camera outages: deploymentID,outageStart,outageEnd (default DIR/outages.csv)",
     )
     serve.add_argument(
         "--min-trap-nights",
         type=int,
         metavar="N",
         help="hexagons with less effort show as too little effort (default 30)",
+    )
+    serve.add_argument(
+        "--min-gi-events",
+        type=int,
+        metavar="N",
+        help="withhold Gi* hot spots when the view holds fewer events (default 10)",
+    )
+    serve.add_argument(
+        "--min-gi-cameras",
+        type=int,
+        metavar="N",
+        help="withhold Gi* hot spots when the view holds fewer cameras (default 10)",
     )
     serve.add_argument(
         "--default-resolution", type=int, metavar="RES", help="H3 resolution at start (default 6)"

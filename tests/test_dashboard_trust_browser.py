@@ -57,8 +57,9 @@ def test_page_requests_nothing_off_the_serving_host(browser: Any, url: str) -> N
     page.close()
     assert any(urlsplit(u).netloc == host for u in requested)
     off_host = [
-        u for u in requested if urlsplit(u).scheme not in ("data", "blob")
-        and urlsplit(u).netloc != host
+        u
+        for u in requested
+        if urlsplit(u).scheme not in ("data", "blob") and urlsplit(u).netloc != host
     ]
     assert off_host == []
 

@@ -20,7 +20,12 @@ def settings(argv: list[str], env: dict[str, str] | None = None) -> Settings:
 def test_defaults_without_file_or_environment(tmp_path: Path) -> None:
     got = settings(["--data", str(tmp_path)])
     assert got == Settings(data_dir=tmp_path)
-    assert (got.gap_days, got.min_trap_nights, got.port, got.host) == (7, 30, 8050, "127.0.0.1")
+    assert (got.gap_days, got.min_trap_nights, got.port, got.host) == (
+        None,  # no gaps guessed from silence unless asked for
+        30,
+        8050,
+        "127.0.0.1",
+    )
 
 
 def test_file_then_environment_then_command_line(tmp_path: Path) -> None:
@@ -55,7 +60,7 @@ def test_file_then_environment_then_command_line(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("[serve]\ngap_dayz = 3\n", "unknown option 'gap_dayz' in [serve]"),
-        ("[serve]\ngap_days = 0\n", "gap_days must be 1–365"),
+        ("[serve]\ngap_days = 400\n", "gap_days must be 1–365 (or 0: off)"),
         ('[serve]\ngap_days = "often"\n', "gap_days: cannot use 'often'"),
         ("[serve]\nport = 70000\n", "port must be 1–65535"),
         ("serve = 3\n", "[serve] must be a table"),
@@ -84,3 +89,16 @@ def test_tiles_default_to_the_offline_map_and_a_url_must_be_given(tmp_path: Path
     assert settings(["--data", str(tmp_path), "--tiles", url]).tile_url == url
     with pytest.raises(ConfigError, match="'auto' is gone"):
         settings(["--data", str(tmp_path), "--tiles", "auto"])
+
+
+def test_gap_guessing_and_the_outages_file_are_set_from_the_command_line_or_a_file(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "team.toml"
+    config.write_text('[serve]\ngap_days = 14\noutages_file = "field/outages.csv"\n')
+    base = ["--data", str(tmp_path), "--config", str(config)]
+    from_file = settings(base)
+    assert from_file.gap_days == 14 and from_file.outages_file == Path("field/outages.csv")
+    assert settings([*base, "--gap-days", "0"]).gap_days is None  # 0 turns guessing off
+    got = settings(["--data", str(tmp_path), "--outages", str(tmp_path / "o.csv")])
+    assert got.outages_file == tmp_path / "o.csv" and got.gap_days is None

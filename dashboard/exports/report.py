@@ -41,7 +41,7 @@ class ReportContext:
     threshold: float
     model: str
     event_gap_minutes: float
-    gap_days: int
+    effort: str  # how trap-nights were counted (views.insights.effort_rule)
     min_trap_nights: int
     resolution: int
     public: bool = False
@@ -127,9 +127,8 @@ def methods_paragraph(ctx: ReportContext, summary: pa.Table) -> str:
         f"Layer: {ctx.layer}, counted from {ctx.source}. Model: {ctx.model}. Window "
         f"{ctx.window}, {ctx.season}. Frames within 60 s form a burst; bursts at least "
         f"{ctx.event_gap_minutes:g} minutes apart at the same camera are independent events. "
-        f"Effort: {cameras} camera(s) and {nights} trap-nights, counting each day a camera was "
-        f"deployed except stretches of more than {ctx.gap_days} days without a frame with a "
-        f"trustworthy time. {events} independent events in all. Hexagons are H3 resolution "
+        f"Effort: {cameras} camera(s) and {nights} trap-nights, counting {ctx.effort}. "
+        f"{events} independent events in all. Hexagons are H3 resolution "
         f"{ctx.resolution}; the relative abundance index is events per 100 trap-nights. "
         f"Hexagons with fewer than {ctx.min_trap_nights} trap-nights are marked as too little "
         "effort and left out of the significance test. Hotspots are Getis-Ord Gi* over H3 "

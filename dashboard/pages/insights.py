@@ -40,7 +40,7 @@ def controls(ctx: DashboardContext) -> list[html.Div]:
             dcc.RadioItems(
                 id=InsightIds.MODE,
                 options=[{"label": MODE_LABELS[m], "value": m.value} for m in MapMode],
-                value=MapMode.EVENTS.value,
+                value=MapMode.RATE.value,
                 inline=True,
             ),
             html.Div(

@@ -22,7 +22,7 @@ from dashboard.exports import (
 from dashboard.filters import parse_hexagon
 from dashboard.species import LAYER_LABELS
 from dashboard.views.common import view_filters
-from dashboard.views.insights import hotspot_table, parse_view
+from dashboard.views.insights import effort_rule, hotspot_table, parse_view
 from pipeline.store.reviews import training_labels_csv
 
 
@@ -97,7 +97,7 @@ def build_export(
         threshold=filters.threshold,
         model=f"{overview.model_name} ({overview.backbone})",
         event_gap_minutes=ctx.event_gap_minutes(overview),
-        gap_days=ctx.settings.gap_days,
+        effort=effort_rule(ctx),
         min_trap_nights=ctx.settings.min_trap_nights,
         resolution=ctx.settings.public_resolution if public else filters.resolution,
         public=public,
