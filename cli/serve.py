@@ -20,6 +20,7 @@ from dashboard.serving.server import (
 )
 from dashboard.settings import Settings, resolve_settings
 from pipeline.errors import ConfigError
+from pipeline.store.store import StorePaths
 
 # The command-line options that are dashboard settings (dashboard/settings.py), by field name.
 SERVE_SETTINGS = (
@@ -170,12 +171,31 @@ def settings_from_args(
     return resolve_settings(given, env=env, config_file=args.config)
 
 
+def check_data_folder(data_dir: Path) -> None:
+    """Refuse, in one line, a folder that is no Uncia output folder: a mistyped path, or an
+    images folder, used to start a server that waited silently for a store that never came.
+
+    A folder where `uncia run` has begun (DIR/work/runs or DIR/work/deployments) but not yet
+    written its first checkpoint is served: the page fills in when the store arrives.
+    """
+    paths = StorePaths(data_dir)
+    if not data_dir.is_dir():
+        raise ConfigError(f"--data {data_dir}: no such folder")
+    if paths.duckdb.exists() or paths.runs.exists() or paths.deployments.exists():
+        return
+    raise ConfigError(
+        f"--data {data_dir} holds no Uncia store ({paths.duckdb.name}): give the --out folder "
+        "of `uncia run` or `uncia demo`"
+    )
+
+
 def serve_command(args: argparse.Namespace) -> int:
     if not 1 <= args.threads <= 256:
         raise ConfigError(f"--threads must be 1–256, got {args.threads}")
     if not 1 <= args.workers <= 64:
         raise ConfigError(f"--workers must be 1–64, got {args.workers}")
     settings = settings_from_args(args)
+    check_data_folder(settings.data_dir)
     access = "users file" if settings.auth_file else "no authentication"
     if settings.trusted_user_header:
         access = f"proxy header {settings.trusted_user_header}" + (

@@ -21,7 +21,7 @@ from dashboard.data import analysis
 from dashboard.data.outages import read_outages
 from dashboard.data.store import Store
 from dashboard.filters import Filters
-from dashboard.views.insights import effort_rule
+from dashboard.views.insights import default_years, effort_rule, year_options
 from pipeline.errors import ConfigError
 from tests.test_dashboard_queries import A_CELL_R7, deployments_table, write_survey
 
@@ -128,3 +128,14 @@ def test_a_bad_outages_file_is_refused_with_a_one_line_reason(
     with pytest.raises(ConfigError) as caught:
         read_outages(path)
     assert message in str(caught.value) and str(tmp_path) not in str(caught.value)
+
+
+def test_year_over_year_starts_with_two_years_that_have_data(survey: Path) -> None:
+    # 2023: A 365 + C 10 + B 61 (Nov–Dec) = 436 camera-days; 2024: B's 91 (Jan–Mar), partial
+    with Store(survey).connect() as con:
+        days = analysis.camera_days_per_year(con)
+    assert days == {2023: 436, 2024: 91}
+    assert default_years(days) == (2023, 2024)  # no two full years: the last two at all
+    assert default_years({2021: 300, 2022: 290, 2023: 3}) == (2021, 2022)
+    options = year_options(build_context(Settings(data_dir=survey, tiles="none")), None)
+    assert [o["label"] for o in options["options_a"]] == ["2023", "2024 (partial)"]

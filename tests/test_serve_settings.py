@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from cli.main import build_parser
-from cli.serve import settings_from_args
+from cli.main import main
+from cli.serve import check_data_folder, settings_from_args
 from dashboard.settings import Settings
 from pipeline.errors import ConfigError
 
@@ -102,3 +103,21 @@ def test_gap_guessing_and_the_outages_file_are_set_from_the_command_line_or_a_fi
     assert settings([*base, "--gap-days", "0"]).gap_days is None  # 0 turns guessing off
     got = settings(["--data", str(tmp_path), "--outages", str(tmp_path / "o.csv")])
     assert got.outages_file == tmp_path / "o.csv" and got.gap_days is None
+
+
+def test_serve_refuses_a_folder_without_a_store_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = tmp_path / "photos"
+    (images / "CAM-01").mkdir(parents=True)
+    (images / "CAM-01" / "IMG_0001.JPG").write_bytes(b"\xff\xd8")
+    for folder, reason in (
+        (tmp_path / "typo", "no such folder"),
+        (images, "holds no Uncia store (uncia.duckdb)"),
+    ):
+        assert main(["serve", "--data", str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert reason in err and len(err.strip().splitlines()) == 1
+    started = tmp_path / "run"  # `uncia run` has begun: the page waits for its checkpoint
+    (started / "work" / "runs").mkdir(parents=True)
+    check_data_folder(started)

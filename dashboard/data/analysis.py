@@ -738,6 +738,22 @@ LIMIT $limit
     return con.sql(sql, params=params).to_arrow_table()
 
 
+def camera_days_per_year(con: duckdb.DuckDBPyConnection) -> dict[int, int]:
+    """Deployed camera-days in each calendar year any deployment covers (outages not taken out:
+    this only tells full years from partial ones)."""
+    rows = con.execute(
+        """
+SELECT y, sum(least(dep_end, make_date(y, 12, 31)) - greatest(dep_start, make_date(y, 1, 1))
+              + 1)::BIGINT
+FROM (SELECT unnest(range(year("deploymentStart"), year("deploymentEnd") + 1))::INTEGER AS y,
+             "deploymentStart"::DATE AS dep_start, "deploymentEnd"::DATE AS dep_end
+      FROM deployments)
+GROUP BY y ORDER BY y
+"""
+    ).fetchall()
+    return {int(y): int(days) for y, days in rows}
+
+
 def survey_years(con: duckdb.DuckDBPyConnection) -> list[int]:
     """Calendar years any deployment covers, oldest first."""
     rows = con.execute(

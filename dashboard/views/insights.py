@@ -153,9 +153,9 @@ def map_outputs(
             summary, style, selected=selected, withheld=withheld
         )
     elif view.mode is MapMode.CHANGE:
-        years = analysis.survey_years(con)
-        year_a = view.year_a or (years[-2] if len(years) > 1 else years[0] if years else 2000)
-        year_b = view.year_b or (years[-1] if years else 2001)
+        first, last = default_years(analysis.camera_days_per_year(con))
+        year_a = view.year_a or first or 2000
+        year_b = view.year_b or last or 2001
         change = analysis.change_between(
             con, filters, ctx.event_gap_minutes(overview), rules(ctx), year_a, year_b, view.layer
         )
@@ -204,21 +204,39 @@ def series_outputs(
     return figures.event_series_figure(series, filters.period, title=title)
 
 
+PARTIAL_YEAR = 0.5  # a year with less than half the busiest year's camera-days is partial
+
+
+def default_years(days: dict[int, int]) -> tuple[int | None, int | None]:
+    """The two years the change map compares at first: the last two with data for most of the
+    year (a last year of 3 days would leave every hexagon grey), else the last two at all."""
+    years = sorted(days)
+    if not years:
+        return None, None
+    busiest = max(days.values())
+    full = [y for y in years if days[y] >= PARTIAL_YEAR * busiest]
+    pick = full if len(full) >= 2 else years
+    return (pick[-2] if len(pick) > 1 else pick[0]), pick[-1]
+
+
 def year_options(ctx: DashboardContext, version: str | None) -> dict[str, Any]:
-    """The years the survey covers, for the change map's two dropdowns."""
+    """The years the survey covers, for the change map's two dropdowns; partial years say so."""
     try:
         with ctx.store.connect() as con:
-            years = analysis.survey_years(con)
+            days = analysis.camera_days_per_year(con)
     except UnciaError:
         log.info("year_options: no readable store yet")
         return dict.fromkeys(("options_a", "options_b", "value_a", "value_b"), no_update)
-    options = [{"label": str(y), "value": y} for y in years]
-    return {
-        "options_a": options,
-        "options_b": options,
-        "value_a": years[-2] if len(years) > 1 else (years[0] if years else None),
-        "value_b": years[-1] if years else None,
-    }
+    busiest = max(days.values(), default=0)
+    options = [
+        {
+            "label": f"{y} (partial)" if d < PARTIAL_YEAR * busiest else str(y),
+            "value": y,
+        }
+        for y, d in sorted(days.items())
+    ]
+    year_a, year_b = default_years(days)
+    return {"options_a": options, "options_b": options, "value_a": year_a, "value_b": year_b}
 
 
 def update_insights(
