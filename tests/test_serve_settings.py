@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import build_parser
-from cli.main import main
+from cli.main import build_parser, main
 from cli.serve import check_data_folder, settings_from_args
 from dashboard.settings import Settings
 from pipeline.errors import ConfigError
