@@ -39,6 +39,18 @@ GRAPH_CONFIG: dict[str, Any] = {
 }
 
 
+def loading(child: Any) -> dcc.Loading:
+    """`child` dimmed under a spinner while a callback that updates it runs (after 250 ms, so a
+    quick answer does not flicker): stale content never passes for the answer."""
+    return dcc.Loading(
+        child,
+        type="circle",
+        delay_show=250,
+        overlay_style={"visibility": "visible", "opacity": 0.4, "filter": "blur(1px)"},
+        color="#0b4f8a",
+    )
+
+
 def graph(component_id: str, *, scroll_zoom: bool = False, **kwargs: Any) -> dcc.Graph:
     """A `dcc.Graph` with the page's toolbar (GRAPH_CONFIG); `scroll_zoom` for the map."""
     config = {**GRAPH_CONFIG, "scrollZoom": True} if scroll_zoom else dict(GRAPH_CONFIG)

@@ -20,6 +20,7 @@ from dashboard.components import (
     alert,
     demo_banner,
     graph,
+    loading,
     run_info,
 )
 from dashboard.context import DashboardContext
@@ -182,7 +183,13 @@ def layout(
                         [
                             html.Div(id=Ids.MAP_ALERT),
                             html.Div(id=Ids.MAP_SUMMARY, className="summary"),
-                            graph(Ids.MAP, scroll_zoom=True, className="map"),
+                            html.Button(
+                                "Clear selection (Esc)",
+                                id=Ids.CLEAR,
+                                n_clicks=0,
+                                className="clear",
+                            ),
+                            loading(graph(Ids.MAP, scroll_zoom=True, className="map")),
                         ],
                         className="panel map-panel",
                     ),
@@ -201,6 +208,7 @@ def layout(
                                 style_cell_conditional=[
                                     {"if": {"column_id": "hexagon"}, "textAlign": "left"}
                                 ],
+                                style_data_conditional=views.table_highlight(None),
                             ),
                         ],
                         className="panel table-panel",
@@ -211,7 +219,7 @@ def layout(
             html.Section(
                 [
                     html.Div(id=Ids.SERIES_ALERT),
-                    graph(Ids.SERIES),
+                    loading(graph(Ids.SERIES)),
                 ],
                 className="panel",
             ),
@@ -219,7 +227,7 @@ def layout(
                 [
                     html.H2(PICK_HEXAGON, id=Ids.DETECTIONS_TITLE),
                     html.Div(id=Ids.DETECTIONS_ALERT),
-                    html.Div(id=Ids.DETECTIONS, className="detections"),
+                    loading(html.Div(id=Ids.DETECTIONS, className="detections")),
                 ],
                 className="panel",
             ),
@@ -282,6 +290,23 @@ h2 { font-size: 16px; margin: 4px 0 8px; }
 .decision.reject, .decision.relabel { color: #9b2c1f; font-weight: 600; }
 .reviewer { display: flex; gap: 8px; align-items: center; margin: 6px 0; font-size: 13px; }
 .exports { display: flex; flex-wrap: wrap; gap: 8px; margin: 8px 0; }
+button.clear { font-size: 12px; margin: 0 0 4px; }
+:focus-visible { outline: 3px solid #0b4f8a; outline-offset: 1px; }
+/* A phone: one column, nothing wider than the screen, the map before the filters. */
+@media (max-width: 640px) {
+  .page { padding: 6px 8px 30px; display: flex; flex-direction: column; }
+  .page > * { min-width: 0; max-width: 100%; }
+  h1 { font-size: 18px; }
+  .controls { order: 3; gap: 8px; }
+  .control { min-width: 0; width: 100%; }
+  .row { flex-direction: column; }
+  .map-panel, .table-panel { flex: 1 1 auto; }
+  main { order: 2; }
+  .page > main ~ * { order: 4; }
+  .detections { grid-template-columns: 1fr 1fr; }
+  .modebar-container { display: none; }
+  .DateRangePickerInput { flex-wrap: wrap; }
+}
 </style>
 </head>
 <body>
@@ -376,7 +401,7 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         },
     )
 
-    def on_pick(click_data: Any, active_cell: Any, resolution: Any) -> str | None:
+    def on_pick(click_data: Any, active_cell: Any, resolution: Any, clear: Any) -> str | None:
         return views.select_hexagon(click_data, active_cell, dash.ctx.triggered_id)
 
     app.callback(
@@ -384,8 +409,14 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         Input(Ids.MAP, "clickData"),
         Input(Ids.TABLE, "active_cell"),
         Input(Ids.RESOLUTION, "value"),
+        Input(Ids.CLEAR, "n_clicks"),
         prevent_initial_call=True,
     )(on_pick)
+    app.callback(
+        Output(Ids.TABLE, "style_data_conditional"),
+        Input(Ids.SELECTED, "data"),
+        prevent_initial_call=True,
+    )(views.table_highlight)
     app.callback(
         output={
             "title": Output(Ids.DETECTIONS_TITLE, "children"),

@@ -11,7 +11,7 @@ from typing import Any
 import dash
 from dash import ALL, Input, Output, State, dcc, html, no_update
 
-from dashboard.components import graph
+from dashboard.components import graph, loading
 from dashboard.context import DashboardContext
 from dashboard.ids import Ids, InsightIds
 from dashboard.pages.wiring import bind, page_view
@@ -112,8 +112,8 @@ def sections() -> list[Any]:
                 html.Div(id=InsightIds.INSIGHTS_ALERT),
                 html.Div(
                     [
-                        graph(InsightIds.DIEL),
-                        graph(InsightIds.TIMELINE),
+                        loading(graph(InsightIds.DIEL)),
+                        loading(graph(InsightIds.TIMELINE)),
                     ],
                     className="row insights",
                 ),
@@ -143,7 +143,7 @@ def sections() -> list[Any]:
                     className="reviewer",
                 ),
                 html.Div(id=InsightIds.GALLERY_ALERT),
-                html.Div(id=InsightIds.GALLERY, className="detections gallery"),
+                loading(html.Div(id=InsightIds.GALLERY, className="detections gallery")),
             ],
             className="panel",
         ),
