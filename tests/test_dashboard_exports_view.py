@@ -20,7 +20,7 @@ import pytest
 
 from dashboard import Settings
 from dashboard.context import DashboardContext, build_context
-from dashboard.exports.report import rate_colour, svg_map, svg_series
+from dashboard.exports.report import rate_colour, rate_top, svg_map, svg_series
 from dashboard.views import downloads
 from tests.test_dashboard_callbacks import CONTROLS
 
@@ -121,11 +121,19 @@ def test_the_reports_hot_spot_is_an_outline_over_its_rate_colour() -> None:
     polygons = re.findall(r"<polygon [^>]*>", svg_map(summary))
     found = {re.search(r'data-hotspot="([^"]*)"', p).group(1): p for p in polygons}
     # same rate, same fill: the hot spot differs only by its thick black outline
-    assert re.search(r'fill="(#\w+)"', found["hot"]).group(1) == rate_colour(10.0)
+    assert rate_top(summary) == 10.0  # the highest rate, rounded up to 1, 2 or 5 x 10^k
+    assert re.search(r'fill="(#\w+)"', found["hot"]).group(1) == rate_colour(10.0, 10.0)
     assert re.search(r'fill="(#\w+)"', found["not significant"]).group(1) == rate_colour(10.0)
     assert 'stroke="#111111" stroke-width="3.0"' in found["hot"]
     assert 'stroke-width="0.7"' in found["not significant"]
     assert 'fill="#bdbdbd"' in found["too little effort"]
+
+
+def test_the_reports_colour_scale_follows_the_view() -> None:
+    table = pa.table({"events_per_100_trap_nights": [0.4, 26.9, 3.0], "enough_effort": [True] * 3})
+    assert rate_top(table) == 50.0  # not a fixed 10 that paints most hexagons darkest
+    assert rate_top(table.slice(0, 1)) == 0.5
+    assert rate_colour(26.9, 50.0) != rate_colour(50.0, 50.0) == rate_colour(99.0, 50.0)
 
 
 def test_the_reports_series_keeps_the_gap_between_winters() -> None:

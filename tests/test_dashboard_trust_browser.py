@@ -140,6 +140,7 @@ def test_a_phone_sees_the_page_without_sideways_scrolling(browser: Any, url: str
     map_top = page.locator("#hotspot-map").bounding_box()["y"]
     controls_top = page.locator(".controls").bounding_box()["y"]
     page.close()
+    assert widths[2] == 390  # laid out at the phone's width, not zoomed out from 980 px
     assert widths[0] <= widths[2] and widths[1] <= widths[2], widths
     assert map_top < controls_top  # the map first, the filters below it
 

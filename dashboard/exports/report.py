@@ -50,25 +50,37 @@ class ReportContext:
     gi_note: str | None = None  # why Gi* was not tested, when it was not
 
 
-RATE_TOP = 10.0  # events per 100 trap-nights at the darkest colour (and above)
-LEGEND_STOPS = (0.0, 0.5, 1.0, 2.5, 5.0, 10.0)
+LEGEND_FRACTIONS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0)  # of the scale's top, for the legend
 
 
-def rate_colour(rate: float) -> str:
-    """Pale sand to deep red with events per 100 trap-nights (log scale, RATE_TOP and above
+def rate_top(summary: pa.Table) -> float:
+    """The darkest colour's rate: the view's highest rate rounded up to 1, 2 or 5 x 10^k (a
+    fixed top of 10 once made 18 of 45 hexagons darkest red)."""
+    rates = [
+        r["events_per_100_trap_nights"]
+        for r in summary.to_pylist()
+        if r.get("events_per_100_trap_nights") and r.get("enough_effort") is not False
+    ]
+    top = max(rates, default=1.0)
+    magnitude = 10 ** math.floor(math.log10(top))
+    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= top)
+
+
+def rate_colour(rate: float, top: float = 10.0) -> str:
+    """Pale sand to deep red with events per 100 trap-nights (log scale, `top` and above
     darkest)."""
-    t = min(1.0, math.log1p(max(rate, 0.0)) / math.log1p(RATE_TOP))
+    t = min(1.0, math.log1p(max(rate, 0.0)) / math.log1p(top))
     r, g, b = 246 - int(t * 119), 241 - int(t * 241), 228 - int(t * 228)
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def _fill(row: dict) -> str:
+def _fill(row: dict, top: float) -> str:
     """A hexagon's fill: the rate alone; grey without enough effort. Gi* is an outline."""
     if row.get("hotspot") == "too little effort" or not row.get("trap_nights"):
         return LOW_EFFORT
     if row.get("enough_effort") is False:
         return LOW_EFFORT
-    return rate_colour(row.get("events_per_100_trap_nights") or 0.0)
+    return rate_colour(row.get("events_per_100_trap_nights") or 0.0, top)
 
 
 def _outline(row: dict) -> tuple[str, float]:
@@ -94,6 +106,7 @@ def svg_map(summary: pa.Table, width: int = 640, height: int = 420) -> str:
     span_x = max((max(lngs) - min(lngs)) * kx, 1e-6)
     span_y = max(max(lats) - min(lats), 1e-6)
     scale = min((width - 20) / span_x, (height - 20) / span_y)
+    top = rate_top(summary)
     parts = []
     # Plain hexagons first, outlined ones last, so a neighbour never paints over an outline.
     order = sorted(range(len(rows)), key=lambda i: _outline(rows[i])[1])
@@ -111,7 +124,7 @@ def svg_map(summary: pa.Table, width: int = 640, height: int = 420) -> str:
         )
         stroke, stroke_width = _outline(row)
         parts.append(
-            f'<polygon points="{points}" fill="{_fill(row)}" stroke="{stroke}" '
+            f'<polygon points="{points}" fill="{_fill(row, top)}" stroke="{stroke}" '
             f'stroke-width="{stroke_width}" data-hotspot="{html.escape(row.get("hotspot") or "")}">'
             f"<title>{tip}</title></polygon>"
         )
@@ -125,10 +138,11 @@ def svg_map(summary: pa.Table, width: int = 640, height: int = 420) -> str:
 def map_legend(summary: pa.Table) -> str:
     """The map's key: numbers on the rate colours, grey, and the Gi* outlines only when the
     table carries Gi* (the public version does not)."""
+    top = rate_top(summary)
     swatches = "".join(
-        f'<span class="swatch" style="background:{rate_colour(v)}"></span>'
-        f"{v:g}{'+' if v == RATE_TOP else ''} "
-        for v in LEGEND_STOPS
+        f'<span class="swatch" style="background:{rate_colour(f * top, top)}"></span>'
+        f"{f * top:.3g}{'+' if f == 1.0 else ''} "
+        for f in LEGEND_FRACTIONS
     )
     parts = [
         f"<span>Events per 100 trap-nights: {swatches}</span>",

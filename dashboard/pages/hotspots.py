@@ -299,13 +299,17 @@ button.clear { font-size: 12px; margin: 0 0 4px; }
   h1 { font-size: 18px; }
   .controls { order: 3; gap: 8px; }
   .control { min-width: 0; width: 100%; }
-  .row { flex-direction: column; }
+  .row { flex-direction: column; flex-wrap: nowrap; }
   .map-panel, .table-panel { flex: 1 1 auto; }
   main { order: 2; }
   .page > main ~ * { order: 4; }
   .detections { grid-template-columns: 1fr 1fr; }
   .modebar-container { display: none; }
   .DateRangePickerInput { flex-wrap: wrap; }
+  .months { flex-wrap: wrap; }
+  .dash-dropdown-focus-target { max-width: 100%; }
+  .table-panel { overflow-x: auto; }
+  .dash-graph { overflow: hidden; }
 }
 </style>
 </head>
@@ -412,11 +416,21 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         Input(Ids.CLEAR, "n_clicks"),
         prevent_initial_call=True,
     )(on_pick)
-    app.callback(
+    # In the browser (no round trip): the same styles as views.table_highlight.
+    app.clientside_callback(
+        """function (hexagon) {
+          const styles = [{if: {state: "active"}, backgroundColor: "inherit",
+                           border: "1px solid #d0d0d0"}];
+          if (typeof hexagon === "string" && /^[0-9a-zA-Z]+$/.test(hexagon)) {
+            styles.push({if: {filter_query: '{hexagon} = "' + hexagon + '"'},
+                         backgroundColor: "#dbe9f6", fontWeight: 600});
+          }
+          return styles;
+        }""",
         Output(Ids.TABLE, "style_data_conditional"),
         Input(Ids.SELECTED, "data"),
         prevent_initial_call=True,
-    )(views.table_highlight)
+    )
     app.callback(
         output={
             "title": Output(Ids.DETECTIONS_TITLE, "children"),
