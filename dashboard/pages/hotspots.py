@@ -291,6 +291,8 @@ h2 { font-size: 16px; margin: 4px 0 8px; }
 .reviewer { display: flex; gap: 8px; align-items: center; margin: 6px 0; font-size: 13px; }
 .exports { display: flex; flex-wrap: wrap; gap: 8px; margin: 8px 0; }
 button.clear { font-size: 12px; margin: 0 0 4px; }
+/* A waiting panel's spinner never swallows a click meant for the map or a card under it. */
+.dash-spinner-container, .dash-spinner { pointer-events: none; }
 :focus-visible { outline: 3px solid #0b4f8a; outline-offset: 1px; }
 /* A phone: one column, nothing wider than the screen, the map before the filters. */
 @media (max-width: 640px) {
