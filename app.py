@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=None, metavar="DIR", help="default data/demo")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8050)
-    parser.add_argument("--tiles", default="auto", help="auto, none or a tile URL template")
+    parser.add_argument("--tiles", default="none", help="none (offline) or a tile URL template")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     data_dir = args.data or DEMO_DIR

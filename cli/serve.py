@@ -20,6 +20,7 @@ from dashboard.serving.server import (
 )
 from dashboard.settings import Settings, resolve_settings
 from pipeline.errors import ConfigError
+from pipeline.store.store import StorePaths
 
 # The command-line options that are dashboard settings (dashboard/settings.py), by field name.
 SERVE_SETTINGS = (
@@ -28,7 +29,10 @@ SERVE_SETTINGS = (
     "port",
     "tiles",
     "gap_days",
+    "outages_file",
     "min_trap_nights",
+    "min_gi_events",
+    "min_gi_cameras",
     "default_resolution",
     "public_resolution",
     "public_min_cameras",
@@ -54,7 +58,8 @@ def add_serve_command(sub: Any) -> None:
     serve.add_argument("--port", type=int, help="default 8050")
     serve.add_argument(
         "--tiles",
-        help="map tiles: auto (use OpenStreetMap when reachable), none, or a tile URL template",
+        help="map tiles: none (default: offline, nothing fetched from third parties) or a tile "
+        "URL template such as https://tile.openstreetmap.org/{z}/{x}/{y}.png",
     )
     serve.add_argument(
         "--config", type=Path, metavar="FILE", help="TOML file with a [serve] table of settings"
@@ -69,13 +74,33 @@ def add_serve_analysis_options(serve: argparse.ArgumentParser) -> None:
         "--gap-days",
         type=int,
         metavar="DAYS",
-        help="a camera silent for longer counts as down (default 7)",
+        help="guess a camera down when silent for longer than DAYS (default: off, 0: off); "
+        "without it, cameras work from deployment start to end less the outages file",
+    )
+    serve.add_argument(
+        "--outages",
+        dest="outages_file",
+        type=Path,
+        metavar="CSV",
+        help="camera outages: deploymentID,outageStart,outageEnd (default DIR/outages.csv)",
     )
     serve.add_argument(
         "--min-trap-nights",
         type=int,
         metavar="N",
         help="hexagons with less effort show as too little effort (default 30)",
+    )
+    serve.add_argument(
+        "--min-gi-events",
+        type=int,
+        metavar="N",
+        help="withhold Gi* hot spots when the view holds fewer events (default 10)",
+    )
+    serve.add_argument(
+        "--min-gi-cameras",
+        type=int,
+        metavar="N",
+        help="withhold Gi* hot spots when the view holds fewer cameras (default 10)",
     )
     serve.add_argument(
         "--default-resolution", type=int, metavar="RES", help="H3 resolution at start (default 6)"
@@ -146,12 +171,31 @@ def settings_from_args(
     return resolve_settings(given, env=env, config_file=args.config)
 
 
+def check_data_folder(data_dir: Path) -> None:
+    """Refuse, in one line, a folder that is no Uncia output folder: a mistyped path, or an
+    images folder, used to start a server that waited silently for a store that never came.
+
+    A folder where `uncia run` has begun (DIR/work/runs or DIR/work/deployments) but not yet
+    written its first checkpoint is served: the page fills in when the store arrives.
+    """
+    paths = StorePaths(data_dir)
+    if not data_dir.is_dir():
+        raise ConfigError(f"--data {data_dir}: no such folder")
+    if paths.duckdb.exists() or paths.runs.exists() or paths.deployments.exists():
+        return
+    raise ConfigError(
+        f"--data {data_dir} holds no Uncia store ({paths.duckdb.name}): give the --out folder "
+        "of `uncia run` or `uncia demo`"
+    )
+
+
 def serve_command(args: argparse.Namespace) -> int:
     if not 1 <= args.threads <= 256:
         raise ConfigError(f"--threads must be 1–256, got {args.threads}")
     if not 1 <= args.workers <= 64:
         raise ConfigError(f"--workers must be 1–64, got {args.workers}")
     settings = settings_from_args(args)
+    check_data_folder(settings.data_dir)
     access = "users file" if settings.auth_file else "no authentication"
     if settings.trusted_user_header:
         access = f"proxy header {settings.trusted_user_header}" + (

@@ -14,11 +14,13 @@ from dashboard.data.analysis import Change
 from dashboard.figures import (
     EVENT_COLORSCALE,
     MAP_HEIGHT_PX,
+    MAP_LEGEND,
     Figure,
     _view,
     add_centred_note,
     constant_colour_trace,
     figure,
+    hotspot_outlines,
     selected_outline,
 )
 from dashboard.stats import Hotness
@@ -30,11 +32,13 @@ CLASS_COLOURS: dict[str, str] = {
     Hotness.COLD.value: "#2c7bb6",
     Hotness.NOT_SIGNIFICANT.value: "#f3e3b3",
     Hotness.TOO_LITTLE_EFFORT.value: LOW_EFFORT_COLOUR,
+    Hotness.NOT_TESTED.value: "#e7e1d3",
     Change.APPEARED: "#d7301f",
     Change.VANISHED: "#3182bd",
     Change.STAYED: "#7a0177",
     Change.NEITHER: "#f3e3b3",
     Change.TOO_LITTLE: LOW_EFFORT_COLOUR,
+    Change.NOT_TESTED: "#e7e1d3",
 }
 
 
@@ -52,7 +56,7 @@ def _finish(
             "height": MAP_HEIGHT_PX,
             "uirevision": "hotspots",
             "clickmode": "event",
-            "legend": {"x": 0.01, "y": 0.99, "bgcolor": "rgba(255,255,255,0.8)"},
+            "legend": MAP_LEGEND,
         },
     )
     if not cells:
@@ -60,8 +64,15 @@ def _finish(
     return fig
 
 
-def rate_map(summary: pa.Table, style: dict[str, Any], *, selected: str | None = None) -> Figure:
-    """Events per 100 trap-nights; hexagons with too little effort drawn grey, not cold."""
+def rate_map(
+    summary: pa.Table,
+    style: dict[str, Any],
+    *,
+    selected: str | None = None,
+    withheld: str | None = None,
+) -> Figure:
+    """Events per 100 trap-nights; hexagons with too little effort drawn grey, not cold; Gi*
+    hot and cold spots outlined on top (`withheld`: why there are none, noted on the map)."""
     rows = summary.to_pylist()
     judged = [r for r in rows if r["enough_effort"]]
     low = [r for r in rows if not r["enough_effort"]]
@@ -82,11 +93,14 @@ def rate_map(summary: pa.Table, style: dict[str, Any], *, selected: str | None =
                 "thickness": 14,
                 "len": 0.8,
             },
-            "customdata": [[r["events"], r["trap_nights"], r["cameras"]] for r in judged],
+            "customdata": [
+                [r["events"], r["trap_nights"], r["cameras"], r.get("hotspot", "–")]
+                for r in judged
+            ],
             "hovertemplate": (
                 "<b>%{z:.2f} events per 100 trap-nights</b><br>hexagon %{location}<br>"
                 "%{customdata[0]} events, %{customdata[1]} trap-nights, "
-                "%{customdata[2]} camera(s)<extra></extra>"
+                "%{customdata[2]} camera(s)<br>Gi*: %{customdata[3]}<extra></extra>"
             ),
             "name": "Events per 100 trap-nights",
             "showlegend": False,
@@ -104,7 +118,29 @@ def rate_map(summary: pa.Table, style: dict[str, Any], *, selected: str | None =
                 ],
             )
         )
-    return _finish(traces, [r["hexagon"] for r in rows], selected, style)
+    traces += hotspot_outlines(summary)
+    fig = _finish(traces, [r["hexagon"] for r in rows], selected, style)
+    if withheld and rows:
+        _corner_note(fig, withheld)
+    return fig
+
+
+def _corner_note(fig: Figure, text: str) -> None:
+    """A note along the map's foot (e.g. why Gi* was not tested), clear of the hexagons' middle."""
+    fig["layout"].setdefault("annotations", []).append(
+        {
+            "text": text,
+            "showarrow": False,
+            "x": 0.01,
+            "y": 0.01,
+            "xanchor": "left",
+            "yanchor": "bottom",
+            "xref": "paper",
+            "yref": "paper",
+            "bgcolor": "rgba(255,255,255,0.9)",
+            "font": {"size": 12},
+        }
+    )
 
 
 def category_map(
@@ -134,16 +170,24 @@ def category_map(
 
 
 def significance_map(
-    summary: pa.Table, style: dict[str, Any], *, selected: str | None = None
+    summary: pa.Table,
+    style: dict[str, Any],
+    *,
+    selected: str | None = None,
+    withheld: str | None = None,
 ) -> Figure:
-    """Gi* hot / cold / not significant / too little effort per hexagon."""
+    """Gi* hot / cold / not significant / too little effort / not tested per hexagon;
+    `withheld` (why the test was not run) is written on the map."""
     hover = [
         f"hexagon {r['hexagon']}: {r['hotspot']}"
         + ("" if r["gi_z"] is None else f" (z {r['gi_z']:.2f}, q {r['gi_q']:.3f})")
         for r in summary.to_pylist()
     ]
     order = [h.value for h in Hotness]
-    return category_map(summary, "hotspot", order, style, hover=hover, selected=selected)
+    fig = category_map(summary, "hotspot", order, style, hover=hover, selected=selected)
+    if withheld and summary.num_rows:
+        _corner_note(fig, withheld)
+    return fig
 
 
 def change_map(
@@ -159,7 +203,14 @@ def change_map(
         f"{year_b}: {rate(r['rate_b'])} per 100 trap-nights"
         for r in change.to_pylist()
     ]
-    order = [Change.APPEARED, Change.VANISHED, Change.STAYED, Change.NEITHER, Change.TOO_LITTLE]
+    order = [
+        Change.APPEARED,
+        Change.VANISHED,
+        Change.STAYED,
+        Change.NEITHER,
+        Change.NOT_TESTED,
+        Change.TOO_LITTLE,
+    ]
     return category_map(change, "change", order, style, hover=hover, selected=selected)
 
 
@@ -187,10 +238,11 @@ def diel_figure(diel: pa.Table, *, title: str = "") -> Figure:
 
 
 def timeline_figure(timeline: pa.Table, *, title: str = "") -> Figure:
-    """Per-camera operation: green where it worked, red where it was down (a gap)."""
+    """Per-camera operation: blue where it worked, orange where it was down (colour-blind
+    safe, Okabe–Ito)."""
     rows = timeline.to_pylist()
     traces = []
-    for kind, colour in (("working", "#1a9850"), ("down", "#d73027")):
+    for kind, colour in (("working", "#0072b2"), ("down", "#e69f00")):
         part = [r for r in rows if r["kind"] == kind]
         traces.append(
             {
@@ -217,7 +269,7 @@ def timeline_figure(timeline: pa.Table, *, title: str = "") -> Figure:
             "xaxis": {"type": "date"},
             "yaxis": {"autorange": "reversed"},
             "height": max(220, 40 + 22 * cameras),
-            "margin": {"l": 120, "r": 16, "t": 40, "b": 30},
+            "margin": {"l": 120, "r": 16, "t": 56, "b": 30},
             "legend": {"orientation": "h", "y": 1.08, "x": 1, "xanchor": "right"},
         },
         theme="plotly_white",

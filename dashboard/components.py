@@ -25,6 +25,38 @@ NO_STORE = (
 PICK_HEXAGON = "Click a hexagon on the map, or a row of the table, to see its frames."
 
 
+# Every chart's toolbar: no "Share chart" (plotly.js 3 shows it by default, and it uploads the
+# figure, exact camera positions included, to a public plotting cloud), no Chart Studio link,
+# no plotly logo, and no Box / Lasso select, which nothing here listens to.
+GRAPH_CONFIG: dict[str, Any] = {
+    "displaylogo": False,
+    "showSendToCloud": False,
+    "showEditInChartStudio": False,
+    "showLink": False,
+    "sendData": False,
+    "plotlyServerURL": "",
+    "modeBarButtonsToRemove": ["sendDataToCloud", "editInChartStudio", "select2d", "lasso2d"],
+}
+
+
+def loading(child: Any) -> dcc.Loading:
+    """`child` dimmed under a spinner while a callback that updates it runs (after 250 ms, so a
+    quick answer does not flicker): stale content never passes for the answer."""
+    return dcc.Loading(
+        child,
+        type="circle",
+        delay_show=250,
+        overlay_style={"visibility": "visible", "opacity": 0.4, "filter": "blur(1px)"},
+        color="#0b4f8a",
+    )
+
+
+def graph(component_id: str, *, scroll_zoom: bool = False, **kwargs: Any) -> dcc.Graph:
+    """A `dcc.Graph` with the page's toolbar (GRAPH_CONFIG); `scroll_zoom` for the map."""
+    config = {**GRAPH_CONFIG, "scrollZoom": True} if scroll_zoom else dict(GRAPH_CONFIG)
+    return dcc.Graph(id=component_id, config=config, **kwargs)
+
+
 def alert(message: str) -> html.Div:
     """A visible, screen-reader-announced message box."""
     return html.Div(message, className="alert", role="alert")

@@ -98,7 +98,7 @@ class DashboardContext:
 
 def build_context(settings: Settings, url_prefix: str = "/") -> DashboardContext:
     """Open the store reader and tile source for `settings` (no network call yet)."""
-    store = Store(settings.data_dir)
+    store = Store(settings.data_dir, settings.outages_file)
     return DashboardContext(
         settings=settings,
         store=store,

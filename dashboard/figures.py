@@ -160,6 +160,50 @@ def selected_outline(cell: str) -> dict[str, Any]:
     }
 
 
+HOT_OUTLINE = "#111111"
+COLD_OUTLINE = "#17becf"
+
+
+def hotspot_outlines(summary: pa.Table) -> list[dict[str, Any]]:
+    """Gi* hot and cold spots as outlines over whatever colours the hexagons, so the marking
+    never hides inside the rate's colour ramp; one legend entry each, none when there are none.
+
+    Reads the `hotspot` column of `analysis.with_significance` (absent: no outlines).
+    """
+    if "hotspot" not in summary.column_names:
+        return []
+    traces = []
+    for cls, name, colour, width in (
+        ("hot", "Gi* hot spot (q < 0.05)", HOT_OUTLINE, 3.5),
+        ("cold", "Gi* cold spot (q < 0.05)", COLD_OUTLINE, 3.0),
+    ):
+        cells = [r["hexagon"] for r in summary.to_pylist() if r["hotspot"] == cls]
+        if not cells:
+            continue
+        lon: list[float | None] = []
+        lat: list[float | None] = []
+        for cell in cells:
+            outline = cell_outline(cell)
+            lon += [lng for lng, _ in outline] + [None]
+            lat += [la for _, la in outline] + [None]
+        traces.append(
+            {
+                "type": "scattermap",
+                "lon": lon,
+                "lat": lat,
+                "mode": "lines",
+                "line": {"width": width, "color": colour},
+                "hoverinfo": "skip",
+                "name": name,
+                "showlegend": True,
+            }
+        )
+    return traces
+
+
+MAP_LEGEND = {"x": 0.01, "y": 0.99, "bgcolor": "rgba(255,255,255,0.85)", "font": {"size": 12}}
+
+
 def hotspot_map(
     summary: pa.Table,
     cameras: pa.Table | None,
@@ -208,6 +252,7 @@ def hotspot_map(
             "name": "Hexagons",
         }
     ]
+    traces += hotspot_outlines(summary)
     if cameras is not None and cameras.num_rows:
         traces.append(
             {
@@ -234,6 +279,7 @@ def hotspot_map(
             "title": {"text": title, "x": 0.01, "font": {"size": 14}},
             "uirevision": "hotspots",  # keep the user's pan and zoom when filters change
             "clickmode": "event",
+            "legend": MAP_LEGEND,
         },
     )
     if not cells:

@@ -28,6 +28,7 @@ class Ids:
     DETECTIONS = "detections"
     DETECTIONS_TITLE = "detections-title"
     DETECTIONS_ALERT = "detections-alert"
+    CLEAR = "clear-selection"
 
 
 class InsightIds:

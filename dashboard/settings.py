@@ -18,8 +18,9 @@ from typing import Any
 from pipeline.config import merge_layers
 from pipeline.errors import ConfigError
 
-DEFAULT_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-TILE_CHOICES = ("auto", "none")
+# No default tile server: the page would ask a third party for tiles of the survey area,
+# telling it where the cameras are. A team that accepts that names the server itself.
+TILE_CHOICES = ("none",)
 _HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
@@ -27,14 +28,14 @@ _HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
 class Settings:
     """Everything `create_app` needs; see docs/dashboard.md for each setting.
 
-    `tiles` is "auto" (OpenStreetMap when reachable, else a plain offline map), "none" (always
-    the offline map) or a raster tile URL template with {z}, {x} and {y}.
+    `tiles` is "none" (the offline map, fetching nothing) or a raster tile URL template with
+    {z}, {x} and {y}, used when that server answers.
     """
 
     data_dir: Path
     host: str = "127.0.0.1"
     port: int = 8050
-    tiles: str = "auto"
+    tiles: str = "none"
     tile_probe_timeout_s: float = 1.5
     refresh_seconds: float = 5.0
     default_resolution: int = 6
@@ -45,8 +46,14 @@ class Settings:
     trusted_user_header: str | None = None  # e.g. X-Forwarded-User, set by a reverse proxy
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # who may set that header
     image_roots: tuple[Path, ...] = ()  # thumbnails only from here; (): the runs' images_root
-    gap_days: int = 7  # a camera silent for longer than this many days counts as down
+    # Camera operation comes from the deployments' start and end and the outages file. Guessing
+    # gaps from silence is opt-in: at a quiet station a silent week is normal, and counting it
+    # as down shrinks trap-nights and inflates rates. None (or 0): no guessing.
+    gap_days: int | None = None  # a camera silent for longer than this many days counts as down
+    outages_file: Path | None = None  # CSV of outages; None: DIR/outages.csv when it exists
     min_trap_nights: int = 30  # hexagons with less effort show as "too little effort"
+    min_gi_events: int = 10  # Gi* withheld with fewer events in the view's judged hexagons
+    min_gi_cameras: int = 10  # ... or fewer cameras
     public_resolution: int = 5  # public exports merge hexagons up to this H3 resolution
     public_min_cameras: int = 3  # public exports leave out cells with fewer cameras
     max_review_bursts: int = 24  # candidate bursts in the review gallery
@@ -54,6 +61,10 @@ class Settings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "image_roots", tuple(Path(p) for p in self.image_roots))
+        if self.outages_file is not None:
+            object.__setattr__(self, "outages_file", Path(self.outages_file))
+        if self.gap_days == 0:
+            object.__setattr__(self, "gap_days", None)
         if self.auth_file is not None:
             object.__setattr__(self, "auth_file", Path(self.auth_file))
         if self.trusted_user_header is not None and not _HEADER.fullmatch(
@@ -62,9 +73,14 @@ class Settings:
             raise ConfigError(f"not a header name: {self.trusted_user_header!r}")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be 1–65535, got {self.port}")
+        if self.tiles == "auto":
+            raise ConfigError(
+                "tiles 'auto' is gone (it sent the survey area to a public tile server): give "
+                "none, or the tile server's URL, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+            )
         if self.tiles not in TILE_CHOICES and not _is_tile_template(self.tiles):
             raise ConfigError(
-                "tiles must be auto, none or an http(s) URL template with {z}, {x} and {y}, "
+                "tiles must be none or an http(s) URL template with {z}, {x} and {y}, "
                 f"got {self.tiles!r}"
             )
         if self.tile_probe_timeout_s <= 0:
@@ -79,10 +95,12 @@ class Settings:
             raise ConfigError(f"event_gap_minutes must be >= 0, got {self.event_gap_minutes}")
         if not 32 <= self.thumbnail_px <= 2048:
             raise ConfigError(f"thumbnail_px must be 32–2048, got {self.thumbnail_px}")
-        if not 1 <= self.gap_days <= 365:
-            raise ConfigError(f"gap_days must be 1–365, got {self.gap_days}")
+        if self.gap_days is not None and not 1 <= self.gap_days <= 365:
+            raise ConfigError(f"gap_days must be 1–365 (or 0: off), got {self.gap_days}")
         if self.min_trap_nights < 0:
             raise ConfigError(f"min_trap_nights must be >= 0, got {self.min_trap_nights}")
+        if self.min_gi_events < 1 or self.min_gi_cameras < 1:
+            raise ConfigError("min_gi_events and min_gi_cameras must be >= 1")
         if not 0 <= self.public_resolution <= 9:
             raise ConfigError(f"public_resolution must be 0–9, got {self.public_resolution}")
         if self.public_min_cameras < 1:
@@ -92,10 +110,8 @@ class Settings:
 
     @property
     def tile_url(self) -> str | None:
-        """The tile URL template to try, or None when tiles are off."""
-        if self.tiles == "none":
-            return None
-        return DEFAULT_TILES if self.tiles == "auto" else self.tiles
+        """The tile URL template to try, or None when tiles are off (the default)."""
+        return None if self.tiles == "none" else self.tiles
 
 
 ENV_PREFIX = "UNCIA_SERVE_"

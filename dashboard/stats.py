@@ -27,6 +27,7 @@ class Hotness(StrEnum):
     COLD = "cold"
     NOT_SIGNIFICANT = "not significant"
     TOO_LITTLE_EFFORT = "too little effort"
+    NOT_TESTED = "not tested"  # too few events or cameras in the view for the test to mean much
 
 
 @dataclass(frozen=True)

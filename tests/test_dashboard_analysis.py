@@ -99,7 +99,17 @@ def test_little_effort_is_marked_and_left_out_of_the_test(survey: Path) -> None:
     judged = {r["hexagon"]: r for r in analysis.with_significance(table, EffortRules()).to_pylist()}
     assert judged[B_CELL_R7]["enough_effort"] is False
     assert judged[B_CELL_R7]["hotspot"] == "too little effort" and judged[B_CELL_R7]["gi_z"] is None
-    assert judged[A_CELL_R7]["hotspot"] == "not significant"  # two hexagons: nothing to test
+    # 4 events at 2 cameras are below the default minimum (10 and 10): Gi* is withheld
+    assert judged[A_CELL_R7]["hotspot"] == "not tested" and judged[A_CELL_R7]["gi_z"] is None
+    reason = analysis.gi_withheld_reason(table, EffortRules())
+    assert reason == (
+        "Gi* not tested: 4 event(s) at 2 camera(s) with enough effort; "
+        "the test needs at least 10 events and 10 cameras"
+    )
+    small = EffortRules(min_gi_events=4, min_gi_cameras=2)
+    assert analysis.gi_withheld_reason(table, small) is None
+    tested = {r["hexagon"]: r for r in analysis.with_significance(table, small).to_pylist()}
+    assert tested[A_CELL_R7]["hotspot"] == "not significant"  # two hexagons: nothing to test
 
 
 def test_other_species_layers_count_by_top1_label(tmp_path: Path) -> None:

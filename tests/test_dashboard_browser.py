@@ -102,7 +102,11 @@ def test_opening_the_page_asks_only_for_what_it_draws(browser: Any, url: str) ->
         page.close()
     # Dash runs the review buttons' (pattern-matching) callback once the buttons exist; it
     # finds no click and changes nothing.
-    drawn = sorted(o for o in asked if not o.startswith("reviews-version.data"))
+    # The store check every refresh_seconds (5 s) is no part of the load; on a busy machine it
+    # comes due before the gallery is drawn.
+    drawn = sorted(
+        o for o in asked if not o.startswith(("reviews-version.data", "data-version.data"))
+    )
     assert drawn == [
         "detections-title.children",  # the selection store announces itself on mount
         "diel.figure",

@@ -68,8 +68,9 @@ def texts(component: Any) -> str:
 
 
 def test_map_shows_every_hexagon_and_events_drop_with_threshold(ctx: DashboardContext) -> None:
-    low = callbacks.update_map(ctx, "v1", **{**CONTROLS, "threshold": 0.3})
-    high = callbacks.update_map(ctx, "v1", **{**CONTROLS, "threshold": 0.95})
+    events = {**CONTROLS, "map_mode": "events"}  # raw counts (the default map is the rate)
+    low = callbacks.update_map(ctx, "v1", **{**events, "threshold": 0.3})
+    high = callbacks.update_map(ctx, "v1", **{**events, "threshold": 0.95})
     assert low["alert"] == [] and high["alert"] == []
     low_trace, high_trace = low["figure"]["data"][0], high["figure"]["data"][0]
     assert set(low_trace["locations"]) == set(
@@ -82,8 +83,9 @@ def test_map_shows_every_hexagon_and_events_drop_with_threshold(ctx: DashboardCo
 
 
 def test_map_resolution_changes_the_hexagons(ctx: DashboardContext) -> None:
-    r5 = callbacks.update_map(ctx, "v1", **{**CONTROLS, "resolution": 5})["figure"]["data"][0]
-    r8 = callbacks.update_map(ctx, "v1", **{**CONTROLS, "resolution": 8})["figure"]["data"][0]
+    events = {**CONTROLS, "map_mode": "events"}
+    r5 = callbacks.update_map(ctx, "v1", **{**events, "resolution": 5})["figure"]["data"][0]
+    r8 = callbacks.update_map(ctx, "v1", **{**events, "resolution": 8})["figure"]["data"][0]
     assert len(r5["locations"]) < len(r8["locations"])
     assert sum(r5["z"]) == sum(r8["z"])
 

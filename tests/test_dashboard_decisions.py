@@ -31,7 +31,13 @@ pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:
 @pytest.fixture
 def ctx(demo_dir: Path) -> DashboardContext:
     return build_context(
-        Settings(data_dir=demo_dir, tiles="none", min_trap_nights=420, public_min_cameras=2)
+        Settings(
+            data_dir=demo_dir,
+            tiles="none",
+            min_trap_nights=420,
+            public_min_cameras=2,
+            min_gi_cameras=5,  # 12 stations: test Gi* on the 9 cameras with enough effort
+        )
     )
 
 
@@ -59,6 +65,38 @@ def test_map_modes_show_rate_effort_significance_and_change(ctx: DashboardContex
     assert change["alert"] == [] and change["figure"]["data"]
     bad = callbacks.update_map(ctx, "v", map_mode="sideways", **CONTROLS)
     assert "unknown map mode" in texts(bad["alert"])
+
+
+def test_gi_star_is_withheld_below_the_minimum_and_the_page_says_why(demo_dir: Path) -> None:
+    # The default minimum of 10 cameras: 9 of the 12 stations have 420 trap-nights.
+    ctx = build_context(Settings(data_dir=demo_dir, tiles="none", min_trap_nights=420))
+    reason = "the test needs at least 10 events and 10 cameras"
+    sig = callbacks.update_map(ctx, "v", map_mode="significance", **CONTROLS)
+    assert "hot" not in names(sig["figure"]) and "not tested" in names(sig["figure"])
+    assert {r["hotspot"] for r in sig["rows"]} == {"not tested", "too little effort"}
+    assert all(r["gi_q"] is None for r in sig["rows"])
+    assert "at 9 camera(s) with enough effort" in sig["summary"] and reason in sig["summary"]
+    notes = [a["text"] for a in sig["figure"]["layout"].get("annotations", [])]
+    assert any(reason in n for n in notes)  # on the map itself, not only in the line above
+    rate = callbacks.update_map(ctx, "v", **CONTROLS)  # the default map says it too
+    assert not [n for n in names(rate["figure"]) if n.startswith("Gi*")]
+    assert any(reason in a["text"] for a in rate["figure"]["layout"]["annotations"])
+
+
+def test_hot_spots_are_outlined_over_the_rate_colours(ctx: DashboardContext) -> None:
+    rate = callbacks.update_map(ctx, "v", **CONTROLS)  # the default: events per 100 nights
+    hot = {r["hexagon"] for r in rate["rows"] if r["hotspot"] == "hot"}
+    fill = rate["figure"]["data"][0]
+    assert fill["name"] == "Events per 100 trap-nights"
+    assert fill["colorbar"]["title"]["text"]  # a numeric colour bar beside the map
+    outlines = [t for t in rate["figure"]["data"] if t["name"].startswith("Gi* hot spot")]
+    if not hot:
+        assert outlines == []
+        return
+    (outline,) = outlines
+    # one closed ring of 7 points per hot hexagon, separated by None; the fill stays the rate
+    assert outline["type"] == "scattermap" and outline["lon"].count(None) == len(hot)
+    assert set(fill["locations"]) >= hot
 
 
 def test_the_first_views_drawn_at_once_all_succeed(demo_dir: Path) -> None:
@@ -95,12 +133,14 @@ def test_confirming_a_burst_counts_it_in_the_verified_view(ctx: DashboardContext
     burst = first.to_plotly_json()["props"]["data-burst"]
     scores = [float(texts(c).split("score ")[1].split()[0]) for c in gallery["cards"]]
     assert scores == sorted(scores, reverse=True)
-    before = callbacks.update_map(ctx, "v", verified="verified", **CONTROLS)
+    before = callbacks.update_map(ctx, "v", verified="verified", map_mode="events", **CONTROLS)
     assert sum(before["figure"]["data"][0]["z"]) == 0  # nothing reviewed yet
     trigger = {"type": InsightIds.REVIEW_BUTTON, "burst": burst, "decision": "confirm"}
     out = review.record_decision(ctx, trigger, {}, "Bayara")
     assert out["alert"] == [] and out["reviews"]
-    after = callbacks.update_map(ctx, "v", verified="verified", reviews=out["reviews"], **CONTROLS)
+    after = callbacks.update_map(
+        ctx, "v", verified="verified", reviews=out["reviews"], map_mode="events", **CONTROLS
+    )
     assert sum(after["figure"]["data"][0]["z"]) == 1
     shown = review.show_gallery(ctx, cell, "v", out["reviews"], **CONTROLS)
     assert "confirm (snow_leopard) by Bayara" in texts(shown["cards"][0])

@@ -70,13 +70,13 @@ def test_season_filter_and_significance_and_effort_modes(page: Any) -> None:
     )
     page.get_by_text("Hot / cold spots (Gi*)").click()
     page.wait_for_function(
-        f"() => ({TRACE_NAMES})().every(n => ['hot', 'cold', 'not significant', "
+        f"() => ({TRACE_NAMES})().every(n => ['hot', 'cold', 'not significant', 'not tested', "
         "'too little effort', 'Selected hexagon'].includes(n))",
         timeout=15_000,
     )
     page.get_by_text("Events per 100 trap-nights").click()
     page.wait_for_function(f"() => ({TRACE_NAMES})().includes('too little effort')", timeout=15_000)
-    page.get_by_text("Independent events", exact=True).click()
+    page.get_by_text("Independent events (raw counts)", exact=True).click()
     page.get_by_text("All year", exact=True).click()
     page.wait_for_function(f"() => ({TRACE_NAMES})()[0] === 'Hexagons'", timeout=15_000)
 

@@ -63,10 +63,10 @@ def test_concurrent_first_views_compute_a_snapshots_gaps_once(
     calls: list[int] = []
     real = analysis.camera_gaps
 
-    def counted(con: Any, gap_days: int) -> Any:
+    def counted(con: Any, gap_days: int, *outages: Any) -> Any:
         calls.append(gap_days)
         time.sleep(0.2)  # widen the window in which the others arrive
-        return real(con, gap_days)
+        return real(con, gap_days, *outages)
 
     monkeypatch.setattr(analysis, "camera_gaps", counted)
     ctx = build_context(Settings(data_dir=demo_dir, tiles="none"))
@@ -93,9 +93,9 @@ def gap_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     real = analysis.camera_gaps
 
-    def counted(con: Any, gap_days: int) -> Any:
+    def counted(con: Any, gap_days: int, *outages: Any) -> Any:
         calls.append(gap_days)
-        return real(con, gap_days)
+        return real(con, gap_days, *outages)
 
     monkeypatch.setattr(analysis, "camera_gaps", counted)
     return calls

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -22,6 +23,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dashboard.data.outages import OUTAGES
 from dashboard.filters import Filters
 from dashboard.species import Layer, labels_of
 from dashboard.stats import DEFAULT_ALPHA, Hotness, gi_star
@@ -46,42 +48,112 @@ GAPS = pa.schema(
 class EffortRules:
     """When a camera counts as down, and how much effort a hexagon needs to be judged."""
 
-    gap_days: int = 7
+    gap_days: int | None = None
     min_trap_nights: int = 30
     gi_rings: int = 1
     alpha: float = DEFAULT_ALPHA
+    # Gi* is withheld below these, over the hexagons with enough effort: with one event in a
+    # survey it otherwise marks hexagons "hot", some with no event at all.
+    min_gi_events: int = 10
+    min_gi_cameras: int = 10
 
 
-def camera_gaps(con: duckdb.DuckDBPyConnection, gap_days: int) -> pa.Table:
-    """Stretches of more than `gap_days` days without a trustworthy frame, per deployment.
+def gi_withheld_reason(summary: pa.Table, rules: EffortRules) -> str | None:
+    """Why Gi* is not computed for `summary` (a layer_summary), or None when it is: fewer
+    than `rules.min_gi_events` events or `rules.min_gi_cameras` cameras in the hexagons with
+    enough effort."""
+    rows = [r for r in summary.to_pylist() if r["enough_effort"]]
+    events = sum(r["events"] for r in rows)
+    cameras = sum(r["cameras"] for r in rows)
+    if events >= rules.min_gi_events and cameras >= rules.min_gi_cameras:
+        return None
+    return (
+        f"Gi* not tested: {events} event(s) at {cameras} camera(s) with enough effort; "
+        f"the test needs at least {rules.min_gi_events} events and {rules.min_gi_cameras} "
+        "cameras"
+    )
 
-    Days with frames whose capture time is missing, unparseable or outside the deployment prove
-    nothing, so only frames with time_flag "ok" close a gap. The deployment's first and last
-    days count as seen (the camera was set up and collected). Columns: deploymentID,
-    gap_first, gap_last (dates, inclusive), days.
+
+def camera_gaps(
+    con: duckdb.DuckDBPyConnection, gap_days: int | None, outages: pa.Table | None = None
+) -> pa.Table:
+    """The days each deployment was down, as merged stretches (no two overlap or touch).
+
+    Down is what is known: the `outages` (data.outages.OUTAGES rows, clipped to the deployment;
+    an outage without an end lasts to the deployment's end). Only when `gap_days` is set are
+    silences guessed to be down too: stretches of more than `gap_days` days without a
+    trustworthy frame. Frames whose capture time is missing, unparseable or outside the
+    deployment prove nothing, so only time_flag "ok" closes a silence, and the deployment's
+    first and last days count as seen. Columns: deploymentID, gap_first, gap_last (dates,
+    inclusive), days.
     """
-    sql = """
-WITH days AS (
-  SELECT DISTINCT deploymentID, captured_at::DATE AS day FROM images
-  WHERE time_flag = $ok AND captured_at IS NOT NULL
-  UNION SELECT deploymentID, "deploymentStart"::DATE FROM deployments
-  UNION SELECT deploymentID, "deploymentEnd"::DATE FROM deployments
+    parts = []
+    params: dict[str, Any] = {}
+    if gap_days is not None:
+        parts.append(_SILENCES)
+        params = {"ok": TimeFlag.OK.value, "gap_days": int(gap_days)}
+    if outages is not None and outages.num_rows:
+        con.register("uncia_outages", outages.cast(OUTAGES))
+        parts.append(_REPORTED)
+    if not parts:
+        return GAPS.empty_table()
+    sql = f"""
+WITH periods AS ({" UNION ALL ".join(parts)}),
+reach AS (
+  SELECT *, max(gap_last) OVER (PARTITION BY deploymentID ORDER BY gap_first, gap_last
+                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reached
+  FROM periods WHERE gap_first <= gap_last
 ),
-ordered AS (
-  SELECT deploymentID, day, lead(day) OVER (PARTITION BY deploymentID ORDER BY day) AS next_day
-  FROM days
+stretches AS (
+  SELECT *, sum(CASE WHEN reached IS NULL OR gap_first > reached + 1 THEN 1 ELSE 0 END)
+              OVER (PARTITION BY deploymentID ORDER BY gap_first, gap_last
+                    ROWS UNBOUNDED PRECEDING) AS stretch
+  FROM reach
 )
-SELECT deploymentID, day + 1 AS gap_first, next_day - 1 AS gap_last,
-       (next_day - day - 1)::BIGINT AS days
-FROM ordered WHERE next_day - day - 1 > $gap_days
+SELECT deploymentID, min(gap_first) AS gap_first, max(gap_last) AS gap_last,
+       (max(gap_last) - min(gap_first) + 1)::BIGINT AS days
+FROM stretches GROUP BY deploymentID, stretch
 ORDER BY deploymentID, gap_first
 """
-    table = con.sql(sql, params={"ok": TimeFlag.OK.value, "gap_days": int(gap_days)})
-    return table.to_arrow_table().cast(GAPS)
+    try:
+        table = con.sql(sql, params=params).to_arrow_table()
+    finally:
+        if outages is not None and outages.num_rows:
+            con.unregister("uncia_outages")
+    return table.cast(GAPS)
+
+
+# Guessed from silence (opt-in): more than $gap_days days without a trustworthy frame.
+_SILENCES = """
+SELECT deploymentID, day + 1 AS gap_first, next_day - 1 AS gap_last FROM (
+  SELECT deploymentID, day, lead(day) OVER (PARTITION BY deploymentID ORDER BY day) AS next_day
+  FROM (
+    SELECT DISTINCT deploymentID, captured_at::DATE AS day FROM images
+    WHERE time_flag = $ok AND captured_at IS NOT NULL
+    UNION SELECT deploymentID, "deploymentStart"::DATE FROM deployments
+    UNION SELECT deploymentID, "deploymentEnd"::DATE FROM deployments))
+WHERE next_day - day - 1 > $gap_days
+"""
+
+# Reported outages, clipped to their deployment.
+_REPORTED = """
+SELECT o.deploymentID,
+       greatest(o.outage_first, d."deploymentStart"::DATE) AS gap_first,
+       least(coalesce(o.outage_last, d."deploymentEnd"::DATE), d."deploymentEnd"::DATE)
+         AS gap_last
+FROM uncia_outages o JOIN deployments d USING (deploymentID)
+"""
+
+
+def gap_rule(gap_days: int | None, outages_key: str = "") -> str:
+    """A name (a SQL identifier part) for one rule of down days: "g0" (deployment dates only),
+    "g7" (silences over 7 days guessed down), plus "_o<key>" with an outages file."""
+    return f"g{gap_days or 0}" + (f"_o{outages_key}" if outages_key else "")
 
 
 class GapCache:
-    """Camera gaps per (store version, gap_days): they change only when the store does.
+    """Camera gaps per (store version, gap rule): they change only when the store or the
+    outages file does.
 
     One caller computes a missing entry while the others wait for it: a page load posts
     several callbacks at once, and each computing the gaps of a new snapshot (0.7 s on the
@@ -98,18 +170,28 @@ class GapCache:
         self._lock = threading.Lock()
         self._computing = threading.Lock()
         self._entries = entries
-        self._tables: OrderedDict[tuple[str | None, int], pa.Table] = OrderedDict()
+        self._tables: OrderedDict[tuple[str | None, str], pa.Table] = OrderedDict()
         self.shared_folder = shared_folder
 
-    def _cached(self, key: tuple[str | None, int]) -> pa.Table | None:
+    def _cached(self, key: tuple[str | None, str]) -> pa.Table | None:
         with self._lock:
             if key in self._tables:
                 self._tables.move_to_end(key)
                 return self._tables[key]
         return None
 
-    def get(self, con: duckdb.DuckDBPyConnection, version: str | None, gap_days: int) -> pa.Table:
-        key = (version, int(gap_days))
+    def get(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        version: str | None,
+        gap_days: int | None,
+        outages: pa.Table | None = None,
+        outages_key: str = "",
+    ) -> pa.Table:
+        """The gaps of `version` under `gap_days` and `outages` (whose file `outages_key`
+        names: a new key is a new entry)."""
+        rule = gap_rule(gap_days, outages_key)
+        key = (version, rule)
         table = self._cached(key)
         if table is not None:
             return table
@@ -117,7 +199,7 @@ class GapCache:
             table = self._cached(key)  # computed while this caller waited
             if table is not None:
                 return table
-            table = self._shared(con, version, int(gap_days))
+            table = self._shared(con, version, rule, lambda: camera_gaps(con, gap_days, outages))
             with self._lock:
                 self._tables[key] = table
                 while len(self._tables) > self._entries:
@@ -125,26 +207,30 @@ class GapCache:
         return table
 
     def _shared(
-        self, con: duckdb.DuckDBPyConnection, version: str | None, gap_days: int
+        self,
+        con: duckdb.DuckDBPyConnection,
+        version: str | None,
+        rule: str,
+        compute: Callable[[], pa.Table],
     ) -> pa.Table:
         """The gaps from `shared_folder`, computed and written there when absent."""
         if self.shared_folder is None or version is None:
-            return camera_gaps(con, gap_days)
+            return compute()
         digest = hashlib.sha256(version.encode()).hexdigest()[:16]
-        path = self.shared_folder / f"gaps-{digest}-d{gap_days}.parquet"
+        path = self.shared_folder / f"gaps-{digest}-{rule}.parquet"
         with contextlib.ExitStack() as held:
             try:
                 # The folder lock of pipeline.store: the others wait here, then read the file.
                 held.enter_context(decision_lock(self.shared_folder))
             except OSError as exc:
                 log.info("camera gaps not shared (%s): computing them in this process", exc)
-                return camera_gaps(con, gap_days)
+                return compute()
             if path.exists():
                 try:
                     return pq.read_table(path).cast(GAPS)
                 except (OSError, pa.ArrowException):
                     log.warning("unreadable shared camera gaps %s: computing them again", path)
-            table = camera_gaps(con, gap_days)
+            table = compute()
             try:
                 atomic_write_parquet(table, path)
                 files = sorted(
@@ -391,10 +477,24 @@ def with_significance(summary: pa.Table, rules: EffortRules) -> pa.Table:
     """Add Gi* of events per 100 trap-nights over hexagons with enough effort.
 
     New columns: gi_z, gi_p, gi_q (Benjamini–Hochberg), hotspot ("hot", "cold",
-    "not significant", or "too little effort" for hexagons left out of the test).
+    "not significant", "too little effort" for hexagons left out of the test, or "not tested"
+    for every other hexagon when `gi_withheld_reason` says the view is too small to test).
     """
     rows = summary.to_pylist()
     judged = [r for r in rows if r["enough_effort"] and r["events_per_100_trap_nights"] is not None]
+    if gi_withheld_reason(summary, rules) is not None:
+        untested = {r["hexagon"] for r in judged}
+        classes = [
+            (Hotness.NOT_TESTED if r["hexagon"] in untested else Hotness.TOO_LITTLE_EFFORT).value
+            for r in rows
+        ]
+        nulls = pa.nulls(len(rows), pa.float64())
+        return (
+            summary.append_column("gi_z", nulls)
+            .append_column("gi_p", nulls)
+            .append_column("gi_q", nulls)
+            .append_column("hotspot", pa.array(classes, pa.string()))
+        )
     result = gi_star(
         [r["hexagon"] for r in judged],
         [r["events_per_100_trap_nights"] for r in judged],
@@ -427,6 +527,7 @@ class Change:
     STAYED = "stayed hot"
     NEITHER = "not a hotspot"
     TOO_LITTLE = "too little effort"
+    NOT_TESTED = "not tested"  # Gi* withheld in either year (too few events or cameras)
 
 
 def year_window(filters: Filters, year: int) -> Filters:
@@ -462,6 +563,8 @@ def change_between(
         hb = rb["hotspot"] if rb else Hotness.TOO_LITTLE_EFFORT.value
         if Hotness.TOO_LITTLE_EFFORT.value in (ha, hb):
             change = Change.TOO_LITTLE
+        elif Hotness.NOT_TESTED.value in (ha, hb):
+            change = Change.NOT_TESTED
         elif ha == hb == Hotness.HOT.value:
             change = Change.STAYED
         elif hb == Hotness.HOT.value:
@@ -633,6 +736,22 @@ LIMIT $limit
         extra["hexagon"] = hexagon
     params = {"start": filters.start, "end": filters.end, "months": list(filters.months), **extra}
     return con.sql(sql, params=params).to_arrow_table()
+
+
+def camera_days_per_year(con: duckdb.DuckDBPyConnection) -> dict[int, int]:
+    """Deployed camera-days in each calendar year any deployment covers (outages not taken out:
+    this only tells full years from partial ones)."""
+    rows = con.execute(
+        """
+SELECT y, sum(least(dep_end, make_date(y, 12, 31)) - greatest(dep_start, make_date(y, 1, 1))
+              + 1)::BIGINT
+FROM (SELECT unnest(range(year("deploymentStart"), year("deploymentEnd") + 1))::INTEGER AS y,
+             "deploymentStart"::DATE AS dep_start, "deploymentEnd"::DATE AS dep_end
+      FROM deployments)
+GROUP BY y ORDER BY y
+"""
+    ).fetchall()
+    return {int(y): int(days) for y, days in rows}
 
 
 def survey_years(con: duckdb.DuckDBPyConnection) -> list[int]:

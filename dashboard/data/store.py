@@ -12,7 +12,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from dashboard.data.analysis import GapCache, attach
+from dashboard.data.analysis import GapCache, attach, gap_rule
+from dashboard.data.outages import outages_path, read_outages
+from dashboard.data.outages import signature as outages_signature
 from pipeline.errors import StoreError
 from pipeline.store import matches, reviews
 from pipeline.store.reviews import read_reviews, reviews_signature
@@ -31,8 +33,10 @@ class Store:
     replaced file. Cursors on an old snapshot keep working until they are closed.
     """
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, outages_file: Path | None = None) -> None:
         self.data_dir = Path(data_dir)
+        # Known camera outages: the configured CSV, else DIR/outages.csv when there is one.
+        self.outages_file = outages_file
         self.paths = StorePaths(self.data_dir)
         self.path = self.paths.duckdb
         self._lock = threading.Lock()
@@ -41,6 +45,7 @@ class Store:
         # Camera gaps per store version, shared with the server's other processes through
         # DIR/work/dashboard (GapCache says what that saves).
         self.gaps = GapCache(shared_folder=self.paths.dashboard_cache)
+        self._outages: tuple[str, pa.Table] | None = None
 
     def version(self) -> str | None:
         """Return a cheap signature of the store file (inode, mtime, size), None when absent."""
@@ -79,8 +84,10 @@ class Store:
 
 
     def state(self) -> str:
-        """A signature of everything the dashboard reads here (`data_state`)."""
-        return data_state(self.data_dir)
+        """A signature of everything the dashboard reads here (`data_state`, and the outages
+        file)."""
+        path = outages_path(self.data_dir, self.outages_file)
+        return f"{data_state(self.data_dir)}|{outages_signature(path)}"
 
     def table(self, name: str) -> Path | None:
         """The Parquet file of table `name` (DIR/parquet), or None when nothing wrote it yet."""
@@ -95,11 +102,28 @@ class Store:
         """Changes whenever a review decision is recorded."""
         return reviews_signature(self.data_dir)
 
-    def prepare(self, con: duckdb.DuckDBPyConnection, gap_days: int) -> None:
-        """Register on `con` this snapshot's camera gaps (cached per store version), the latest
-        reviews and the operating nights the effort queries read (`analysis.attach`)."""
-        gaps = self.gaps.get(con, self.version(), gap_days)
-        attach(con, gaps, self.reviews(), cache_key=f"g{gap_days}")
+    def outages(self) -> tuple[pa.Table | None, str]:
+        """The known camera outages (data.outages) and a key that changes with their file;
+        (None, "") without a file. Raises ConfigError for a file that cannot be used."""
+        path = outages_path(self.data_dir, self.outages_file)
+        key = outages_signature(path)
+        if path is None:
+            return None, ""
+        with self._lock:
+            if self._outages is not None and self._outages[0] == key:
+                return self._outages[1], key
+        table = read_outages(path)
+        with self._lock:
+            self._outages = (key, table)
+        return table, key
+
+    def prepare(self, con: duckdb.DuckDBPyConnection, gap_days: int | None) -> None:
+        """Register on `con` this snapshot's camera gaps (outages, and silences over `gap_days`
+        days when set; cached per store version), the latest reviews and the operating nights
+        the effort queries read (`analysis.attach`)."""
+        outages, key = self.outages()
+        gaps = self.gaps.get(con, self.version(), gap_days, outages, key)
+        attach(con, gaps, self.reviews(), cache_key=gap_rule(gap_days, key))
 
 
 def data_state(data_dir: Path) -> str:

@@ -11,6 +11,7 @@ from dashboard.exports.tables import (
     hotspots_geodataframe,
     hotspots_geojson,
     hotspots_geopackage,
+    with_provenance,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "hotspots_geopackage",
     "report_html",
     "report_pdf",
+    "with_provenance",
 ]

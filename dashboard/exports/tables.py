@@ -6,7 +6,10 @@ parents and parents watched by fewer than `min_cameras` cameras are left out.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
+import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -16,6 +19,15 @@ import pyarrow.csv as pacsv
 from pipeline.hexgrid import cell_outline, cell_parent
 
 PUBLIC_COLUMNS = ("hexagon", "events", "cameras", "trap_nights", "events_per_100_trap_nights")
+
+
+def with_provenance(summary: pa.Table, provenance: dict[str, str]) -> pa.Table:
+    """`summary` with one constant column per `provenance` item (window, season, threshold,
+    model, data date, simulated ...), so a file that leaves the dashboard still says which
+    view it shows, whichever program opens it."""
+    for name, value in provenance.items():
+        summary = summary.append_column(name, pa.array([value] * summary.num_rows, pa.string()))
+    return summary
 
 
 def hotspots_csv(summary: pa.Table) -> bytes:
@@ -76,15 +88,30 @@ def hotspots_geodataframe(summary: pa.Table):  # -> geopandas.GeoDataFrame
     return gpd.GeoDataFrame(frame, geometry=geometry, crs="EPSG:4326")
 
 
-def hotspots_geojson(summary: pa.Table) -> bytes:
-    """The hexagons as a GeoJSON FeatureCollection (UTF-8)."""
-    return hotspots_geodataframe(summary).to_json(drop_id=True).encode("utf-8")
+def hotspots_geojson(summary: pa.Table, metadata: dict[str, str] | None = None) -> bytes:
+    """The hexagons as a GeoJSON FeatureCollection (UTF-8); `metadata` becomes its top-level
+    "uncia" member (a foreign member, which GeoJSON readers keep or ignore)."""
+    text = hotspots_geodataframe(summary).to_json(drop_id=True)
+    if not metadata:
+        return text.encode("utf-8")
+    collection = json.loads(text)
+    collection["uncia"] = metadata
+    return json.dumps(collection, ensure_ascii=False).encode("utf-8")
 
 
-def hotspots_geopackage(summary: pa.Table, layer: str = "hotspots") -> bytes:
-    """The hexagons as a GeoPackage file's bytes, one layer named `layer`."""
+def hotspots_geopackage(
+    summary: pa.Table, layer: str = "hotspots", description: str = ""
+) -> bytes:
+    """The hexagons as a GeoPackage file's bytes, one layer named `layer`, whose
+    `gpkg_contents.description` is `description` (what view it shows)."""
     frame = hotspots_geodataframe(summary)
     with tempfile.TemporaryDirectory(prefix="uncia-gpkg-") as tmp:
         path = Path(tmp) / "hotspots.gpkg"
         frame.to_file(path, driver="GPKG", layer=layer)
+        if description:
+            with contextlib.closing(sqlite3.connect(path)) as con, con:
+                con.execute(
+                    "UPDATE gpkg_contents SET description = ? WHERE table_name = ?",
+                    (description, layer),
+                )
         return path.read_bytes()

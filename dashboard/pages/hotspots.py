@@ -14,7 +14,15 @@ import dash
 from dash import Input, Output, State, dcc, html
 from dash.dash_table.DataTable import DataTable
 
-from dashboard.components import NO_STORE, PICK_HEXAGON, alert, demo_banner, run_info
+from dashboard.components import (
+    NO_STORE,
+    PICK_HEXAGON,
+    alert,
+    demo_banner,
+    graph,
+    loading,
+    run_info,
+)
 from dashboard.context import DashboardContext
 from dashboard.data.queries import Overview, survey_overview
 from dashboard.filters import MONTH_NAMES, SEASON_LABELS, Period, Season
@@ -175,11 +183,13 @@ def layout(
                         [
                             html.Div(id=Ids.MAP_ALERT),
                             html.Div(id=Ids.MAP_SUMMARY, className="summary"),
-                            dcc.Graph(
-                                id=Ids.MAP,
-                                config={"scrollZoom": True, "displaylogo": False},
-                                className="map",
+                            html.Button(
+                                "Clear selection (Esc)",
+                                id=Ids.CLEAR,
+                                n_clicks=0,
+                                className="clear",
                             ),
+                            loading(graph(Ids.MAP, scroll_zoom=True, className="map")),
                         ],
                         className="panel map-panel",
                     ),
@@ -198,6 +208,7 @@ def layout(
                                 style_cell_conditional=[
                                     {"if": {"column_id": "hexagon"}, "textAlign": "left"}
                                 ],
+                                style_data_conditional=views.table_highlight(None),
                             ),
                         ],
                         className="panel table-panel",
@@ -208,7 +219,7 @@ def layout(
             html.Section(
                 [
                     html.Div(id=Ids.SERIES_ALERT),
-                    dcc.Graph(id=Ids.SERIES, config={"displaylogo": False}),
+                    loading(graph(Ids.SERIES)),
                 ],
                 className="panel",
             ),
@@ -216,7 +227,7 @@ def layout(
                 [
                     html.H2(PICK_HEXAGON, id=Ids.DETECTIONS_TITLE),
                     html.Div(id=Ids.DETECTIONS_ALERT),
-                    html.Div(id=Ids.DETECTIONS, className="detections"),
+                    loading(html.Div(id=Ids.DETECTIONS, className="detections")),
                 ],
                 className="panel",
             ),
@@ -279,6 +290,29 @@ h2 { font-size: 16px; margin: 4px 0 8px; }
 .decision.reject, .decision.relabel { color: #9b2c1f; font-weight: 600; }
 .reviewer { display: flex; gap: 8px; align-items: center; margin: 6px 0; font-size: 13px; }
 .exports { display: flex; flex-wrap: wrap; gap: 8px; margin: 8px 0; }
+button.clear { font-size: 12px; margin: 0 0 4px; }
+/* A waiting panel's spinner never swallows a click meant for the map or a card under it. */
+.dash-spinner-container, .dash-spinner { pointer-events: none; }
+:focus-visible { outline: 3px solid #0b4f8a; outline-offset: 1px; }
+/* A phone: one column, nothing wider than the screen, the map before the filters. */
+@media (max-width: 640px) {
+  .page { padding: 6px 8px 30px; display: flex; flex-direction: column; }
+  .page > * { min-width: 0; max-width: 100%; }
+  h1 { font-size: 18px; }
+  .controls { order: 3; gap: 8px; }
+  .control { min-width: 0; width: 100%; }
+  .row { flex-direction: column; flex-wrap: nowrap; }
+  .map-panel, .table-panel { flex: 1 1 auto; }
+  main { order: 2; }
+  .page > main ~ * { order: 4; }
+  .detections { grid-template-columns: 1fr 1fr; }
+  .modebar-container { display: none; }
+  .DateRangePickerInput { flex-wrap: wrap; }
+  .months { flex-wrap: wrap; }
+  .dash-dropdown-focus-target { max-width: 100%; }
+  .table-panel { overflow-x: auto; }
+  .dash-graph { overflow: hidden; }
+}
 </style>
 </head>
 <body>
@@ -373,7 +407,7 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         },
     )
 
-    def on_pick(click_data: Any, active_cell: Any, resolution: Any) -> str | None:
+    def on_pick(click_data: Any, active_cell: Any, resolution: Any, clear: Any) -> str | None:
         return views.select_hexagon(click_data, active_cell, dash.ctx.triggered_id)
 
     app.callback(
@@ -381,8 +415,24 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         Input(Ids.MAP, "clickData"),
         Input(Ids.TABLE, "active_cell"),
         Input(Ids.RESOLUTION, "value"),
+        Input(Ids.CLEAR, "n_clicks"),
         prevent_initial_call=True,
     )(on_pick)
+    # In the browser (no round trip): the same styles as views.table_highlight.
+    app.clientside_callback(
+        """function (hexagon) {
+          const styles = [{if: {state: "active"}, backgroundColor: "inherit",
+                           border: "1px solid #d0d0d0"}];
+          if (typeof hexagon === "string" && /^[0-9a-zA-Z]+$/.test(hexagon)) {
+            styles.push({if: {filter_query: '{hexagon} = "' + hexagon + '"'},
+                         backgroundColor: "#dbe9f6", fontWeight: 600});
+          }
+          return styles;
+        }""",
+        Output(Ids.TABLE, "style_data_conditional"),
+        Input(Ids.SELECTED, "data"),
+        prevent_initial_call=True,
+    )
     app.callback(
         output={
             "title": Output(Ids.DETECTIONS_TITLE, "children"),

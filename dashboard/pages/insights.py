@@ -11,6 +11,7 @@ from typing import Any
 import dash
 from dash import ALL, Input, Output, State, dcc, html, no_update
 
+from dashboard.components import graph, loading
 from dashboard.context import DashboardContext
 from dashboard.ids import Ids, InsightIds
 from dashboard.pages.wiring import bind, page_view
@@ -39,7 +40,7 @@ def controls(ctx: DashboardContext) -> list[html.Div]:
             dcc.RadioItems(
                 id=InsightIds.MODE,
                 options=[{"label": MODE_LABELS[m], "value": m.value} for m in MapMode],
-                value=MapMode.EVENTS.value,
+                value=MapMode.RATE.value,
                 inline=True,
             ),
             html.Div(
@@ -111,8 +112,8 @@ def sections() -> list[Any]:
                 html.Div(id=InsightIds.INSIGHTS_ALERT),
                 html.Div(
                     [
-                        dcc.Graph(id=InsightIds.DIEL, config={"displaylogo": False}),
-                        dcc.Graph(id=InsightIds.TIMELINE, config={"displaylogo": False}),
+                        loading(graph(InsightIds.DIEL)),
+                        loading(graph(InsightIds.TIMELINE)),
                     ],
                     className="row insights",
                 ),
@@ -142,7 +143,7 @@ def sections() -> list[Any]:
                     className="reviewer",
                 ),
                 html.Div(id=InsightIds.GALLERY_ALERT),
-                html.Div(id=InsightIds.GALLERY, className="detections gallery"),
+                loading(html.Div(id=InsightIds.GALLERY, className="detections gallery")),
             ],
             className="panel",
         ),

@@ -116,6 +116,23 @@ def select_hexagon(
     return None
 
 
+def table_highlight(hexagon: str | None) -> list[dict[str, Any]]:
+    """The hotspot table's row styles: the selected hexagon's row, wherever sorting puts it,
+    and a neutral active cell (after a re-sort it sits on another row than the selection)."""
+    styles: list[dict[str, Any]] = [
+        {"if": {"state": "active"}, "backgroundColor": "inherit", "border": "1px solid #d0d0d0"}
+    ]
+    if isinstance(hexagon, str) and hexagon.isalnum():
+        styles.append(
+            {
+                "if": {"filter_query": f'{{hexagon}} = "{hexagon}"'},
+                "backgroundColor": "#dbe9f6",
+                "fontWeight": 600,
+            }
+        )
+    return styles
+
+
 @shows_alert("title", "cards")
 def show_detections(
     ctx: DashboardContext, hexagon: str | None, version: str | None, **controls: Any

@@ -30,16 +30,17 @@ log = logging.getLogger(__name__)
 
 
 class MapMode(StrEnum):
-    EVENTS = "events"
+    # Effort-adjusted first, and the default: raw counts favour hexagons with more cameras.
     RATE = "rate"
+    EVENTS = "events"
     SIGNIFICANCE = "significance"
     CHANGE = "change"
     INDIVIDUALS = "individuals"
 
 
 MODE_LABELS = {
-    MapMode.EVENTS: "Independent events",
-    MapMode.RATE: "Events per 100 trap-nights",
+    MapMode.RATE: "Events per 100 trap-nights (effort-adjusted)",
+    MapMode.EVENTS: "Independent events (raw counts)",
     MapMode.SIGNIFICANCE: "Hot / cold spots (Gi*)",
     MapMode.CHANGE: "Change between two years",
     MapMode.INDIVIDUALS: "Distinct individuals (minimum known alive)",
@@ -50,7 +51,7 @@ MODE_LABELS = {
 class View:
     """What the map shows on top of `Filters`: mode, layer and the two years compared."""
 
-    mode: MapMode = MapMode.EVENTS
+    mode: MapMode = MapMode.RATE
     layer: Layer = Layer.LEOPARD
     year_a: int | None = None
     year_b: int | None = None
@@ -59,7 +60,7 @@ class View:
 def parse_view(mode: Any, layer: Any, year_a: Any = None, year_b: Any = None) -> View:
     """Build a `View` from raw control values; raise ConfigError on unknown values."""
     try:
-        parsed_mode = MapMode(mode) if mode else MapMode.EVENTS
+        parsed_mode = MapMode(mode) if mode else MapMode.RATE
         parsed_layer = Layer(layer) if layer else Layer.LEOPARD
     except ValueError:
         raise ConfigError(f"unknown map mode or layer {mode!r} / {layer!r}") from None
@@ -74,7 +75,26 @@ def parse_view(mode: Any, layer: Any, year_a: Any = None, year_b: Any = None) ->
 
 def rules(ctx: DashboardContext) -> EffortRules:
     s = ctx.settings
-    return EffortRules(gap_days=s.gap_days, min_trap_nights=s.min_trap_nights)
+    return EffortRules(
+        gap_days=s.gap_days,
+        min_trap_nights=s.min_trap_nights,
+        min_gi_events=s.min_gi_events,
+        min_gi_cameras=s.min_gi_cameras,
+    )
+
+
+def effort_rule(ctx: DashboardContext) -> str:
+    """How camera operation is counted, in words for titles, summaries and reports."""
+    outages, _ = ctx.store.outages()
+    text = "each day from deployment start to end"
+    if outages is not None:
+        text += ", less the reported outages"
+    if ctx.settings.gap_days is not None:
+        text += (
+            f", less stretches of more than {ctx.settings.gap_days} days without a frame "
+            "(guessed down from silence)"
+        )
+    return text
 
 
 def _rate(value: Any, digits: int = 2) -> Any:
@@ -125,14 +145,17 @@ def map_outputs(
         Layer.LIVESTOCK: "livestock",
         Layer.PEOPLE: "people",
     }[view.layer]
+    withheld = analysis.gi_withheld_reason(summary, rules(ctx))
     if view.mode is MapMode.RATE:
-        figure = analysis_figures.rate_map(summary, style, selected=selected)
+        figure = analysis_figures.rate_map(summary, style, selected=selected, withheld=withheld)
     elif view.mode is MapMode.SIGNIFICANCE:
-        figure = analysis_figures.significance_map(summary, style, selected=selected)
+        figure = analysis_figures.significance_map(
+            summary, style, selected=selected, withheld=withheld
+        )
     elif view.mode is MapMode.CHANGE:
-        years = analysis.survey_years(con)
-        year_a = view.year_a or (years[-2] if len(years) > 1 else years[0] if years else 2000)
-        year_b = view.year_b or (years[-1] if years else 2001)
+        first, last = default_years(analysis.camera_days_per_year(con))
+        year_a = view.year_a or first or 2000
+        year_b = view.year_b or last or 2001
         change = analysis.change_between(
             con, filters, ctx.event_gap_minutes(overview), rules(ctx), year_a, year_b, view.layer
         )
@@ -154,8 +177,10 @@ def map_outputs(
         source = "by zero-shot labels"
     text = (
         f"{summary.num_rows} hexagons with working cameras · {total} independent {what} "
-        f"events {source} · {filters.describe_season()} · {hot} Gi* hot spot(s) · "
-        f"{low} with too little effort (< {ctx.settings.min_trap_nights} trap-nights)"
+        f"events {source} · {filters.describe_season()} · "
+        f"{withheld or f'{hot} Gi* hot spot(s) (outlined)'} · "
+        f"{low} with too little effort (< {ctx.settings.min_trap_nights} trap-nights) · "
+        f"trap-nights: {effort_rule(ctx)}"
     )
     return {"figure": figure, "rows": table_rows(summary), "summary": text}
 
@@ -179,21 +204,39 @@ def series_outputs(
     return figures.event_series_figure(series, filters.period, title=title)
 
 
+PARTIAL_YEAR = 0.5  # a year with less than half the busiest year's camera-days is partial
+
+
+def default_years(days: dict[int, int]) -> tuple[int | None, int | None]:
+    """The two years the change map compares at first: the last two with data for most of the
+    year (a last year of 3 days would leave every hexagon grey), else the last two at all."""
+    years = sorted(days)
+    if not years:
+        return None, None
+    busiest = max(days.values())
+    full = [y for y in years if days[y] >= PARTIAL_YEAR * busiest]
+    pick = full if len(full) >= 2 else years
+    return (pick[-2] if len(pick) > 1 else pick[0]), pick[-1]
+
+
 def year_options(ctx: DashboardContext, version: str | None) -> dict[str, Any]:
-    """The years the survey covers, for the change map's two dropdowns."""
+    """The years the survey covers, for the change map's two dropdowns; partial years say so."""
     try:
         with ctx.store.connect() as con:
-            years = analysis.survey_years(con)
+            days = analysis.camera_days_per_year(con)
     except UnciaError:
         log.info("year_options: no readable store yet")
         return dict.fromkeys(("options_a", "options_b", "value_a", "value_b"), no_update)
-    options = [{"label": str(y), "value": y} for y in years]
-    return {
-        "options_a": options,
-        "options_b": options,
-        "value_a": years[-2] if len(years) > 1 else (years[0] if years else None),
-        "value_b": years[-1] if years else None,
-    }
+    busiest = max(days.values(), default=0)
+    options = [
+        {
+            "label": f"{y} (partial)" if d < PARTIAL_YEAR * busiest else str(y),
+            "value": y,
+        }
+        for y, d in sorted(days.items())
+    ]
+    year_a, year_b = default_years(days)
+    return {"options_a": options, "options_b": options, "value_a": year_a, "value_b": year_b}
 
 
 def update_insights(
@@ -221,8 +264,7 @@ def update_insights(
         ),
         "timeline": analysis_figures.timeline_figure(
             timeline,
-            title=f"Camera operation · {where} · down = no frame for > "
-            f"{ctx.settings.gap_days} days",
+            title=f"Camera operation · {where}<br><sub>trap-nights: {effort_rule(ctx)}</sub>",
         ),
         "alert": [],
     }
