@@ -29,6 +29,7 @@ class TimeFlag(StrEnum):
 class ImageStatus(StrEnum):
     OK = "ok"
     FAILED = "failed"
+    MISSING = "missing"  # classified once, its file since deleted or moved out of the root
 
 
 class BurstAggregation(StrEnum):
@@ -59,6 +60,7 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     FINISHED = "finished"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"  # stopped by SIGINT (Ctrl-C) or SIGTERM (docker stop)
 
 
 class RunKind(StrEnum):
@@ -125,7 +127,10 @@ SCORE_FIELDS = [
     pa.field("weights_sha256", pa.string()),
     *VIEW_FIELDS,
 ]
-FRAME_RESULTS = pa.schema([*IMAGES, *SCORE_FIELDS])
+# When the file was last modified (st_mtime_ns), beside file_size: resume re-reads a frame whose
+# size or time changed since it was classified (the same path, another photograph).
+FILE_MTIME = pa.field("file_mtime_ns", pa.int64())
+FRAME_RESULTS = pa.schema([*IMAGES, FILE_MTIME, *SCORE_FIELDS])
 
 # One row per classified frame, keyed by camera location.
 DETECTIONS = pa.schema(

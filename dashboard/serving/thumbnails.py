@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from dashboard.data.queries import image_source, run_image_roots
 from dashboard.data.store import Store
 from pipeline.errors import StoreError
+from pipeline.stages.decode import open_image, read_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,9 @@ class ThumbnailService:
                 return placeholder("simulated", "demo frame: no photograph", self.size_px)
             return placeholder("image not found", "the file has moved", self.size_px, status=404)
         try:
-            with Image.open(path) as img:
+            # The run's decoder rules: its formats only (no PostScript…), its pixel limit, so
+            # a frame the run classified is shown and one it refused is refused here too.
+            with open_image(read_regular_file(path)) as img:
                 img.draft("RGB", (self.size_px, self.size_px))  # JPEG: decode at reduced size
                 small = ImageOps.exif_transpose(img).convert("RGB")
                 small.thumbnail((self.size_px, self.size_px))

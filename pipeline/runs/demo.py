@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline import __version__
+from pipeline.errors import StoreError
 from pipeline.hexgrid import add_cell_columns
 from pipeline.schema import (
     DEPLOYMENTS,
@@ -178,6 +179,11 @@ def simulate_deployment(rng: np.random.Generator, dep: dict, opts: DemoOptions) 
 def build_demo_survey(out_dir: Path, options: DemoOptions | None = None) -> dict[str, int]:
     """Write a simulated survey into `out_dir` through the store; return table row counts."""
     with store.writer_lock(Path(out_dir)):
+        if any(w["kind"] != RunKind.DEMO for w in store.writers(Path(out_dir))):
+            raise StoreError(
+                f"{out_dir} holds a real survey (frames of `uncia run`); the simulated demo "
+                "goes to a folder of its own"
+            )
         return _build_demo_survey_locked(Path(out_dir), options or DemoOptions())
 
 
@@ -205,6 +211,7 @@ def _build_demo_survey_locked(out_dir: Path, opts: DemoOptions) -> dict[str, int
                 "file_path": [r["file_path"] for r in rows],
                 "relative_path": [r["relative_path"] for r in rows],
                 "file_size": pa.nulls(n, pa.int64()),
+                "file_mtime_ns": pa.nulls(n, pa.int64()),
                 "content_sha256": pa.nulls(n, pa.string()),
                 "width": pa.array([None if b else 2048 for b in broken], pa.int32()),
                 "height": pa.array([None if b else 1536 for b in broken], pa.int32()),

@@ -22,12 +22,12 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image, ImageOps
+from PIL import ImageOps
 
 from pipeline.errors import ConfigError, StoreError
 from pipeline.runs.spark_engine import spark_session
 from pipeline.schema import LOCALIZATIONS, LocalizeMethod, conform
-from pipeline.stages.decode import DecodedFrame, decode_frame
+from pipeline.stages.decode import DecodedFrame, decode_frame, open_image, read_regular_file
 from pipeline.stages.embed import Backbone, load_backbone
 from pipeline.stages.imagenet import SNOW_LEOPARD_CLASS
 from pipeline.stages.localize import (
@@ -157,7 +157,7 @@ def _save_pictures(
     folder = Path(LOCALIZATIONS_DIR)
     heat_rel = folder / "heatmaps" / f"{stem}.png"
     crop_rel = folder / "crops" / f"{stem}.jpg"
-    with Image.open(file_path) as opened:
+    with open_image(read_regular_file(file_path)) as opened:
         upright = ImageOps.exif_transpose(opened).convert("RGB")
     width, height = upright.size
     x, y, w, h = explanation.box
