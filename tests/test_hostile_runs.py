@@ -291,3 +291,41 @@ def test_resume_reads_a_replaced_file_again_and_marks_a_deleted_one_missing(
     assert open_store(out).execute(
         "SELECT count(*) FROM detections JOIN images USING (image_id) WHERE relative_path = '2.jpg'"
     ).fetchall() == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "deploymentID;locationID;latitude;longitude;deploymentStart;deploymentEnd\n"
+            "A;a;43.1;100.7;2024-01-01;2024-12-31\n",
+            "not ; or tabs",
+        ),
+        (
+            "deploymentID,locationID,latitude,longitude,deploymentStart,deploymentEnd,latitude\n"
+            "A,a,43.1,100.7,2024-01-01,2024-12-31,0\n",
+            "latitude appear more than once",
+        ),
+        (
+            "deploymentID,locationID,latitude,longitude,deploymentStart,deploymentEnd\n"
+            "A,a,43,2,100.7,2024-01-01,2024-12-31\n",
+            "line 2: more cells than the header has columns",
+        ),
+        (
+            "deploymentID,locationID,latitude,longitude,deploymentStart,deploymentEnd\n"
+            "A,a,43.1,100.7,2024-01-01,2024-12-31\n../B,b,43.1,100.7,2024-01-01,2024-12-31\n",
+            "line 3: deploymentID '../B' cannot be a folder name",
+        ),
+    ],
+)
+def test_sloppy_tables_are_refused_with_their_reason(
+    hostile: tuple[Path, Path, Path, str], tmp_path: Path, text: str, message: str
+) -> None:
+    # Finding 20: a semicolon table reported six missing columns with no hint, a duplicated
+    # header was taken from its last copy, '43,2' lost a row and the run went on with exit 0,
+    # and an id with / or ../ passed without a word.
+    root, _, _, _ = hostile
+    (tmp_path / "d.csv").write_text(text)
+    result = uncia("run", root, "--deployments", tmp_path / "d.csv", "--out", tmp_path / "o",
+                   check=False)  # fmt: skip
+    assert message in one_error_line(result)

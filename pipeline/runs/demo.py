@@ -211,7 +211,6 @@ def _build_demo_survey_locked(out_dir: Path, opts: DemoOptions) -> dict[str, int
                 "file_path": [r["file_path"] for r in rows],
                 "relative_path": [r["relative_path"] for r in rows],
                 "file_size": pa.nulls(n, pa.int64()),
-                "file_mtime_ns": pa.nulls(n, pa.int64()),
                 "content_sha256": pa.nulls(n, pa.string()),
                 "width": pa.array([None if b else 2048 for b in broken], pa.int32()),
                 "height": pa.array([None if b else 1536 for b in broken], pa.int32()),
@@ -221,6 +220,7 @@ def _build_demo_survey_locked(out_dir: Path, opts: DemoOptions) -> dict[str, int
                 "time_flag": [TimeFlag.OK.value] * n,
                 "status": [(ImageStatus.FAILED if b else ImageStatus.OK).value for b in broken],
                 "failure": ["truncated image: simulated card error" if b else None for b in broken],
+                "file_mtime_ns": pa.nulls(n, pa.int64()),
                 "score": pa.array(np.where(broken, np.nan, scores), pa.float32(), mask=broken),
                 "top5_labels": [
                     None if b else r["labels"] for r, b in zip(rows, broken, strict=True)

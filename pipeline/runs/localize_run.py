@@ -47,6 +47,7 @@ from pipeline.store.store import (
     atomic_write_parquet,
     first_row,
     new_run_id,
+    writer_lock,
 )
 from pipeline.training.head import HeadTarget, load_model
 
@@ -195,8 +196,15 @@ def _save_pictures(
 def run_localize(options: LocalizeOptions) -> dict[str, Any]:
     """Localize the store's frames above the threshold; return a summary (counts, threshold).
 
-    A frame that cannot be decoded gets a row with `failure`; the run goes on.
+    A frame that cannot be decoded gets a row with `failure`; the run goes on. Holds the
+    store's writer lock (StoreError while another command writes): it rewrites
+    `localizations.parquet` from what it read at its start.
     """
+    with writer_lock(Path(options.data_dir)):
+        return _run_localize_locked(options)
+
+
+def _run_localize_locked(options: LocalizeOptions) -> dict[str, Any]:
     data_dir = Path(options.data_dir)
     frames, threshold = frames_to_localize(data_dir, options.threshold)
     existing = read_localizations(data_dir)
