@@ -63,6 +63,7 @@ def create_app(settings: Settings) -> dash.Dash:
             settings.auth_file, settings.trusted_user_header, settings.trusted_proxies
         ),
         host=settings.host,
+        allowed_hosts=settings.allowed_hosts,
         callback_map=app.callback_map,
     )
     install_callback_cache(app.server, ctx.store.state, app.callback_map, CallbackCache())

@@ -45,6 +45,7 @@ class Settings:
     trusted_user_header: str | None = None  # e.g. X-Forwarded-User, set by a reverse proxy
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # who may set that header
     image_roots: tuple[Path, ...] = ()  # thumbnails only from here; (): the runs' images_root
+    allowed_hosts: tuple[str, ...] = ()  # names the page is served as, beyond host and loopback
     gap_days: int = 7  # a camera silent for longer than this many days counts as down
     min_trap_nights: int = 30  # hexagons with less effort show as "too little effort"
     public_resolution: int = 5  # public exports merge hexagons up to this H3 resolution
@@ -52,8 +53,11 @@ class Settings:
     max_review_bursts: int = 24  # candidate bursts in the review gallery
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        # Absolute from the start: Flask resolves a relative folder against the package, not
+        # the working directory the user meant.
+        object.__setattr__(self, "data_dir", Path(self.data_dir).absolute())
         object.__setattr__(self, "image_roots", tuple(Path(p) for p in self.image_roots))
+        object.__setattr__(self, "allowed_hosts", tuple(h.lower() for h in self.allowed_hosts))
         if self.auth_file is not None:
             object.__setattr__(self, "auth_file", Path(self.auth_file))
         if self.trusted_user_header is not None and not _HEADER.fullmatch(

@@ -441,3 +441,21 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     if problems:
         raise StoreError("; ".join(map(str, problems)))
     return out
+
+
+# CSV cells a spreadsheet would run as a formula (=, +, -, @, and tab or CR before one): every
+# CSV Uncia writes prefixes them with ' (OWASP's advice), and every CSV it reads drops it again,
+# so a folder named "=HYPERLINK(…)" is text in Excel and the same path to `uncia train`.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(text: str) -> str:
+    """`text` made safe for a spreadsheet: a formula-like cell gets a leading '."""
+    return "'" + text if text.lstrip("'").startswith(FORMULA_STARTS) else text
+
+
+def csv_uncell(text: str) -> str:
+    """The text `csv_cell` escaped (other text unchanged)."""
+    if text.startswith("'") and text.lstrip("'").startswith(FORMULA_STARTS):
+        return text[1:]
+    return text

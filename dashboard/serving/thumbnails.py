@@ -70,7 +70,7 @@ class ThumbnailService:
         if source.simulated and source.file_path.startswith("simulated://"):
             thumb = placeholder("simulated", "demo frame: no photograph", self.size_px)
         else:
-            path = _confined(source.file_path, roots)
+            path = confined_path(source.file_path, roots)
             if path is None:
                 log.warning("thumbnail %s refused: its file is outside the image roots", image_id)
                 return None
@@ -101,7 +101,7 @@ class ThumbnailService:
         return Thumbnail(buf.getvalue(), "image/jpeg")
 
 
-def _confined(file_path: str, roots: Sequence[Path]) -> Path | None:
+def confined_path(file_path: str, roots: Sequence[Path]) -> Path | None:
     """The real path of `file_path` when it lies under one of `roots` (both resolved), else None.
 
     Resolving first means `..` parts and symlinks pointing out of a root are refused.
