@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from dash.exceptions import DependencyException
 from flask import Flask, Response, g, has_request_context, request
 from werkzeug.exceptions import Forbidden, HTTPException
 
@@ -348,6 +349,9 @@ def install_auth(
         if isinstance(exc, HTTPException):
             code = exc.code or 500
             return Response(f"{code} {exc.name}", status=code, mimetype="text/plain")
+        if isinstance(exc, DependencyException):  # a /_dash-component-suites/ path Dash lacks
+            log.warning("no such component file: %s", request.path)
+            return Response("404 Not Found", status=404, mimetype="text/plain")
         log.error("unhandled error on %s", request.path, exc_info=exc)
         return Response(
             "internal error; the server log has the details", status=500, mimetype="text/plain"
