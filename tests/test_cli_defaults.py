@@ -21,11 +21,17 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from dashboard.auth import verify_password
 
 from cli.main import build_parser
-from pipeline.store import store
-from tests.helpers import UNCIA, announced_port, deployment, uncia, write_deployments
+from dashboard.serving.auth import verify_password
+from tests.helpers import (
+    UNCIA,
+    announced_port,
+    deployment,
+    open_store,
+    uncia,
+    write_deployments,
+)
 from tests.train_fixtures import plain_jpeg, spotted_jpeg
 
 pytestmark = pytest.mark.model
@@ -138,7 +144,7 @@ def _is_documented_value(cell: str, value: Any) -> bool | None:
         return value is False or value is None
     if re.fullmatch(r"-?\d+(\.\d+)?", text):
         return isinstance(value, int | float) and float(text) == value
-    if re.fullmatch(r"[\w\[\].-]+", text) and cell.startswith("`"):
+    if re.fullmatch(r"[\w\[\].+-]+", text) and cell.startswith("`"):
         return text == value
     return None
 
@@ -166,13 +172,13 @@ def test_uncia_run_with_only_its_required_arguments(
 def test_uncia_run_as_the_readme_shows_it_records_the_documented_defaults(
     zero_shot_store: Path,
 ) -> None:
-    con = store.open_store(zero_shot_store)
+    con = open_store(zero_shot_store)
     (run,) = con.execute(
         "SELECT kind, status, model_name, leopard_threshold, options_json, frames_done FROM runs"
     ).fetchall()
     kind, status, model_name, threshold, options_json, frames_done = run
     assert (kind, status, model_name) == ("pipeline", "finished", "zeroshot-imagenet-289")
-    assert threshold == 0.5
+    assert threshold == pytest.approx(0.15)  # the zero-shot default with tiles (views.md)
     assert frames_done == len(SURVEYED) * (LEOPARDS_PER_DEPLOYMENT + EMPTY_PER_DEPLOYMENT)
     options = json.loads(options_json)
     dests = {
@@ -187,7 +193,8 @@ def test_uncia_run_as_the_readme_shows_it_records_the_documented_defaults(
             assert matches, f"{option}: docs say {cell}, the run used {options[dests[option]]!r}"
             checked.add(option)
     assert checked >= {"--threshold", "--batch-size", "--burst-gap", "--event-gap", "--engine"}
-    assert len(checked) == 14  # every default the table gives as a value, not as prose
+    assert checked >= {"--views", "--tile-grid", "--tile-overlap", "--working-side", "--runtime"}
+    assert len(checked) == 21  # every default the table gives as a value, not as prose
     bursts = con.execute("SELECT n_frames FROM bursts ORDER BY start_time").fetchall()
     assert bursts == [(LEOPARDS_PER_DEPLOYMENT,), (EMPTY_PER_DEPLOYMENT,)] * len(SURVEYED)
 
@@ -246,15 +253,15 @@ def test_uncia_localize_with_only_its_required_arguments(
     localized: subprocess.CompletedProcess[str],
     offline: dict[str, str],
 ) -> None:
-    """The default threshold is the latest run's: 0.5 zero-shot, the model's with --model."""
+    """The default threshold is the latest run's: 0.15 zero-shot, the model's with --model."""
     zero_shot = uncia("localize", "--data", zero_shot_store, env=offline)
-    assert "localized 0 frame(s) at score >= 0.5 (0 failed" in zero_shot.stdout
+    assert "localized 0 frame(s) at score >= 0.15 (0 failed" in zero_shot.stdout
 
-    con = store.open_store(model_store)
+    con = open_store(model_store)
     ((threshold, model_name),) = con.execute(
         "SELECT leopard_threshold, model_name FROM runs"
     ).fetchall()
-    assert threshold != 0.5
+    assert threshold != 0.15
     ((above,),) = con.execute(
         "SELECT count(*) FROM detections WHERE score >= $t", {"t": threshold}
     ).fetchall()
@@ -311,7 +318,7 @@ def test_uncia_demo_with_only_its_required_arguments(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = uncia("demo", "--out", out)
     assert result.stdout.startswith(f"simulated demo survey written to {out}")
-    con = store.open_store(out)
+    con = open_store(out)
     ((stations, years),) = con.execute(
         "SELECT count(DISTINCT locationID), count(DISTINCT year(deploymentStart)) FROM deployments"
     ).fetchall()
