@@ -258,7 +258,7 @@ def test_localize_takes_the_writer_lock(
     _, _, out, _ = hostile
     with store.writer_lock(out):
         result = uncia("localize", "--data", out, check=False)
-    assert "another command is writing to" in one_error_line(result)
+    assert "another run is writing to" in one_error_line(result)
 
 
 def test_resume_reads_a_replaced_file_again_and_marks_a_deleted_one_missing(

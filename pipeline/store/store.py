@@ -156,8 +156,8 @@ def writer_lock(out_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             raise StoreError(
-                f"another command is writing to {out_dir} (uncia run, localize, identify or "
-                "demo); wait for it to finish"
+                f"another run is writing to {out_dir} (`uncia run`, `localize`, `identify` or "
+                "`demo`); wait for it to finish"
             ) from exc
         remove_stale_temporaries(paths.root)
         try:
