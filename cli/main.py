@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -64,6 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
 RESUMABLE_COMMANDS = frozenset({"run", "localize"})
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`docker stop`, systemd, kill), raised where the command is, like Ctrl-C: the
+    same cleanup runs and a run is recorded as interrupted."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -80,18 +90,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "import": import_command,
         "export": export_command,
     }
+    if args.command != "serve":  # the server stops its workers on SIGTERM itself
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return handlers[args.command](args)
     except UnciaError as exc:
         print(f"uncia: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         resumes = args.command in RESUMABLE_COMMANDS
+        terminated = isinstance(exc, Terminated)
         print(
-            "uncia: interrupted" + ("; re-run the same command to resume" if resumes else ""),
+            "uncia: "
+            + ("terminated" if terminated else "interrupted")
+            + ("; re-run the same command to resume" if resumes else ""),
             file=sys.stderr,
         )
-        return 130
+        return 128 + signal.SIGTERM if terminated else 130
 
 
 if __name__ == "__main__":

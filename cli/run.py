@@ -148,6 +148,13 @@ def add_run_command(sub: Any) -> None:
         help="exit non-zero when any frame failed or was flagged",
     )
     run.add_argument(
+        "--force",
+        action="store_true",
+        default=None,
+        help="write into an --out whose frames another backbone, model, views or threshold "
+        "scored (mixes two models in one map)",
+    )
+    run.add_argument(
         "--no-progress", dest="progress", action="store_false", default=None, help="no progress bar"
     )
 

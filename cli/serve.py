@@ -40,6 +40,7 @@ SERVE_SETTINGS = (
     "trusted_user_header",
     "trusted_proxies",
     "image_roots",
+    "allowed_hosts",
 )
 
 
@@ -138,6 +139,14 @@ def add_serve_access_options(serve: argparse.ArgumentParser) -> None:
         action="append",
         metavar="ADDRESS",
         help="address or network of the reverse proxy (repeatable; default 127.0.0.1 and ::1)",
+    )
+    serve.add_argument(
+        "--allowed-host",
+        dest="allowed_hosts",
+        action="append",
+        metavar="NAME",
+        help="a host name the dashboard is reached by (repeatable; loopback names and --host "
+        "always are); other Host or Origin headers are refused",
     )
     serve.add_argument(
         "--image-root",

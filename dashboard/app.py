@@ -14,6 +14,7 @@ from dashboard.context import DashboardContext, build_context
 from dashboard.pages import hotspots, individuals, insights
 from dashboard.serving.auth import authenticator_for, install_auth
 from dashboard.serving.callback_cache import CallbackCache, install_callback_cache
+from dashboard.serving.guards import install_request_guards
 from dashboard.serving.thumbnails import ThumbnailService, register_thumbnails
 from dashboard.serving.warmup import StoreWarmer, stop_background_work
 from dashboard.settings import Settings
@@ -63,8 +64,10 @@ def create_app(settings: Settings) -> dash.Dash:
             settings.auth_file, settings.trusted_user_header, settings.trusted_proxies
         ),
         host=settings.host,
+        allowed_hosts=settings.allowed_hosts,
         callback_map=app.callback_map,
     )
+    install_request_guards(app.server, app.callback_map)  # after auth: 401 comes first
     install_callback_cache(app.server, ctx.store.state, app.callback_map, CallbackCache())
     # Dash registers its component scripts on a process's first request, but marks itself set
     # up before it has: the parallel first script requests a fresh server (or a new --workers

@@ -49,6 +49,7 @@ class Settings:
     # Camera operation comes from the deployments' start and end and the outages file. Guessing
     # gaps from silence is opt-in: at a quiet station a silent week is normal, and counting it
     # as down shrinks trap-nights and inflates rates. None (or 0): no guessing.
+    allowed_hosts: tuple[str, ...] = ()  # names the page is served as, beyond host and loopback
     gap_days: int | None = None  # a camera silent for longer than this many days counts as down
     outages_file: Path | None = None  # CSV of outages; None: DIR/outages.csv when it exists
     min_trap_nights: int = 30  # hexagons with less effort show as "too little effort"
@@ -59,12 +60,15 @@ class Settings:
     max_review_bursts: int = 24  # candidate bursts in the review gallery
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        # Absolute from the start: Flask resolves a relative folder against the package, not
+        # the working directory the user meant.
+        object.__setattr__(self, "data_dir", Path(self.data_dir).absolute())
         object.__setattr__(self, "image_roots", tuple(Path(p) for p in self.image_roots))
         if self.outages_file is not None:
             object.__setattr__(self, "outages_file", Path(self.outages_file))
         if self.gap_days == 0:
             object.__setattr__(self, "gap_days", None)
+        object.__setattr__(self, "allowed_hosts", tuple(h.lower() for h in self.allowed_hosts))
         if self.auth_file is not None:
             object.__setattr__(self, "auth_file", Path(self.auth_file))
         if self.trusted_user_header is not None and not _HEADER.fullmatch(

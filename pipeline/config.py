@@ -67,6 +67,7 @@ class RunOptions:
     tile_overlap: float = DEFAULT_OVERLAP
     working_side: int = DEFAULT_WORKING_SIDE
     motion_regions: int = DEFAULT_MOTION_REGIONS
+    force: bool = False  # write into a store whose frames another model or setting scored
 
     def __post_init__(self) -> None:
         view_options = self.view_options()  # validates the view settings
@@ -94,6 +95,10 @@ class RunOptions:
             raise ConfigError(f"workers must be 1..256, got {self.workers}")
         if not 0.0 <= self.threshold <= 1.0:  # type: ignore[operator]
             raise ConfigError(f"threshold must be within 0..1, got {self.threshold}")
+        if not 0 <= self.checkpoint_seconds <= 24 * 3600:  # refuses nan too
+            raise ConfigError(
+                f"checkpoint seconds must be within 0..86400, got {self.checkpoint_seconds}"
+            )
         if not 32 <= self.input_size <= 1024:
             raise ConfigError(f"input size must be 32..1024, got {self.input_size}")
         self.burst_options()  # validates the gaps

@@ -29,6 +29,7 @@ class TimeFlag(StrEnum):
 class ImageStatus(StrEnum):
     OK = "ok"
     FAILED = "failed"
+    MISSING = "missing"  # classified once, its file since deleted or moved out of the root
 
 
 class BurstAggregation(StrEnum):
@@ -59,6 +60,7 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     FINISHED = "finished"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"  # stopped by SIGINT (Ctrl-C) or SIGTERM (docker stop)
 
 
 class RunKind(StrEnum):
@@ -126,7 +128,10 @@ SCORE_FIELDS = [
     pa.field("weights_sha256", pa.string()),
     *VIEW_FIELDS,
 ]
-FRAME_RESULTS = pa.schema([*IMAGES, *SCORE_FIELDS])
+# When the file was last modified (st_mtime_ns), beside file_size: resume re-reads a frame whose
+# size or time changed since it was classified (the same path, another photograph).
+FILE_MTIME = pa.field("file_mtime_ns", pa.int64())
+FRAME_RESULTS = pa.schema([*IMAGES, FILE_MTIME, *SCORE_FIELDS])
 
 # One row per classified frame, keyed by camera location.
 DETECTIONS = pa.schema(
@@ -490,3 +495,21 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     if problems:
         raise StoreError("; ".join(map(str, problems)))
     return out
+
+
+# CSV cells a spreadsheet would run as a formula (=, +, -, @, and tab or CR before one): every
+# CSV Uncia writes prefixes them with ' (OWASP's advice), and every CSV it reads drops it again,
+# so a folder named "=HYPERLINK(…)" is text in Excel and the same path to `uncia train`.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(text: str) -> str:
+    """`text` made safe for a spreadsheet: a formula-like cell gets a leading '."""
+    return "'" + text if text.lstrip("'").startswith(FORMULA_STARTS) else text
+
+
+def csv_uncell(text: str) -> str:
+    """The text `csv_cell` escaped (other text unchanged)."""
+    if text.startswith("'") and text.lstrip("'").startswith(FORMULA_STARTS):
+        return text[1:]
+    return text

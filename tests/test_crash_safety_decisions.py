@@ -33,14 +33,16 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline.runs.demo import DemoOptions, build_demo_survey
+from pipeline.schema import LOCALIZATIONS, MATCHES, conform
 from pipeline.store.matches import latest_decisions, record_match_review
 from pipeline.store.matches import reviews_dir as match_reviews_dir
 from pipeline.store.reviews import read_reviews, record_review, reviews_dir
-from pipeline.store.store import remove_stale_temporaries
+from pipeline.store.store import StorePaths, atomic_write_parquet, remove_stale_temporaries
 
 REVIEWERS = ("Bayara", "Koustubh", "Tserendorj")
 RELABELS = ("ibex", "livestock", "empty")
@@ -63,7 +65,47 @@ class Decision:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("decisions") / "demo"
     build_demo_survey(out, DemoOptions(n_stations=3, n_years=1, seed=3))
+    propose_pairs(out, [p.split("|") for p in known_pairs(out)])
     return out
+
+
+def known_pairs(demo: Path) -> list[str]:
+    """The 4 crop pairs decided on: neighbours among the 8 best bursts' frames, as the review
+    list names them (smaller id first)."""
+    con = duckdb.connect(str(demo / "uncia.duckdb"), read_only=True)
+    ids = [
+        r[0]
+        for r in con.execute(
+            "SELECT b.best_image_id FROM bursts b JOIN detections d "
+            "ON d.image_id = b.best_image_id ORDER BY b.score DESC LIMIT 8"
+        ).fetchall()
+    ]
+    con.close()
+    return ["|".join(sorted((ids[i], ids[i + 1]))) for i in range(4)]
+
+
+def propose_pairs(data: Path, pairs: list[list[str]]) -> None:
+    """Crops and proposed matches for `pairs`, as `uncia localize` and `identify` write them:
+    the dashboard records decisions on proposed pairs only."""
+    frames = sorted({i for pair in pairs for i in pair})
+    crops = [
+        {"image_id": i, "run_id": "loc", "method": "gradcam", "target": "leopard",
+         "crop_path": f"localizations/crops/{i}.jpg", "heatmap_path": None}
+        for i in frames
+    ]  # fmt: skip
+    proposed = [
+        {"query_id": a, "candidate_id": b, "rank": 1, "score": 1.0, "inliers": 20,
+         "mirrored": False, "proposed": True}
+        for a, b in pairs
+    ]  # fmt: skip
+    paths = StorePaths(data)
+    atomic_write_parquet(
+        conform(pa.Table.from_pylist(crops, schema=LOCALIZATIONS), LOCALIZATIONS),
+        paths.table("localizations"),
+    )
+    atomic_write_parquet(
+        conform(pa.Table.from_pylist(proposed, schema=MATCHES), MATCHES), paths.table("matches")
+    )
 
 
 def fresh_copy(demo: Path, target: Path) -> Path:
@@ -81,8 +123,7 @@ def known_decisions(demo: Path, seed: int = 6) -> tuple[list[Decision], dict[str
     ).fetchall()
     con.close()
     shown = {b[0]: (b[1], b[2], b[3]) for b in bursts}
-    ids = [b[1] for b in bursts]
-    pairs = [f"{ids[i]}|{ids[i + 1]}" for i in range(4)]
+    pairs = known_pairs(demo)
     rng = random.Random(seed)
     current: dict[str, tuple] = {}
     out: list[Decision] = []

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from pipeline.hexgrid import cell_outline, cell_parent
+from pipeline.schema import csv_cell
 
 PUBLIC_COLUMNS = ("hexagon", "events", "cameras", "trap_nights", "events_per_100_trap_nights")
 
@@ -31,9 +32,16 @@ def with_provenance(summary: pa.Table, provenance: dict[str, str]) -> pa.Table:
 
 
 def hotspots_csv(summary: pa.Table) -> bytes:
-    """The table as UTF-8 CSV with a header row, columns as they are."""
+    """The table as UTF-8 CSV with a header row, columns as they are, but text cells that a
+    spreadsheet would run as a formula escaped (`pipeline.schema.csv_cell`)."""
+    columns = [
+        pa.array([None if v is None else csv_cell(v) for v in col.to_pylist()], pa.string())
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
+        else col
+        for col in summary.columns
+    ]
     out = io.BytesIO()
-    pacsv.write_csv(summary, out)
+    pacsv.write_csv(pa.table(columns, names=summary.column_names), out)
     return out.getvalue()
 
 

@@ -14,11 +14,12 @@ from typing import Any
 import dash
 from dash import Input, Output, State, dcc, html
 from dash.dash_table.DataTable import DataTable
-from flask import abort, send_from_directory
+from flask import abort, send_file
 
 from dashboard.context import DashboardContext
 from dashboard.data.individuals import DEFAULT_RESOLUTION, individuals_per_hexagon, review_queue
 from dashboard.serving.auth import Role, require_role
+from dashboard.serving.thumbnails import confined_path
 from dashboard.views.individuals import PICTURES_ROUTE, decide_match, show_pair
 from pipeline.errors import UnciaError
 from pipeline.schema import H3_RESOLUTIONS, MatchDecision
@@ -98,7 +99,11 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
     def picture(name: str) -> Any:
         if not name.endswith((".jpg", ".png")):
             abort(404)
-        return send_from_directory(folder, name)  # refuses paths that leave the folder
+        # Symlinks resolved, like thumbnails: a link in crops/ to /etc/passwd is no picture.
+        path = confined_path(str(folder / name), [folder])
+        if path is None or not path.is_file():
+            abort(404)
+        return send_file(path, mimetype="image/png" if name.endswith(".png") else "image/jpeg")
 
     app.server.add_url_rule(
         f"{prefix}/{PICTURES_ROUTE}/<path:name>", "localization_picture", picture

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
+from dash.exceptions import DependencyException
 from flask import Flask, Response, g, has_request_context, request
 from werkzeug.exceptions import Forbidden, HTTPException
 
@@ -248,20 +250,48 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def served_names(host: str, allowed_hosts: Iterable[str]) -> frozenset[str] | None:
+    """The host names a request may name in `Host` and `Origin`, lower case: the loopback
+    names, the address listened on and `allowed_hosts`. None (any name) when listening on
+    every interface with no `allowed_hosts`: the server cannot know the names it is reached by.
+    """
+    extra = {h.lower().strip("[]") for h in allowed_hosts}
+    if host in WILDCARD_HOSTS and not extra:
+        return None
+    listened = set() if host in WILDCARD_HOSTS else {host.lower().strip("[]")}
+    return LOOPBACK_NAMES | listened | extra
+
+
+def _hostname(netloc: str) -> str | None:
+    """The host name of a `Host` header or an origin's netloc, without port or brackets."""
+    try:
+        return urlsplit(f"//{netloc}").hostname
+    except ValueError:
+        return None
+
+
 def install_auth(
     server: Flask,
     authenticator: Authenticator,
     *,
     host: str = "127.0.0.1",
+    allowed_hosts: Iterable[str] = (),
     callback_map: dict[str, Any] | None = None,
 ) -> None:
-    """Guard every route of `server`: credentials first, then security headers on every answer.
+    """Guard every route of `server`: the Host and Origin names first (DNS rebinding), then
+    credentials, then security headers on every answer.
 
     `callback_map` is the Dash app's: a POST to /_dash-update-component whose callback was
     decorated with `require_role` is refused (403) before Dash runs it, unless the user may.
     Errors reach the browser as a short status text, never a traceback or a path.
     """
     anonymous = User("local", Role.REVIEWER if _is_loopback(host) else Role.VIEWER)
+    names = served_names(host, allowed_hosts)
     if not authenticator.enabled and not _is_loopback(host):
         log.warning(
             "authentication is off and the dashboard listens on %s: anyone who can "
@@ -271,6 +301,16 @@ def install_auth(
 
     @server.before_request
     def authenticate() -> Response | None:
+        # A page of attacker.example whose name was rebound to this address is same-origin to
+        # the browser, but its requests still say Host/Origin: attacker.example.
+        if names is not None and _hostname(request.host) not in names:
+            return Response("host not allowed", status=400, mimetype="text/plain")
+        origin = request.headers.get("Origin")
+        if origin is not None and (names is not None or request.method not in SAFE_METHODS):
+            parts = urlsplit(origin)
+            same = parts.netloc.lower() == request.host.lower()
+            if not (same or (names is not None and _hostname(parts.netloc) in names)):
+                return Response("origin not allowed", status=403, mimetype="text/plain")
         if not authenticator.enabled:
             g.uncia_user = anonymous
         else:
@@ -309,6 +349,9 @@ def install_auth(
         if isinstance(exc, HTTPException):
             code = exc.code or 500
             return Response(f"{code} {exc.name}", status=code, mimetype="text/plain")
+        if isinstance(exc, DependencyException):  # a /_dash-component-suites/ path Dash lacks
+            log.warning("no such component file: %s", request.path)
+            return Response("404 Not Found", status=404, mimetype="text/plain")
         log.error("unhandled error on %s", request.path, exc_info=exc)
         return Response(
             "internal error; the server log has the details", status=500, mimetype="text/plain"

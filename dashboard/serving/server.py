@@ -20,12 +20,15 @@ from typing import Any, Protocol
 import dash
 from waitress.server import create_server
 
+from dashboard.serving.guards import MAX_BODY_BYTES
 from dashboard.serving.warmup import stop_background_work
 
 log = logging.getLogger(__name__)
 
 DEFAULT_THREADS = 8
-MAX_BODY_BYTES = 4 * 1024 * 1024  # Dash callback bodies are a few kB
+# Waitress reads bodies up to this (to disk past 512 kB) so that the app can answer 413 to
+# one over MAX_BODY_BYTES; past it waitress closes the connection (the client sees a reset).
+MAX_READ_BODY_BYTES = 4 * MAX_BODY_BYTES
 CONNECTION_LIMIT = 1000
 
 
@@ -54,7 +57,7 @@ class _WaitressServer:
             **where,
             threads=threads,
             ident="",
-            max_request_body_size=MAX_BODY_BYTES,
+            max_request_body_size=MAX_READ_BODY_BYTES,
             # Browsers keep up to 6 connections each open; waitress's default of 100 would make
             # the 17th open page wait for a free slot.
             connection_limit=CONNECTION_LIMIT,

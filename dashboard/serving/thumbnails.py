@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from dashboard.data.queries import image_source, run_image_roots
 from dashboard.data.store import Store
 from pipeline.errors import StoreError
+from pipeline.stages.decode import open_image, read_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class ThumbnailService:
         if source.simulated and source.file_path.startswith("simulated://"):
             thumb = placeholder("simulated", "demo frame: no photograph", self.size_px)
         else:
-            path = _confined(source.file_path, roots)
+            path = confined_path(source.file_path, roots)
             if path is None:
                 log.warning("thumbnail %s refused: its file is outside the image roots", image_id)
                 return None
@@ -86,7 +87,9 @@ class ThumbnailService:
                 return placeholder("simulated", "demo frame: no photograph", self.size_px)
             return placeholder("image not found", "the file has moved", self.size_px, status=404)
         try:
-            with Image.open(path) as img:
+            # The run's decoder rules: its formats only (no PostScript…), its pixel limit, so
+            # a frame the run classified is shown and one it refused is refused here too.
+            with open_image(read_regular_file(path)) as img:
                 img.draft("RGB", (self.size_px, self.size_px))  # JPEG: decode at reduced size
                 small = ImageOps.exif_transpose(img).convert("RGB")
                 small.thumbnail((self.size_px, self.size_px))
@@ -98,7 +101,7 @@ class ThumbnailService:
         return Thumbnail(buf.getvalue(), "image/jpeg")
 
 
-def _confined(file_path: str, roots: Sequence[Path]) -> Path | None:
+def confined_path(file_path: str, roots: Sequence[Path]) -> Path | None:
     """The real path of `file_path` when it lies under one of `roots` (both resolved), else None.
 
     Resolving first means `..` parts and symlinks pointing out of a root are refused.

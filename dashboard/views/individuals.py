@@ -56,10 +56,16 @@ def individuals_map_outputs(
 def decide_match(store: Store, pair: str | None, decision: str) -> str:
     """Record the signed-in reviewer's decision on `pair` ("query_id|candidate_id").
 
-    Returns the line the page shows. Runs only for reviewers (see `require_role` in `register`).
+    Returns the line the page shows; a pair that is not a proposed match is not recorded.
+    Runs only for reviewers (see `require_role` in `register`).
     """
     if not pair or "|" not in pair:
         return "Pick a proposed match first."
+    # Only pairs `uncia identify` proposed: a crafted "a|b" would otherwise join any two frames
+    # (or ids that exist nowhere) into one individual at the next identify.
+    proposed = {f"{q['query_id']}|{q['candidate_id']}" for q in review_queue(store)}
+    if pair not in proposed:
+        return "That pair is not a proposed match: pick one from the list."
     query_id, candidate_id = pair.split("|", 1)
     user = current_user()
     reviewer = user.name if user is not None else "local"

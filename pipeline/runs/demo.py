@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline import __version__
+from pipeline.errors import StoreError
 from pipeline.hexgrid import add_cell_columns
 from pipeline.schema import (
     DEPLOYMENTS,
@@ -178,6 +179,11 @@ def simulate_deployment(rng: np.random.Generator, dep: dict, opts: DemoOptions) 
 def build_demo_survey(out_dir: Path, options: DemoOptions | None = None) -> dict[str, int]:
     """Write a simulated survey into `out_dir` through the store; return table row counts."""
     with store.writer_lock(Path(out_dir)):
+        if any(w["kind"] != RunKind.DEMO for w in store.writers(Path(out_dir))):
+            raise StoreError(
+                f"{out_dir} holds a real survey (frames of `uncia run`); the simulated demo "
+                "goes to a folder of its own"
+            )
         return _build_demo_survey_locked(Path(out_dir), options or DemoOptions())
 
 
@@ -214,6 +220,7 @@ def _build_demo_survey_locked(out_dir: Path, opts: DemoOptions) -> dict[str, int
                 "time_flag": [TimeFlag.OK.value] * n,
                 "status": [(ImageStatus.FAILED if b else ImageStatus.OK).value for b in broken],
                 "failure": ["truncated image: simulated card error" if b else None for b in broken],
+                "file_mtime_ns": pa.nulls(n, pa.int64()),
                 "score": pa.array(np.where(broken, np.nan, scores), pa.float32(), mask=broken),
                 "top5_labels": [
                     None if b else r["labels"] for r, b in zip(rows, broken, strict=True)

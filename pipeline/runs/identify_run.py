@@ -20,7 +20,7 @@ from pipeline.runs.localize_run import read_localizations
 from pipeline.schema import INDIVIDUALS, MATCHES, MatchDecision, conform
 from pipeline.stages.identify import IdentifyOptions, individuals_from_pairs, match_catalog
 from pipeline.store.matches import latest_decisions
-from pipeline.store.store import StorePaths, atomic_write_parquet
+from pipeline.store.store import StorePaths, atomic_write_parquet, writer_lock
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,13 @@ def _pair(pair: frozenset[str]) -> tuple[str, str]:
 def run_identify(options: IdentifyRunOptions) -> dict[str, Any]:
     """Match the store's crops and write matches and individuals; return a summary.
 
-    Raises StoreError when the store has no localized crops."""
+    Raises StoreError when the store has no localized crops, or while another command holds
+    the store's writer lock."""
+    with writer_lock(Path(options.data_dir)):
+        return _run_identify_locked(options)
+
+
+def _run_identify_locked(options: IdentifyRunOptions) -> dict[str, Any]:
     data_dir = Path(options.data_dir)
     ids, paths = _crops(data_dir)
     if not ids:

@@ -22,12 +22,12 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image, ImageOps
+from PIL import ImageOps
 
 from pipeline.errors import ConfigError, StoreError
 from pipeline.runs.spark_engine import spark_session
 from pipeline.schema import LOCALIZATIONS, LocalizeMethod, conform
-from pipeline.stages.decode import DecodedFrame, decode_frame
+from pipeline.stages.decode import DecodedFrame, decode_frame, open_image, read_regular_file
 from pipeline.stages.embed import Backbone, load_backbone
 from pipeline.stages.imagenet import SNOW_LEOPARD_CLASS
 from pipeline.stages.localize import (
@@ -47,6 +47,7 @@ from pipeline.store.store import (
     atomic_write_parquet,
     first_row,
     new_run_id,
+    writer_lock,
 )
 from pipeline.training.head import HeadTarget, load_model
 
@@ -157,7 +158,7 @@ def _save_pictures(
     folder = Path(LOCALIZATIONS_DIR)
     heat_rel = folder / "heatmaps" / f"{stem}.png"
     crop_rel = folder / "crops" / f"{stem}.jpg"
-    with Image.open(file_path) as opened:
+    with open_image(read_regular_file(file_path)) as opened:
         upright = ImageOps.exif_transpose(opened).convert("RGB")
     width, height = upright.size
     x, y, w, h = explanation.box
@@ -195,8 +196,15 @@ def _save_pictures(
 def run_localize(options: LocalizeOptions) -> dict[str, Any]:
     """Localize the store's frames above the threshold; return a summary (counts, threshold).
 
-    A frame that cannot be decoded gets a row with `failure`; the run goes on.
+    A frame that cannot be decoded gets a row with `failure`; the run goes on. Holds the
+    store's writer lock (StoreError while another command writes): it rewrites
+    `localizations.parquet` from what it read at its start.
     """
+    with writer_lock(Path(options.data_dir)):
+        return _run_localize_locked(options)
+
+
+def _run_localize_locked(options: LocalizeOptions) -> dict[str, Any]:
     data_dir = Path(options.data_dir)
     frames, threshold = frames_to_localize(data_dir, options.threshold)
     existing = read_localizations(data_dir)

@@ -7,6 +7,9 @@ the tables are rebuilt at checkpoints and at the end. A killed run resumes where
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import sys
 import time
 from collections import Counter, deque
@@ -18,14 +21,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from tqdm import tqdm
 
 from pipeline import __version__
 from pipeline.config import RunOptions
+from pipeline.errors import StoreError
 from pipeline.runs.scoring import classify_batch
 from pipeline.runs.spark_engine import classify_on_spark
-from pipeline.schema import ImageStatus, RunKind, RunStatus, TimeFlag
+from pipeline.schema import FRAME_RESULTS, ImageStatus, RunKind, RunStatus, TimeFlag
 from pipeline.stages.classify import Classifier, ZeroShotImageNet
 from pipeline.stages.decode import DecodedFrame, decode_frame
 from pipeline.stages.discover import discover_frames, read_deployments
@@ -45,6 +48,7 @@ class RunSummary:
     frames_skipped: int = 0
     frames_done: int = 0
     frames_failed: int = 0
+    frames_missing: int = 0
     failure_reasons: Counter[str] = field(default_factory=Counter)
     time_flags: Counter[str] = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
@@ -164,7 +168,9 @@ def run_survey(
 
     Raises InputError for a bad deployments table or images root, ModelError when the
     backbone cannot be loaded, and StoreError when another run is writing to the same folder;
-    bad frames never raise, they become failure rows.
+    bad frames never raise, they become failure rows. Raises StoreError, too, when the
+    folder holds the demo survey, or frames another backbone, model, views or threshold scored
+    (unless `options.force`), or cannot be written (a file, read-only, a full disk).
     """
     with store.writer_lock(Path(options.out_dir)):
         return _run_survey_locked(options, log, backbone)
@@ -174,21 +180,23 @@ def _run_survey_locked(options: RunOptions, log: TextIO, backbone: Backbone | No
     t0 = time.monotonic()
     started = datetime.now(UTC)
     out_dir = Path(options.out_dir)
-    deployment_problems: list[str] = []
-    deployments = read_deployments(options.deployments, deployment_problems)
+    deployments = read_deployments(options.deployments)  # a bad row refuses the table
     discovery = discover_frames(
         options.images_root, set(deployments.column("deploymentID").to_pylist())
     )
     run_id = store.new_run_id(started)
     summary = RunSummary(run_id=run_id, frames_found=discovery.frames.num_rows)
-    summary.warnings.extend(deployment_problems + discovery.warnings)
+    summary.warnings.extend(discovery.warnings)
+    writers = store.writers(out_dir)
+    if any(w["kind"] != RunKind.PIPELINE for w in writers):
+        raise StoreError(
+            f"{out_dir} holds the simulated demo survey; write a real survey to another --out"
+        )
 
-    done = store.completed_image_ids(out_dir)
-    frames = discovery.frames
-    if done:
-        keep = pc.invert(pc.is_in(frames.column("image_id"), value_set=pa.array(sorted(done))))
-        frames = frames.filter(keep)
+    previous = store.latest_frames(out_dir)
+    frames = discovery.frames.filter(_changed_or_new(discovery.frames, previous))
     summary.frames_skipped = discovery.frames.num_rows - frames.num_rows
+    missing = _missing_frames(previous, discovery.frames, Path(options.images_root), run_id)
 
     backbone = backbone or _load_backbone(options)
     classifier: Classifier = (
@@ -196,6 +204,8 @@ def _run_survey_locked(options: RunOptions, log: TextIO, backbone: Backbone | No
         if options.model_dir is not None
         else ZeroShotImageNet(backbone)
     )
+    if not options.force:
+        _refuse_another_model(out_dir, writers, options, backbone, classifier)
     print(
         f"uncia {__version__} run {run_id}: {frames.num_rows} frame(s) to classify with "
         f"{classifier.name} on {backbone.name} ({backbone.precision} on {backbone.device}, weights "
@@ -209,6 +219,13 @@ def _run_survey_locked(options: RunOptions, log: TextIO, backbone: Backbone | No
     by_id = {d["deploymentID"]: d for d in deployments.to_pylist()}
     status = RunStatus.FAILED
     try:
+        if missing.num_rows:
+            store.write_frame_part(out_dir, run_id, missing)
+            summary.frames_missing = missing.num_rows
+            summary.warnings.append(
+                f"{missing.num_rows} frame(s) of the store are no longer under "
+                f"{options.images_root} (deleted or moved): recorded as missing"
+            )
         last_checkpoint = time.monotonic()
         bar = tqdm(
             total=frames.num_rows,
@@ -230,6 +247,9 @@ def _run_survey_locked(options: RunOptions, log: TextIO, backbone: Backbone | No
                     store.finalize(out_dir, options.burst_options())
                     last_checkpoint = time.monotonic()
         status = RunStatus.FINISHED
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one by the CLI
+        status = RunStatus.INTERRUPTED
+        raise
     finally:
         summary.seconds = time.monotonic() - t0
         store.write_run_record(
@@ -240,6 +260,103 @@ def _run_survey_locked(options: RunOptions, log: TextIO, backbone: Backbone | No
     if duplicates:
         summary.warnings.append(duplicate_content_warning(duplicates))
     return summary
+
+
+def _refuse_another_model(
+    out_dir: Path,
+    writers: list[dict[str, Any]],
+    options: RunOptions,
+    backbone: Backbone,
+    classifier: Classifier,
+) -> None:
+    """Raise StoreError when frames of `out_dir` were scored differently from this run: one
+    store holds one model's scores, read against one threshold (`--force` mixes them; later
+    runs then compare with the forced one, the latest writer)."""
+    now = {
+        "backbone": backbone.name,
+        "model": classifier.name,
+        "weights": backbone.weights_sha256,
+        "views": options.views,
+        "threshold": options.threshold,
+    }
+    for record in writers[-1:]:
+        try:
+            recorded = json.loads(record["options_json"] or "{}")
+        except json.JSONDecodeError:
+            recorded = {}
+        before = {
+            "backbone": record["backbone"],
+            "model": record["model_name"],
+            "weights": record["weights_sha256"],
+            "views": recorded.get("views"),
+            # The options' own value: the runs table keeps the threshold as a float32.
+            "threshold": recorded.get("threshold", record["leopard_threshold"]),
+        }
+        differ = [k for k, v in before.items() if v is not None and not _same(v, now[k])]
+        if differ:
+            what = ", ".join(f"{k} {before[k]} (this run: {now[k]})" for k in differ)
+            raise StoreError(
+                f"{out_dir} holds frames run {record['run_id']} scored with another {what}; "
+                "one store keeps one model's scores: use a new --out, or --force to mix them"
+            )
+
+
+def _same(before: Any, now: Any) -> bool:
+    if isinstance(before, float) and isinstance(now, float):
+        return math.isclose(before, now, rel_tol=1e-6)
+    return bool(before == now)
+
+
+def _changed_or_new(frames: pa.Table, previous: pa.Table) -> pa.Array:
+    """A mask of `frames` to classify: new, failed last time, or changed on disk since (another
+    size or modification time: the same path, another photograph)."""
+    done = {
+        image_id: (size, mtime)
+        for image_id, size, mtime, status in zip(
+            *(
+                previous.column(c).to_pylist()
+                for c in ("image_id", "file_size", "file_mtime_ns", "status")
+            ),
+            strict=True,
+        )
+        if status == ImageStatus.OK
+    }
+    mask = []
+    for image_id, size, mtime in zip(
+        *(frames.column(c).to_pylist() for c in ("image_id", "file_size", "file_mtime_ns")),
+        strict=True,
+    ):
+        old = done.get(image_id)
+        # A frame classified before mtimes were kept (None) is compared by size alone.
+        same = old is not None and old[0] == size and (old[1] is None or old[1] == mtime)
+        mask.append(not same)
+    return pa.array(mask, pa.bool_())
+
+
+def _missing_frames(
+    previous: pa.Table, frames: pa.Table, images_root: Path, run_id: str
+) -> pa.Table:
+    """Rows (FRAME_RESULTS) marking frames of the store whose file lay under `images_root` and
+    is gone now; frames of other roots written into the same store are left alone."""
+    root = str(images_root.absolute()).rstrip(os.sep) + os.sep
+    found = set(frames.column("image_id").to_pylist())
+    rows = [
+        {
+            "image_id": row["image_id"],
+            "run_id": run_id,
+            "deploymentID": row["deploymentID"],
+            "file_path": row["file_path"],
+            "relative_path": row["relative_path"],
+            "time_flag": TimeFlag.MISSING.value,
+            "status": ImageStatus.MISSING.value,
+            "failure": "missing: the file is no longer under the images root",
+        }
+        for row in previous.to_pylist()
+        if row["status"] != ImageStatus.MISSING
+        and row["image_id"] not in found
+        and row["file_path"].startswith(root)
+    ]
+    return pa.Table.from_pylist(rows, schema=FRAME_RESULTS)
 
 
 def duplicate_content_warning(duplicates: list[store.DuplicateContent]) -> str:

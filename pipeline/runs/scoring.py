@@ -76,6 +76,7 @@ def classify_batch(
                 "file_path": row["file_path"],
                 "relative_path": row["relative_path"],
                 "file_size": row["file_size"],
+                "file_mtime_ns": row.get("file_mtime_ns"),
                 "content_sha256": frame.content_sha256,
                 "width": frame.width,
                 "height": frame.height,

@@ -16,6 +16,8 @@ import pyarrow as pa
 from pipeline.errors import ConfigError
 from pipeline.schema import BURSTS, BurstAggregation, conform
 
+MAX_GAP_SECONDS = 366 * 24 * 3600  # a year: any gap longer is a typo (or inf, or nan)
+
 
 @dataclass(frozen=True)
 class BurstOptions:
@@ -24,10 +26,16 @@ class BurstOptions:
     event_gap_minutes: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.burst_gap_seconds < 0:
-            raise ConfigError(f"burst gap must be >= 0 seconds, got {self.burst_gap_seconds}")
-        if self.event_gap_minutes < 0:
-            raise ConfigError(f"event gap must be >= 0 minutes, got {self.event_gap_minutes}")
+        # `not 0 <= x <= limit` refuses nan as well; the gaps are written into SQL text.
+        if not 0 <= self.burst_gap_seconds <= MAX_GAP_SECONDS:
+            raise ConfigError(
+                f"burst gap must be 0..{MAX_GAP_SECONDS:,} seconds, got {self.burst_gap_seconds}"
+            )
+        if not 0 <= self.event_gap_minutes <= MAX_GAP_SECONDS / 60:
+            raise ConfigError(
+                f"event gap must be 0..{MAX_GAP_SECONDS // 60:,} minutes, "
+                f"got {self.event_gap_minutes}"
+            )
         object.__setattr__(self, "aggregation", BurstAggregation(self.aggregation))
 
 
@@ -133,5 +141,3 @@ def summarize_bursts(scored: pa.Table, options: BurstOptions) -> pa.Table:
     con.register("scored", scored)
     out = con.sql(burst_summary_sql("scored", options) + " ORDER BY burst_id").to_arrow_table()
     return conform(out, BURSTS)
-
-

@@ -11,6 +11,9 @@ from pipeline.schema import TimeFlag
 
 # A camera set up late in the evening keeps firing until it is collected that day.
 END_GRACE = timedelta(days=1)
+# The largest clock correction a deployments table may give (read_deployments refuses more):
+# a camera clock a century off is a typo, and the sum must stay within datetime's years 1-9999.
+MAX_CLOCK_OFFSET_SECONDS = 100 * 366 * 24 * 3600
 
 
 def correct_capture_time(
@@ -24,14 +27,19 @@ def correct_capture_time(
 
     `exif_flag` is decode's verdict on the raw EXIF value ("ok", "missing", "unparseable").
     A time outside the deployment's dates is kept but flagged OUTSIDE_DEPLOYMENT: a wrong
-    camera clock is common and a person should see it.
+    camera clock is common and a person should see it. A correction that would leave the
+    years 1-9999 (an EXIF time of 9999-12-31 plus a minute) gives (None, UNPARSEABLE); a
+    `deploymentEnd` of 9999-12-31 (a "still running" value) means no end. Never raises.
     """
     if exif_time is None or exif_flag != TimeFlag.OK:
         flag = TimeFlag(exif_flag) if exif_flag != TimeFlag.OK else TimeFlag.MISSING
         return None, flag
-    corrected = exif_time + timedelta(seconds=int(clock_offset_seconds))
+    try:
+        corrected = exif_time + timedelta(seconds=int(clock_offset_seconds))
+    except (OverflowError, ValueError):  # past year 9999 or before year 1
+        return None, TimeFlag.UNPARSEABLE
     if deployment_start is not None and corrected < deployment_start:
         return corrected, TimeFlag.OUTSIDE_DEPLOYMENT
-    if deployment_end is not None and corrected > deployment_end + END_GRACE:
+    if deployment_end is not None and corrected - deployment_end > END_GRACE:
         return corrected, TimeFlag.OUTSIDE_DEPLOYMENT
     return corrected, TimeFlag.OK

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import struct
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,15 @@ _TAG_DATETIME_ORIGINAL = 0x9003
 _TAG_DATETIME_DIGITIZED = 0x9004
 _TAG_OFFSET_TIME_ORIGINAL = 0x9011
 _SWAPPING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that turn the frame by 90 degrees
+
+# The one pixel limit of every decode, `uncia run` and the dashboard's thumbnails alike: a
+# frame one classifies, the other shows. Camera traps and DSLRs make 5-60 Mpx; a 100 Mpx
+# frame decodes to 300 MB of RGB, and a PNG claiming more is most likely a decompression bomb.
+MAX_PIXELS = 100_000_000
+# The only formats decoded (Pillow plugin ids; MPO files open through JPEG). Camera traps write
+# JPEG; PNG, TIFF, WebP, BMP and AVIF/HEIF come from exports and phones. Every other plugin -
+# PostScript/EPS above all, which runs Ghostscript - never sees a byte of a frame.
+ALLOWED_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "AVIF", "HEIF")
 
 _DATETIME = re.compile(r"(\d{4})[:\-/](\d{2})[:\-/](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
 _OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})")
@@ -53,7 +63,7 @@ class DecodedFrame:
 def decode_frame(
     path: str | os.PathLike[str],
     size: int = 224,
-    max_pixels: int = 250_000_000,
+    max_pixels: int = MAX_PIXELS,
     working_side: int | None = None,
 ) -> DecodedFrame:
     """Decode the image at `path` into a uint8 (size, size, 3) RGB array.
@@ -62,14 +72,14 @@ def decode_frame(
     side is at least `working_side` px (other formats are reduced to about that size), and the
     (size, size) array is made from it: one decode serves the whole frame and its tiles.
 
-    Takes any format Pillow knows, sniffed from the content (a PNG named .jpg is fine), and
+    Takes the ALLOWED_FORMATS, sniffed from the content (a PNG named .jpg is fine), and
     refuses headers claiming more than `max_pixels` before allocating anything. Returns a
-    `DecodedFrame`; never raises for a bad file (unreadable, empty, truncated, not an image,
-    too large): the reason is in `failure`. The file is read once; its sha256 is of those bytes.
+    `DecodedFrame`; never raises for a bad file (unreadable, not a regular file, empty,
+    truncated, not an image, too large): the reason is in `failure`. The file is read once;
+    its sha256 is of those bytes.
     """
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = read_regular_file(path)
     except OSError as exc:
         return _failed(f"unreadable: {exc}")
     sha256 = hashlib.sha256(data).hexdigest()
@@ -161,18 +171,45 @@ def _failed(reason: str, sha256: str | None = None) -> DecodedFrame:
     return DecodedFrame(None, None, None, sha256, None, None, reason)
 
 
+def read_regular_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of the regular file at `path` (a link to one is fine).
+
+    Opened without blocking and checked before reading: a FIFO or device named .jpg would
+    otherwise block the reader forever. Raises OSError (EINVAL for anything not a regular file).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with open(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(22, "not a regular file (a FIFO, device or socket)", str(path))
+        return handle.read()
+
+
+def open_image(data: bytes, max_pixels: int = MAX_PIXELS) -> ImageFile.ImageFile:
+    """Open `data` as one of the ALLOWED_FORMATS, refusing more than `max_pixels` pixels
+    before anything is decoded. Raises UnidentifiedImageError (not an allowed image) or
+    Image.DecompressionBombError (too large)."""
+    image = _open_image(data)
+    width, height = image.size
+    if width * height > max_pixels:
+        raise Image.DecompressionBombError(
+            f"{width * height:,} pixels exceeds limit of {max_pixels:,}"
+        )
+    return image
+
+
 def _open_image(data: bytes) -> ImageFile.ImageFile:
-    """Open `data` with the plugin its content matches, without Pillow's global pixel limit.
+    """Open `data` with the allowed plugin its content matches, without Pillow's global limit.
 
     `Image.open` applies `Image.MAX_IMAGE_PIXELS` (a process-wide setting) and warns or raises
     on its own; the caller applies its per-call `max_pixels` instead, so this mirrors
-    `Image.open`'s format sniffing minus that check. Raises UnidentifiedImageError.
+    `Image.open`'s format sniffing minus that check, over ALLOWED_FORMATS only. Raises
+    UnidentifiedImageError.
     """
     buffer = BytesIO(data)
     prefix = data[:16]
     for load_plugins in (Image.preinit, Image.init):  # common formats first, as Image.open does
         load_plugins()
-        for format_id in list(Image.ID):
+        for format_id in [f for f in Image.ID if f in ALLOWED_FORMATS]:
             factory, accept = Image.OPEN[format_id]
             if accept is not None:
                 verdict = accept(prefix)

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import ConfigError
-from pipeline.schema import REVIEWS, ReviewDecision, conform
+from pipeline.schema import REVIEWS, ReviewDecision, conform, csv_cell
 from pipeline.store.store import StorePaths, atomic_write_parquet, decision_lock, decision_tag
 
 LEOPARD_LABEL = "snow_leopard"  # what `uncia train` counts as positive by default
@@ -144,5 +144,5 @@ def training_labels_csv(reviews: pa.Table, images: pa.Table) -> str:
         if file is None or file in seen:
             continue
         seen.add(file)
-        writer.writerow([file, row["label"]])
+        writer.writerow([csv_cell(file), csv_cell(row["label"])])
     return out.getvalue()

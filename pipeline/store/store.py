@@ -105,20 +105,38 @@ def _process_umask() -> int:
 
 
 @contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+def writing_to(folder: Path) -> Iterator[None]:
+    """Turn an operating-system failure to write under `folder` (not a folder, read-only, disk
+    full, no permission) into one StoreError naming the folder and the reason."""
     try:
-        yield tmp
-        # mkstemp makes the file private (0600); give it the permissions of any new file, so a
-        # dashboard running as another user can read the store.
-        os.chmod(tmp, 0o666 & ~_process_umask())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        yield
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise StoreError(f"cannot write to {folder}: {exc.strerror or exc}{where}") from exc
+    # DuckDB's own file writes: a full disk mid-checkpoint is an IOException or, when it hits
+    # the checkpoint itself, a FatalException (that database file is given up either way).
+    except (duckdb.IOException, duckdb.FatalException) as exc:
+        raise StoreError(f"cannot write to {folder}: {str(exc).splitlines()[0]}") from exc
+
+
+@contextmanager
+def _atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.
+
+    Raises StoreError when the folder cannot be written (see `writing_to`)."""
+    with writing_to(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            yield tmp
+            # mkstemp makes the file private (0600); give it the permissions of any new file,
+            # so a dashboard running as another user can read the store.
+            os.chmod(tmp, 0o666 & ~_process_umask())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -130,12 +148,17 @@ def writer_lock(out_dir: Path) -> Iterator[None]:
     """
     paths = StorePaths(Path(out_dir))
     lock_path = paths.root / "work" / ".writer.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("a+") as handle:
+    with writing_to(paths.root):
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = lock_path.open("a+")
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise StoreError(f"another run is writing to {out_dir}; wait for it to finish") from exc
+            raise StoreError(
+                f"another run is writing to {out_dir} (`uncia run`, `localize`, `identify` or "
+                "`demo`); wait for it to finish"
+            ) from exc
         remove_stale_temporaries(paths.root)
         try:
             yield
@@ -178,17 +201,19 @@ def duplicate_content(out_dir: Path) -> list[DuplicateContent]:
 
 
 def remove_stale_temporaries(out_dir: Path) -> int:
-    """Delete `.*.tmp` files a killed writer left in `out_dir`; return how many.
+    """Delete `.*.tmp` files (and DuckDB's `.*.tmp.wal` beside them) a killed writer or a full
+    disk left in `out_dir`; return how many.
 
     Folders of append-only decisions (those holding a `DECISIONS_LOCK`) are left alone: the
     dashboard may be writing a decision there right now, and `decision_lock` cleans them.
     """
     removed = 0
-    for tmp in Path(out_dir).rglob(".*.tmp"):
-        if (tmp.parent / DECISIONS_LOCK).exists():
-            continue
-        tmp.unlink(missing_ok=True)
-        removed += 1
+    for pattern in (".*.tmp", ".*.tmp.wal"):
+        for tmp in Path(out_dir).rglob(pattern):
+            if (tmp.parent / DECISIONS_LOCK).exists():
+                continue
+            tmp.unlink(missing_ok=True)
+            removed += 1
     return removed
 
 
@@ -269,6 +294,36 @@ def _frame_glob(paths: StorePaths) -> str:
 
 def _has_parts(paths: StorePaths) -> bool:
     return paths.frames.exists() and any(paths.frames.glob("*/part-*.parquet"))
+
+
+def latest_frames(out_dir: Path) -> pa.Table:
+    """The latest row of every frame in `out_dir`: image_id, deploymentID, relative_path,
+    file_path, file_size, file_mtime_ns and status (empty when nothing was classified yet).
+    Resume compares them with what is on disk now."""
+    paths = StorePaths(Path(out_dir))
+    columns = ["image_id", "deploymentID", "relative_path", "file_path", "file_size",
+               "file_mtime_ns", "status"]  # fmt: skip
+    schema = pa.schema([FRAME_RESULTS.field(c) for c in columns])
+    if not _has_parts(paths):
+        return schema.empty_table()
+    con = _connect_frames(paths, DEPLOYMENTS.empty_table())
+    found = {row[0] for row in con.execute("DESCRIBE frames").fetchall()}
+    # Parts written before file_mtime_ns existed lack the column: null, compared by size only.
+    select = ", ".join(c if c in found else f"NULL::BIGINT AS {c}" for c in columns)
+    return con.sql(f"SELECT {select} FROM frames").to_arrow_table().cast(schema)
+
+
+def writers(out_dir: Path) -> list[dict[str, Any]]:
+    """The run records (work/runs/*.json) of the runs that wrote frames into `out_dir`, oldest
+    first: what wrote the store (a demo or real runs, which backbone, model and views)."""
+    paths = StorePaths(Path(out_dir))
+    if not paths.runs.exists():
+        return []
+    found = []
+    for record in _read_runs(paths).to_pylist():
+        if any((paths.frames / record["run_id"]).glob("part-*.parquet")):
+            found.append(record)
+    return found
 
 
 def completed_image_ids(out_dir: Path) -> set[str]:
@@ -385,19 +440,21 @@ def write_tables(out_dir: Path, tables: dict[str, pa.Table]) -> None:
         atomic_write_parquet(conform(table, RUN_TABLES[name]), paths.table(name))
     with _atomic_path(paths.duckdb) as tmp:
         tmp.unlink()  # DuckDB refuses to open an empty non-database file
-        con = duckdb.connect(str(tmp))
-        try:
-            for name in RUN_TABLES:
-                con.execute(duckdb_ddl(name))
-                if name in tables:
-                    con.register("incoming", conform(tables[name], RUN_TABLES[name]))
-                    con.execute(f'INSERT INTO "{name}" SELECT * FROM incoming')
-                    con.unregister("incoming")
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
         wal = Path(str(tmp) + ".wal")
-        wal.unlink(missing_ok=True)
+        try:
+            con = duckdb.connect(str(tmp))
+            try:
+                for name in RUN_TABLES:
+                    con.execute(duckdb_ddl(name))
+                    if name in tables:
+                        con.register("incoming", conform(tables[name], RUN_TABLES[name]))
+                        con.execute(f'INSERT INTO "{name}" SELECT * FROM incoming')
+                        con.unregister("incoming")
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+        finally:
+            wal.unlink(missing_ok=True)  # also when a full disk stopped the checkpoint
 
 
 def first_row(

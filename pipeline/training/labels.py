@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.errors import InputError
-from pipeline.schema import TS, FrameSource
+from pipeline.schema import TS, FrameSource, csv_uncell
 from pipeline.stages.bursts import BurstOptions, assign_bursts
 from pipeline.stages.decode import parse_exif_datetime
 from pipeline.stages.discover import IMAGE_SUFFIXES
@@ -126,8 +126,8 @@ def _read_csv(root: Path, path: Path) -> pa.Table:
         raise InputError(f"{path.name}: missing column(s) {', '.join(missing)} (need file, label)")
     rows, seen = [], set()
     for number, line in enumerate(lines, start=2):
-        file = (line.get("file") or "").strip()
-        label = (line.get("label") or "").strip()
+        file = csv_uncell((line.get("file") or "").strip())  # as csv_cell wrote it
+        label = csv_uncell((line.get("label") or "").strip())
         if not file or not label:
             raise InputError(f"{path.name} line {number}: empty file or label")
         if file in seen:
