@@ -96,6 +96,21 @@ class ViewOptions:
     def motion(self) -> bool:
         return self.mode == ViewMode.TILES_MOTION and self.motion_regions > 0
 
+    def as_run_options(self) -> dict[str, object]:
+        """These views as `uncia run` options (RunOptions fields): what a model card and an
+        evaluation report record, so `uncia run --model` cuts frames the same way."""
+        if not self.tiled:
+            return {"views": ViewMode.WHOLE.value}
+        out: dict[str, object] = {
+            "views": self.mode.value,
+            "tile_grid": format_grids(self.grids),
+            "tile_overlap": self.overlap,
+            "working_side": self.working_side,
+        }
+        if self.mode == ViewMode.TILES_MOTION:
+            out["motion_regions"] = self.motion_regions
+        return out
+
     def views_per_frame(self) -> int:
         """The most views one frame can get (whole + tiles + motion crops)."""
         if not self.tiled:

@@ -294,7 +294,7 @@ def evaluate(
         "positive_labels": list(positives),
         "tta_flip": options.tta_flip,
         "model_dir": str(options.model_dir) if options.model_dir else None,
-        "views": _views_settings(views),
+        "views": views.as_run_options(),
     }
     report = build_report(scored, threshold, model_info, classes)
     if options.compare_views:
@@ -317,21 +317,6 @@ def evaluate(
     report["options"] = json.loads(json.dumps(asdict(options), default=str))
     _write(options.out_dir, report, everything, truth, score, threshold, reasons, primary.view)
     return EvaluateSummary(Path(options.out_dir), report, scored_frames.hits, scored_frames.decoded)
-
-
-def _views_settings(views: ViewOptions) -> dict[str, Any]:
-    """The views of a report, as `uncia run` options (RunOptions fields)."""
-    if not views.tiled:
-        return {"views": ViewMode.WHOLE.value}
-    out: dict[str, Any] = {
-        "views": views.mode.value,
-        "tile_grid": format_grids(views.grids),
-        "tile_overlap": views.overlap,
-        "working_side": views.working_side,
-    }
-    if views.mode == ViewMode.TILES_MOTION:
-        out["motion_regions"] = views.motion_regions
-    return out
 
 
 def _kept(scores: ModeScores, keep: np.ndarray) -> ModeScores:

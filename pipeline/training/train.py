@@ -144,18 +144,7 @@ class TrainOptions:
     def run_views(self) -> dict[str, Any]:
         """The `uncia run` options (RunOptions fields) that cut frames as this training did:
         the model card's `views`, which `uncia run --model` takes as its defaults."""
-        views = self.view_options()
-        if not views.tiled:
-            return {"views": ViewMode.WHOLE.value}
-        out: dict[str, Any] = {
-            "views": views.mode.value,
-            "tile_grid": format_grids(views.grids),
-            "tile_overlap": views.overlap,
-            "working_side": views.working_side,
-        }
-        if views.mode == ViewMode.TILES_MOTION:
-            out["motion_regions"] = views.motion_regions
-        return out
+        return self.view_options().as_run_options()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=str, sort_keys=True)
