@@ -90,6 +90,11 @@ def box_title(box: FrameBox) -> str:
     """The tooltip of a localization box: how it was found and how sure the model was."""
     if box.method == "view":
         score = "" if box.target_score is None else f", leopard score {box.target_score:.2f}"
+        if box.target == "track":
+            return (
+                f"Moving region tracked through the burst to a view seen as a leopard{score}:"
+                " a coarse box; uncia localize refines it"
+            )
         return f"Best-scoring view ({box.target}{score}): a coarse box; uncia localize refines it"
     method = METHOD_NAMES.get(box.method, box.method)
     score = "" if box.target_score is None else f", {box.target} score {box.target_score:.2f}"

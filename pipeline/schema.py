@@ -54,6 +54,9 @@ class ViewKind(StrEnum):
     WHOLE = "whole"
     TILE = "tile"
     MOTION = "motion"
+    # A moving region of this frame, tracked through the burst to a better-scored view of the
+    # same animal in another frame (pipeline/stages/tracks.py): the score is that view's.
+    TRACK = "track"
 
 
 class RunStatus(StrEnum):

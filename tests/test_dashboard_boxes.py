@@ -142,6 +142,22 @@ def test_a_frame_without_localization_shows_its_best_views_box(tmp_path: Path) -
     assert "coarse" in outline.title
 
 
+def test_a_tracked_region_draws_its_box_and_says_where_its_score_came_from(
+    tmp_path: Path,
+) -> None:
+    out = write_survey(tmp_path / "survey", views={A_PLAIN: view("track", 0.3, 0.11, 0.08, 0.13)})
+    with Store(out).connect() as con:
+        boxes = latest_boxes(con, Store(out).table("localizations"), [A_PLAIN])
+    assert (boxes[A_PLAIN].method, boxes[A_PLAIN].target) == ("view", "track")
+    cards = {
+        image_id_of(c): c
+        for c in callbacks.show_detections(context(out), cell("A"), "v1", **CONTROLS)["cards"]
+    }
+    outline = thumb_of(cards[A_PLAIN]).children[1]
+    assert outline.style["left"] == "30.00%"
+    assert "tracked through the burst" in outline.title and "coarse" in outline.title
+
+
 def test_the_whole_frame_view_draws_no_box(tmp_path: Path) -> None:
     out = write_survey(tmp_path / "survey", views={A_PLAIN: view("whole", 0, 0, 1, 1)})
     with Store(out).connect() as con:

@@ -132,6 +132,7 @@ def _best_views(
         cut = [_whole_view(decoded[i]) for i in ok]
     else:
         motion: list[list[tuple[float, float, float, float]]] = [[] for _ in ok]
+        bursts: list[list[int]] = []
         if views.motion:
             candidates = [
                 MotionCandidate(
@@ -139,7 +140,8 @@ def _best_views(
                 )
                 for i in ok
             ]
-            for group in motion_groups(candidates, burst_gap_seconds):
+            bursts = motion_groups(candidates, burst_gap_seconds)
+            for group in bursts:
                 boxes = motion_boxes(
                     [decoded[ok[j]].working for j in group],  # type: ignore[misc]
                     views.motion_regions,
@@ -150,6 +152,7 @@ def _best_views(
             cut_views(decoded[i].working, views, size, motion[k])  # type: ignore[arg-type]
             for k, i in enumerate(ok)
         ]
+        return score_views(cut, backbone, classifier, pad_to or len(ok), tta_flip, bursts)
     return score_views(cut, backbone, classifier, pad_to or len(ok), tta_flip)
 
 

@@ -1,6 +1,7 @@
 """Classification stage: pooled features in, a per-frame snow-leopard probability out.
 
-`score_views` scores every view of a frame (pipeline/stages/views.py) and keeps the best one.
+`score_views` scores every view of a frame (pipeline/stages/views.py) and keeps the best one,
+or the best evidence of a moving region tracked through its burst (pipeline/stages/tracks.py).
 
 `ZeroShotImageNet` needs no training: it reads the backbone's own ImageNet head and reports the
 probability of class 289 ("snow leopard"). A trained head plugs into the same `Classifier` slot.
@@ -17,6 +18,7 @@ import numpy as np
 from pipeline.schema import ViewKind
 from pipeline.stages.embed import Backbone, embed_pixels
 from pipeline.stages.imagenet import SNOW_LEOPARD_CLASS, imagenet_class_names
+from pipeline.stages.tracks import frame_evidence
 from pipeline.stages.views import FrameViews
 
 TOP_K = 5
@@ -86,11 +88,15 @@ def score_views(
     classifier: Classifier,
     batch_size: int,
     tta_flip: bool = False,
+    bursts: Sequence[Sequence[int]] = (),
 ) -> list[BestView]:
     """Score every view of every frame and keep each frame's best view.
 
     Views of all frames go through the model together in batches of exactly `batch_size`
     (the last one padded with blank views: oneDNN builds new kernels for every new shape).
+    `bursts` (indices into `frames`, in capture order) link motion regions into tracks: a
+    frame whose own region on a track scored lower than the track's best view keeps that
+    view's score and labels, with its own region's box and view kind `track`.
     """
     if not frames:
         return []
@@ -107,20 +113,20 @@ def score_views(
     score = np.concatenate([s.score for s in scores])
     labels = [row for s in scores for row in s.top5_labels]
     top5 = np.concatenate([s.top5_scores for s in scores])
+    kinds = [kind for f in frames for kind in f.kinds]
+    boxes = np.concatenate([f.boxes for f in frames])
+    frame_of = np.repeat(np.arange(len(frames)), [len(f.pixels) for f in frames])
+    evidence = frame_evidence(score, frame_of, [k.value for k in kinds], boxes, len(frames), bursts)
     best: list[BestView] = []
-    start = 0
-    for frame in frames:
-        stop = start + len(frame.pixels)
-        i = start + int(np.argmax(score[start:stop]))  # ties: the earliest, the whole frame
-        box = frame.boxes[i - start]
+    for i, b, carried in zip(evidence.score_row, evidence.box_row, evidence.carried, strict=True):
+        box = boxes[b]
         best.append(
             BestView(
                 score=float(score[i]),
                 top5_labels=list(labels[i]),
                 top5_scores=[float(x) for x in top5[i]],
-                view=frame.kinds[i - start],
+                view=ViewKind.TRACK if carried else kinds[i],
                 box=(float(box[0]), float(box[1]), float(box[2]), float(box[3])),
             )
         )
-        start = stop
     return best

@@ -31,8 +31,9 @@ DEFAULT_OVERLAP = 0.25
 DEFAULT_WORKING_SIDE = 960
 DEFAULT_MOTION_REGIONS = 2
 # The zero-shot threshold of each view mode, chosen on real frames (docs/views.md): with tiles,
-# 0.15 keeps 14 of the 18 development leopard frames (78%) and flags none of the 2 empty
-# frames of that scene nor any of 104 non-cat camera-trap pictures. Whole-frame scoring keeps
+# 0.15 keeps 14 of the 18 development leopard frames (78%; 18 with tracks through the burst)
+# and flags none of the 2 empty frames of that scene nor any of 104 non-cat camera-trap
+# pictures. Whole-frame scoring keeps
 # its old 0.5. A trained head (--model) brings its own threshold.
 ZERO_SHOT_THRESHOLDS = {ViewMode.WHOLE: 0.5, ViewMode.TILES: 0.15, ViewMode.TILES_MOTION: 0.15}
 

@@ -31,8 +31,6 @@ ROWS_PER_PART = 4096  # a killed run keeps every part written so far
 COMPACT_AFTER_PARTS = 32  # more parts than this are merged into one when a run finishes
 
 
-
-
 @dataclass(frozen=True)
 class Embedded:
     """Features of N files in input order; rows of failed files are NaN and `failure` says why."""

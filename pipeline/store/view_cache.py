@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -88,6 +88,8 @@ class EmbeddedViews:
     exif_datetime: list[str | None]
     hits: int  # files whose whole view and tiles all came from the cache
     decoded: int  # files decoded in this call
+    # The bursts motion crops came from: file indices, in capture order (pipeline/stages/tracks.py)
+    bursts: tuple[tuple[int, ...], ...] = ()
 
 
 def embed_in_batches(backbone: Backbone, pixels: np.ndarray, batch_size: int) -> np.ndarray:
@@ -187,6 +189,7 @@ def embed_views(
     written: list[pa.Table] = []
     tiled: dict[str, _Views] = {}  # content sha256 -> whole view and tiles embedded now
     moving: dict[int, _Views] = {}  # file index -> motion crops
+    bursts: list[tuple[int, ...]] = []  # file indices of each burst of two frames or more
 
     def flush() -> None:
         if new_rows:
@@ -206,13 +209,12 @@ def embed_views(
         for start, decoded in zip(range(0, len(to_decode), batch_size), batches, strict=True):
             indices = to_decode[start : start + batch_size]
             working = {k: f.working for k, f in enumerate(decoded) if f.working is not None}
-            motion = (
-                _motion_boxes(
+            motion: dict[int, list[Box]] = {}
+            if views.motion:
+                motion, groups = _motion_boxes(
                     decoded, working, [deployments[i] for i in indices], views, burst_gap_seconds
                 )
-                if views.motion
-                else {}
-            )
+                bursts += [tuple(indices[k] for k in g) for g in groups if len(g) > 1]
             cuts: list[tuple[int, bool, FrameViews]] = []  # (file index, motion?, its views)
             for k, frame in working.items():
                 i, sha = indices[k], hashes[indices[k]]
@@ -246,9 +248,10 @@ def embed_views(
     if cache is not None and len(cache.parts()) > COMPACT_AFTER_PARTS:
         cache.compact()
     table = pa.concat_tables([cached, *written]) if written else cached
-    return _assemble(
+    embedded = _assemble(
         paths, hashes, table, wanted_flips, backbone.feature_dim, moving, hits, len(to_decode)
     )
+    return replace(embedded, bursts=tuple(bursts))
 
 
 def _embed_cuts(
@@ -275,9 +278,10 @@ def _motion_boxes(
     deployments: list[str],
     views: ViewOptions,
     burst_gap_seconds: float,
-) -> dict[int, list[Box]]:
+) -> tuple[dict[int, list[Box]], list[list[int]]]:
     """Motion crop boxes (working pixels) of the decoded frames of one batch (by position
-    in `decoded`), found within their bursts as `uncia run` finds them."""
+    in `decoded`), found within their bursts as `uncia run` finds them, and those bursts (by
+    position in `decoded`, in order)."""
     positions = list(working)
     candidates = [
         MotionCandidate(
@@ -288,11 +292,12 @@ def _motion_boxes(
         for k in positions
     ]
     out: dict[int, list[Box]] = {}
-    for group in find_motion_groups(candidates, burst_gap_seconds):
+    groups = find_motion_groups(candidates, burst_gap_seconds)
+    for group in groups:
         found = motion_boxes([working[positions[j]] for j in group], views.motion_regions)
         for j, boxes in zip(group, found, strict=True):
             out[positions[j]] = boxes
-    return out
+    return out, [[positions[j] for j in group] for group in groups]
 
 
 def _rows(

@@ -18,6 +18,7 @@ import pyarrow as pa
 from pipeline.schema import BurstAggregation, ViewKind, ViewMode
 from pipeline.stages.classify import Classifier
 from pipeline.stages.embed import Backbone
+from pipeline.stages.tracks import frame_evidence
 from pipeline.stages.views import ViewOptions
 from pipeline.training.labels import visit_ids
 from pipeline.training.metrics import (
@@ -115,7 +116,8 @@ def score_labelled(
         rows = np.ones(len(source.features), dtype=bool)
         if mode == ViewMode.TILES and source.kinds is not None:
             rows = source.kinds != ViewKind.MOTION.value
-        out[mode] = _best_views(source, rows, classifier, n, tta_flip)
+        bursts = source.bursts if mode == ViewMode.TILES_MOTION else ()
+        out[mode] = _best_views(source, rows, classifier, n, tta_flip, bursts)
     failures: list[str | None] = [None] * n  # a frame that failed in any mode failed
     for e in embedded.values():
         for i, failure in enumerate(e.frames.column("failure").to_pylist()):
@@ -134,7 +136,10 @@ def _best_views(
     classifier: Classifier,
     n: int,
     tta_flip: bool,
+    bursts: Sequence[Sequence[int]] = (),
 ) -> ModeScores:
+    """Each frame's score as `uncia run` gives it: its best view's, or with `bursts` the best
+    view of a moving region tracked through the burst (pipeline/stages/tracks.py)."""
     bag = source.bags[rows]
     features = source.features[rows]
     if tta_flip and source.flipped is not None:
@@ -144,15 +149,25 @@ def _best_views(
     values = np.full(len(features), -np.inf)
     if scored is not None:
         values[ok] = scored.score
-    best = best_view_per_frame(values[ok], bag[ok], n)
     kinds = source.kinds[rows][ok] if source.kinds is not None else None
+    carried = np.zeros(n, dtype=bool)
+    if kinds is not None and source.boxes is not None:
+        evidence = frame_evidence(
+            values[ok], bag[ok], list(kinds), source.boxes[rows][ok], n, bursts
+        )
+        best, carried = evidence.score_row, evidence.carried
+    else:
+        best = best_view_per_frame(values[ok], bag[ok], n)
     score = np.full(n, np.nan)
     view: list[str | None] = [None] * n
     top: list[list[str] | None] = [None] * n
     for i in np.flatnonzero(best >= 0):
         r = best[i]
         score[i] = values[ok][r]
-        view[i] = str(kinds[r]) if kinds is not None else ViewKind.WHOLE.value
+        if carried[i]:
+            view[i] = ViewKind.TRACK.value
+        else:
+            view[i] = str(kinds[r]) if kinds is not None else ViewKind.WHOLE.value
         top[i] = scored.top5_labels[r]  # type: ignore[union-attr]
     return ModeScores(score, view, top)
 

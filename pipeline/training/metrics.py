@@ -162,5 +162,3 @@ def burst_summary(bursts: pa.Table, threshold: float) -> dict[str, Any]:
     n_frames = bursts.column("n_frames").to_numpy(zero_copy_only=False)
     out["frames_in_flagged_bursts"] = int(n_frames[scores >= threshold].sum())
     return out
-
-

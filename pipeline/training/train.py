@@ -167,6 +167,8 @@ class LabelledEmbeddings:
     bag: np.ndarray | None = None  # int64 (M,)
     kinds: np.ndarray | None = None  # str (M,) ViewKind values
     boxes: np.ndarray | None = None  # float32 (M, 4) fractions of the frame
+    # The bursts motion crops came from: frame indices in capture order (pipeline/stages/tracks.py)
+    bursts: tuple[tuple[int, ...], ...] = ()
 
     @property
     def bags(self) -> np.ndarray:
@@ -282,6 +284,7 @@ def _embed_labelled_views(
         bag=embedded.frame,
         kinds=embedded.kinds,
         boxes=embedded.boxes,
+        bursts=embedded.bursts,
     )
 
 
