@@ -170,7 +170,7 @@ def test_views_head_finds_the_small_leopard_the_whole_frame_head_misses(
     n = patch_survey.n_frames
     assert f"0 from cache, {n} decoded" in view_models["stdout"]["tiles"]
     assert f"{n} from cache, 0 decoded" in view_models["stdout"]["again"]
-    parts = list((models / ".uncia-cache").glob("efficientnet_lite0-*-views-4x3-o0.25-w960/*"))
+    parts = list((models / ".uncia-cache").glob("efficientnet_lite0-*-views-4x3-o0.25-w960-c2/*"))
     assert parts
     frames = pq.read_table(models / "tiles" / "training_frames.parquet")
     assert frames.num_rows == n and set(frames.column("split").to_pylist()) == {"train", "test"}

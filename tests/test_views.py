@@ -90,6 +90,37 @@ def test_views_are_the_whole_frame_then_tiles_then_motion_with_boxes_as_fraction
     assert whole.pixels.shape == (1, 224, 224, 3) and whole.kinds == (ViewKind.WHOLE,)
 
 
+@pytest.mark.parametrize(
+    ("grids", "overlap", "shape"),
+    [
+        (((4, 3),), 0.25, (540, 960)),
+        (((3, 2), (4, 3)), 0.1, (411, 731)),
+        (((2, 2),), 0.5, (750, 1000)),
+    ],
+)
+def test_tiles_cropped_from_one_scaled_frame_match_scaling_each_tile(
+    grids: tuple[tuple[int, int], ...], overlap: float, shape: tuple[int, int]
+) -> None:
+    rng = np.random.default_rng(3)
+    # Texture a few pixels across: rounding a tile to whole pixels moves it < 0.5 px.
+    smooth = Image.fromarray(rng.integers(0, 255, (shape[0] // 20, shape[1] // 20, 3), np.uint8))
+    frame = np.asarray(smooth.resize((shape[1], shape[0]), Image.Resampling.BICUBIC))
+    views = cut_views(frame, ViewOptions(mode=ViewMode.TILES, grids=grids, overlap=overlap), 224)
+    image = Image.fromarray(frame)
+    boxes = tile_boxes(shape[1], shape[0], grids, overlap)
+    assert len(views.pixels) == 1 + len(boxes)
+    for tile, box in zip(views.pixels[1:], boxes, strict=True):
+        alone = np.asarray(image.resize((224, 224), Image.Resampling.BILINEAR, box=box))
+        assert np.abs(tile.astype(int) - alone.astype(int)).mean() < 2.5
+
+
+def test_the_decoders_whole_view_is_used_as_given() -> None:
+    frame = scene()
+    given = np.full((224, 224, 3), 7, np.uint8)
+    views = cut_views(frame, ViewOptions(mode=ViewMode.TILES), 224, whole=given)
+    assert (views.pixels[0] == 7).all() and not (views.pixels[1] == 7).all()
+
+
 def test_motion_finds_the_animal_that_moves_and_not_the_info_bar() -> None:
     background = scene()
     burst = []
@@ -162,4 +193,3 @@ def test_a_large_png_is_reduced_to_about_the_working_side(tmp_path: Path) -> Non
     decoded = decode_frame(path, 224, working_side=960)
     assert decoded.working is not None
     assert 960 <= max(decoded.working.shape[:2]) < 1920
-

@@ -149,7 +149,7 @@ def _best_views(
                 for j, found in zip(group, boxes, strict=True):
                     motion[j] = found
         cut = [
-            cut_views(decoded[i].working, views, size, motion[k])  # type: ignore[arg-type]
+            cut_views(decoded[i].working, views, size, motion[k], decoded[i].pixels)  # type: ignore[arg-type]
             for k, i in enumerate(ok)
         ]
         return score_views(cut, backbone, classifier, pad_to or len(ok), tta_flip, bursts)

