@@ -27,6 +27,7 @@ from cli.main import build_parser
 from dashboard.serving.auth import verify_password
 from pipeline.interop.coco import validate_coco_camera_traps
 from pipeline.interop.megadetector_validate import validate_batch_results
+from pipeline.stages.infobar import tesseract_available
 from tests.helpers import (
     UNCIA,
     announced_port,
@@ -35,6 +36,7 @@ from tests.helpers import (
     uncia,
     write_deployments,
 )
+from tests.test_infobar import drawn_frame
 from tests.train_fixtures import plain_jpeg, spotted_jpeg
 
 pytestmark = pytest.mark.model
@@ -394,6 +396,19 @@ def test_an_uncia_run_store_exports_valid_megadetector_and_coco_files(
     cct = json.loads((tmp_path / "coco.json").read_text())
     assert validate_coco_camera_traps(cct) == [] and len(cct["images"]) == len(SURVEYED) * 4
     assert len(cct["annotations"]) == len(cct["images"])
+
+
+@pytest.mark.skipif(not tesseract_available(), reason="no tesseract (make test installs it)")
+def test_uncia_infobar_with_only_its_required_arguments(
+    tmp_path: Path, offline: dict[str, str]
+) -> None:
+    """The reconyx preset reads the top bar of a frame drawn here and agrees with its EXIF."""
+    when = datetime(2024, 3, 1, 18, 5, 7)
+    (tmp_path / "frames").mkdir()
+    drawn_frame(tmp_path / "frames" / "a.jpg", "2024-03-01 6:05:07 PM  M 1/3", when)
+    result = uncia("infobar", tmp_path / "frames", "--out", tmp_path / "t.csv", env=offline)
+    assert "1 ok; against EXIF: 1 agree" in result.stdout
+    assert "2024-03-01T18:05:07" in (tmp_path / "t.csv").read_text()
 
 
 def test_uncia_import_with_only_its_required_arguments(
