@@ -108,7 +108,6 @@ def export_camtrap_dp(
         data_dir, offsets, media_ids, original["observations"], threshold, options, left_out
     )
     tables = {"deployments": dep_rows, "media": media, "observations": observations}
-    out_dir.mkdir(parents=True, exist_ok=True)
     for name, table_rows in tables.items():
         atomic_write_text(_csv_text(name, table_rows), out_dir / f"{name}.csv")
     descriptor = _descriptor(base, options, dep_rows, observations, data_dir)

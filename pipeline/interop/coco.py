@@ -123,7 +123,6 @@ def export_coco(data_dir: Path, out_file: Path, threshold: float | None = None) 
         "annotations": annotations,
         "categories": [{"id": i, "name": n} for n, i in sorted(ids.items(), key=lambda x: x[1])],
     }
-    out_file.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps(data, indent=1) + "\n", out_file)
     return CocoExport(
         images=len(images),

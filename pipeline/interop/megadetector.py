@@ -129,7 +129,6 @@ def export_megadetector(
         "classification_categories": CLASSIFICATION_CATEGORIES,
         "images": images,
     }
-    out_file.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps(data, indent=1) + "\n", out_file)
     return MegadetectorExport(
         images=len(images),

@@ -224,7 +224,6 @@ def import_timelapse(
         for entry in report:
             if entry[1] in conflicting and not entry[4]:
                 entry[3], entry[4] = "", "the file has rows with different labels"
-    out_dir.mkdir(parents=True, exist_ok=True)
     labels_csv, report_csv = out_dir / "labels.csv", out_dir / "timelapse_rows.csv"
     # No deployment column: `uncia train` takes a file's first folder, Timelapse's station.
     atomic_write_text(_csv([["file", "label"], *map(list, sorted(labels.items()))]), labels_csv)
