@@ -61,13 +61,11 @@ def _add_timelapse_command(formats: Any) -> None:
     )
     tl.add_argument(
         "--species-column",
-        default=defaults.species_column,
         metavar="NAME",
         help=f"the template's column holding the species (default {defaults.species_column})",
     )
     tl.add_argument(
         "--count-column",
-        default=defaults.count_column,
         metavar="NAME",
         help=f"its count; 0 means the species is not there (default {defaults.count_column}, "
         "when the CSV has it)",
@@ -96,9 +94,11 @@ def _add_timelapse_command(formats: Any) -> None:
 
 
 def _import_timelapse(args: argparse.Namespace) -> int:
+    defaults = TimelapseMapping()
     mapping = TimelapseMapping(
-        species_column=args.species_column or None,
-        count_column=args.count_column or None,
+        species_column=args.species_column or defaults.species_column,
+        count_column=args.count_column or defaults.count_column,
+        named=tuple(c for c in (args.species_column, args.count_column) if c),
         counters=parse_pairs(args.counter, "--counter"),
         flags=parse_pairs(args.flag, "--flag"),
         value_map=dict(parse_pairs(args.map, "--map")),

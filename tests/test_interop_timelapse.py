@@ -109,6 +109,7 @@ def test_a_template_without_the_species_column_says_which_options_to_give(
         ("Name,Folder\nA.JPG,D1\n", "no column(s) File, RelativePath"),
         ("File,RelativePath,Species\nA.JPG,D1,fox,extra\n", "more cells than the header"),
         ("", "no rows"),
+        ("File,RelativePath,Species\nA.JPG,D1,fox\n", "no column(s) Kind"),  # --species-column
     ],
 )
 def test_a_csv_that_is_not_a_timelapse_export_gets_a_one_line_error(
@@ -116,7 +117,8 @@ def test_a_csv_that_is_not_a_timelapse_export_gets_a_one_line_error(
 ) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(text)
-    assert main(["import", "timelapse", str(path), "--out", str(tmp_path / "o")]) == 2
+    named = ["--species-column", "Kind"] if "Kind" in expected else []
+    assert main(["import", "timelapse", str(path), "--out", str(tmp_path / "o"), *named]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and expected in err
 

@@ -50,6 +50,7 @@ class TimelapseMapping:
     counters: tuple[tuple[str, str], ...] = ()  # (column, label): a count above 0 is label
     flags: tuple[tuple[str, str], ...] = ()  # (column, label): checked is label
     value_map: dict[str, str] = field(default_factory=dict)  # species value -> label
+    named: tuple[str, ...] = ()  # columns a person named: a CSV without one is refused
 
 
 @dataclass(frozen=True)
@@ -152,10 +153,8 @@ def _row_labels(
 def _check_columns(rows: list[dict[str, str]], mapping: TimelapseMapping, path: Path) -> None:
     header = set(rows[0]) if rows else set()
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    named = [c for c, _ in mapping.counters + mapping.flags]
-    if mapping.species_column and mapping.species_column in header:
-        named.append(mapping.species_column)
-    missing += [c for c in named if c not in header]
+    named = [c for c, _ in mapping.counters + mapping.flags] + list(mapping.named)
+    missing += [c for c in dict.fromkeys(named) if c not in header]
     if missing:
         raise InputError(
             f"{path}: no column(s) {', '.join(missing)} (the header has "
