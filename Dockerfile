@@ -5,10 +5,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1
 
-# libgomp1 follows the base image's security updates; pinning it would freeze them.
+# libgomp1 and tesseract-ocr (`uncia infobar`) follow the base image's security updates;
+# pinning them would freeze them.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libgomp1 \
+    && apt-get install -y --no-install-recommends libgomp1 tesseract-ocr \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

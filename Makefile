@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8050
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lock bench bench-pipeline bench-views bench-views-train bench-spark bench-train bench-identify bench-localize bench-dashboard bench-load lint lint-docker install install-dev browser java clean
+.PHONY: demo test lock bench bench-pipeline bench-views bench-views-train bench-spark bench-train bench-identify bench-localize bench-dashboard bench-load lint lint-docker install install-dev browser java ocr clean
 
 # requirements.lock holds the exact version of every distribution the suite passed on; every
 # install takes it as pip constraints, so a fresh clone gets those versions, not next month's.
@@ -24,7 +24,7 @@ $(VENV)/.installed-dev: pyproject.toml $(LOCK) $(VENV)/.installed
 
 # Refresh the lock: resolve pyproject.toml's ranges afresh in a new .venv, pin what was
 # installed, run the whole suite on it (docs/dependencies.md says when).
-lock: browser java
+lock: browser java ocr
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -e '.[dev,spark]'
@@ -50,11 +50,17 @@ java:
 	  echo "installing Java 17 for Spark"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
 
+# Debian's Tesseract reads the cameras' info bars (`uncia infobar`, tests/test_infobar.py).
+ocr:
+	@command -v tesseract >/dev/null 2>&1 || { \
+	  echo "installing Debian's tesseract-ocr for the info-bar times"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq tesseract-ocr >/dev/null; }
+
 demo: install
 	$(PY) -m cli.main demo --out $(DEMO_DIR) --if-missing
 	$(PY) -m cli.main serve --data $(DEMO_DIR) --host $(HOST) --port $(PORT)
 
-test: install-dev browser java
+test: install-dev browser java ocr
 	$(PY) -m pytest
 
 # Speed and memory targets, each measured as ratios side by side in one run; results land in

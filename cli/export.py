@@ -4,6 +4,8 @@
     uncia export camtrap-dp --data DIR --out PACKAGE --contributor NAME
     uncia export occupancy --data DIR --out FOLDER      detection history and effort (CSV)
     uncia export secr --data DIR --out FOLDER           captures and traps for R's secr
+    uncia export megadetector --data DIR --out FILE.json  batch output 1.5 (Timelapse opens it)
+    uncia export coco --data DIR --out FILE.json    COCO Camera Traps (LILA's format)
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from typing import Any
 
 from pipeline.errors import ConfigError
 from pipeline.interop.camtrap_export import CamtrapExportOptions, export_camtrap_dp
+from pipeline.interop.coco import export_coco
 from pipeline.interop.common import parse_utc_offset
+from pipeline.interop.megadetector import MegadetectorExportOptions, export_megadetector
 from pipeline.interop.occupancy import (
     DAY1_CHOICES,
     HistoryOptions,
@@ -93,6 +97,38 @@ def add_export_command(sub: Any) -> None:
         help="datapackage.json properties to merge in (project, bibliographicCitation, …)",
     )
     _add_history_commands(formats)
+    _add_megadetector_command(formats)
+    coco = formats.add_parser("coco", help="COCO Camera Traps JSON: frames, sequences, labels")
+    coco.add_argument("--data", type=Path, required=True, metavar="DIR", help="a store")
+    coco.add_argument("--out", type=Path, required=True, metavar="FILE", help="the .json to write")
+    coco.add_argument(
+        "--threshold",
+        type=float,
+        metavar="T",
+        help="frames scoring at least T are labelled snow leopard (default: the run's)",
+    )
+
+
+def _add_megadetector_command(formats: Any) -> None:
+    defaults = MegadetectorExportOptions()
+    md = formats.add_parser(
+        "megadetector", help="MegaDetector batch output 1.5: boxes and scores Timelapse opens"
+    )
+    md.add_argument("--data", type=Path, required=True, metavar="DIR", help="a store")
+    md.add_argument("--out", type=Path, required=True, metavar="FILE", help="the .json to write")
+    md.add_argument(
+        "--threshold",
+        type=float,
+        metavar="T",
+        help="the typical threshold the file recommends to Timelapse (default: the run's)",
+    )
+    md.add_argument(
+        "--min-conf",
+        type=float,
+        default=defaults.min_conf,
+        metavar="C",
+        help=f"frames scoring below C get no box (default {defaults.min_conf:g})",
+    )
 
 
 def _add_history_options(parser: argparse.ArgumentParser, day1: bool) -> None:
@@ -193,9 +229,52 @@ def _metadata(path: Path | None) -> dict[str, Any]:
     return value
 
 
+def _export_megadetector(args: argparse.Namespace) -> int:
+    for name in ("threshold", "min_conf"):
+        value = getattr(args, name)
+        if value is not None and not 0 <= value <= 1:
+            raise ConfigError(f"--{name.replace('_', '-')} {value:g}: a score is within [0, 1]")
+    options = MegadetectorExportOptions(threshold=args.threshold, min_conf=args.min_conf)
+    result = export_megadetector(args.data, args.out, options)
+    print(
+        f"wrote {result.images} frame(s), {result.detections} box(es) and {result.failures} "
+        f"unreadable frame(s) to {args.out} (MegaDetector batch output 1.5)"
+    )
+    for reason, n in result.left_out.items():
+        print(f"left out: {n} {reason}")
+    if result.validation.error:
+        print(f"invalid: {result.validation.error}")
+        return EXIT_INVALID
+    print("valid MegaDetector batch output (Uncia's validate_batch_results): 0 errors")
+    return 0
+
+
+def _export_coco(args: argparse.Namespace) -> int:
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        raise ConfigError(f"--threshold {args.threshold:g}: a score is within [0, 1]")
+    result = export_coco(args.data, args.out, args.threshold)
+    kinds = ", ".join(f"{n} {k}" for k, n in result.annotations.items() if n) or "none"
+    print(
+        f"wrote {result.images} image(s), {sum(result.annotations.values())} annotation(s) "
+        f"({kinds}) in {result.categories} categories to {args.out} (COCO Camera Traps)"
+    )
+    for reason, n in result.left_out.items():
+        print(f"left out: {n} {reason}")
+    if result.problems:
+        for problem in result.problems[:20]:
+            print(f"invalid: {problem}")
+        return EXIT_INVALID
+    print("valid COCO Camera Traps structure: 0 errors")
+    return 0
+
+
 def export_command(args: argparse.Namespace) -> int:
+    if args.format == "coco":
+        return _export_coco(args)
     if args.format in ("occupancy", "secr"):
         return _export_histories(args)
+    if args.format == "megadetector":
+        return _export_megadetector(args)
     if args.format == "camtrap-dp":
         options = CamtrapExportOptions(
             title=args.title,

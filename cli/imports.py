@@ -2,6 +2,8 @@
 (pipeline/interop; docs/interop.md).
 
     uncia import camtrap-dp PACKAGE --out DIR       deployments, media, observations
+    uncia import megadetector RESULTS.json --data DIR   another detector's boxes per frame
+    uncia import timelapse EXPORT.csv --out DIR     human labels as `uncia train` reads them
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import ZERO_SHOT_THRESHOLDS
+from pipeline.errors import ConfigError
 from pipeline.interop.camtrap_import import import_camtrap_dp
+from pipeline.interop.megadetector import DEFAULT_IMPORT_THRESHOLD, import_megadetector
+from pipeline.interop.timelapse import TimelapseMapping, import_timelapse, parse_pairs
 from pipeline.schema import ViewMode
 
 
@@ -27,9 +32,113 @@ def add_import_command(sub: Any) -> None:
     camtrap.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="a new store folder"
     )
+    md = formats.add_parser(
+        "megadetector", help="MegaDetector batch output (1.3-1.5): boxes into a store"
+    )
+    md.add_argument("results", type=Path, metavar="RESULTS", help="the batch output .json")
+    md.add_argument(
+        "--data", type=Path, required=True, metavar="DIR", help="the store of those frames"
+    )
+    md.add_argument(
+        "--threshold",
+        type=float,
+        metavar="T",
+        help="files with no box scoring at least T are likely empty (default: the file's "
+        f"typical_detection_threshold, else {DEFAULT_IMPORT_THRESHOLD:g})",
+    )
+
+    _add_timelapse_command(formats)
+
+
+def _add_timelapse_command(formats: Any) -> None:
+    defaults = TimelapseMapping()
+    tl = formats.add_parser(
+        "timelapse", help="a Timelapse 2/3 CSV export: human labels for `uncia train`"
+    )
+    tl.add_argument("csv", type=Path, metavar="CSV", help="the CSV Timelapse exported")
+    tl.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="folder for labels.csv and a report"
+    )
+    tl.add_argument(
+        "--species-column",
+        metavar="NAME",
+        help=f"the template's column holding the species (default {defaults.species_column})",
+    )
+    tl.add_argument(
+        "--count-column",
+        metavar="NAME",
+        help=f"its count; 0 means the species is not there (default {defaults.count_column}, "
+        "when the CSV has it)",
+    )
+    tl.add_argument(
+        "--counter",
+        action="append",
+        default=[],
+        metavar="COLUMN=LABEL",
+        help="a counter column: a count above 0 labels the frame LABEL (repeatable)",
+    )
+    tl.add_argument(
+        "--flag",
+        action="append",
+        default=[],
+        metavar="COLUMN=LABEL",
+        help="a flag column: checked labels the frame LABEL (repeatable)",
+    )
+    tl.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="VALUE=LABEL",
+        help="a species value and the label it stands for, e.g. 'Irbis=snow_leopard' (repeatable)",
+    )
+
+
+def _import_timelapse(args: argparse.Namespace) -> int:
+    defaults = TimelapseMapping()
+    mapping = TimelapseMapping(
+        species_column=args.species_column or defaults.species_column,
+        count_column=args.count_column or defaults.count_column,
+        named=tuple(c for c in (args.species_column, args.count_column) if c),
+        counters=parse_pairs(args.counter, "--counter"),
+        flags=parse_pairs(args.flag, "--flag"),
+        value_map=dict(parse_pairs(args.map, "--map")),
+    )
+    result = import_timelapse(args.csv, args.out, mapping)
+    labels = ", ".join(f"{n} {label}" for label, n in result.labels.items()) or "none"
+    print(
+        f"read {result.rows} row(s); wrote {sum(result.labels.values())} frame label(s) "
+        f"({labels}) to {result.labels_csv}; every row and why any was left out: "
+        f"{result.report_csv}"
+    )
+    for reason, n in sorted(result.left_out.items()):
+        print(f"left out: {n} row(s): {reason}")
+    return 0
+
+
+def _import_megadetector(args: argparse.Namespace) -> int:
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        raise ConfigError(f"--threshold {args.threshold:g}: a confidence is within [0, 1]")
+    result = import_megadetector(args.results, args.data, args.threshold)
+    print(
+        f"imported {result.boxes} box(es) of {result.files} file(s) into {args.data} "
+        f"(detector_boxes): {result.matched} file(s) are frames of the store, "
+        f"{result.likely_empty} likely empty (no box at or above {result.threshold:g}), "
+        f"{result.failures} the detector could not read"
+    )
+    if result.unmatched:
+        shown = ", ".join(result.unmatched[:5])
+        more = f" and {len(result.unmatched) - 5} more" if len(result.unmatched) > 5 else ""
+        print(f"warning: {len(result.unmatched)} file(s) are not in the store: {shown}{more}")
+    for warning in result.warnings[:10]:
+        print(f"warning: {warning}")
+    return 0
 
 
 def import_command(args: argparse.Namespace) -> int:
+    if args.format == "megadetector":
+        return _import_megadetector(args)
+    if args.format == "timelapse":
+        return _import_timelapse(args)
     if args.format == "camtrap-dp":
         result = import_camtrap_dp(
             args.package, args.out, leopard_threshold=ZERO_SHOT_THRESHOLDS[ViewMode.TILES]

@@ -10,6 +10,7 @@
     uncia identify --data DIR                              spot-pattern matches, individuals
     uncia import FORMAT SOURCE --out DIR                   another tool's data into a store
     uncia export FORMAT --data DIR --out FILE              a store in another tool's format
+    uncia infobar ROOT --out CSV                           info-bar times (OCR) against EXIF
 
 Any UnciaError prints one line and exits with status 2.
 """
@@ -33,6 +34,7 @@ from cli.export import add_export_command, export_command
 from cli.hash_password import add_hash_password_command, hash_password_command
 from cli.identify import add_identify_commands, identify_command, localize_command
 from cli.imports import add_import_command, import_command
+from cli.infobar import add_infobar_command, infobar_command
 from cli.run import add_run_command, run_command
 from cli.serve import add_serve_command, serve_command
 from cli.train import add_train_commands, evaluate_command, train_command
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_identify_commands(sub)
     add_import_command(sub)
     add_export_command(sub)
+    add_infobar_command(sub)
     add_hash_password_command(sub)
     return parser
 
@@ -89,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "hash-password": hash_password_command,
         "import": import_command,
         "export": export_command,
+        "infobar": infobar_command,
     }
     if args.command != "serve":  # the server stops its workers on SIGTERM itself
         signal.signal(signal.SIGTERM, _raise_terminated)

@@ -399,6 +399,31 @@ OBSERVATIONS = pa.schema(
     ]
 )
 
+# DETECTOR_BOXES: the boxes of another detector's run (MegaDetector batch output, imported by
+# `uncia import megadetector`; docs/interop.md): one row per box, or one row with null box
+# columns for a file with no box or a failure. Written whole to DIR/parquet/detector_boxes.parquet;
+# re-importing the same results file replaces its rows.
+DETECTOR_BOXES = pa.schema(
+    [
+        pa.field("results_file", pa.string(), nullable=False),
+        pa.field("file", pa.string(), nullable=False),
+        pa.field("image_id", pa.string()),  # images.image_id; null when not in the store
+        pa.field("detector", pa.string()),
+        pa.field("category", pa.string()),
+        pa.field("category_name", pa.string()),
+        pa.field("conf", pa.float64()),
+        pa.field("bbox_x", pa.float64()),
+        pa.field("bbox_y", pa.float64()),
+        pa.field("bbox_width", pa.float64()),
+        pa.field("bbox_height", pa.float64()),
+        pa.field("classification", pa.string()),
+        pa.field("classification_conf", pa.float64()),
+        pa.field("failure", pa.string()),
+        pa.field("likely_empty", pa.bool_(), nullable=False),
+        pa.field("imported_at", UTC_TS, nullable=False),
+    ]
+)
+
 # The tables `store.finalize` rebuilds from the run parts at every checkpoint.
 RUN_TABLES: dict[str, pa.Schema] = {
     "deployments": DEPLOYMENTS,
@@ -417,6 +442,7 @@ TABLES: dict[str, pa.Schema] = {
     "match_reviews": MATCH_REVIEWS,
     "individuals": INDIVIDUALS,
     "observations": OBSERVATIONS,
+    "detector_boxes": DETECTOR_BOXES,
 }
 
 

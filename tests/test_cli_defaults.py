@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +25,9 @@ import pytest
 
 from cli.main import build_parser
 from dashboard.serving.auth import verify_password
+from pipeline.interop.coco import validate_coco_camera_traps
+from pipeline.interop.megadetector_validate import validate_batch_results
+from pipeline.stages.infobar import tesseract_available
 from tests.helpers import (
     UNCIA,
     announced_port,
@@ -32,6 +36,7 @@ from tests.helpers import (
     uncia,
     write_deployments,
 )
+from tests.test_infobar import drawn_frame
 from tests.train_fixtures import plain_jpeg, spotted_jpeg
 
 pytestmark = pytest.mark.model
@@ -362,6 +367,48 @@ def test_uncia_export_with_only_its_required_arguments(
     text = (exported / "media.csv").read_text()
     assert text.count("\n") == 1 + len(SURVEYED) * 4 and "+07:00" in text
     assert (exported / "printed.txt").read_text().strip().endswith("checked offline): 0 errors")
+
+
+def test_an_uncia_run_store_exports_valid_megadetector_and_coco_files(
+    zero_shot_store: Path, tmp_path: Path, offline: dict[str, str]
+) -> None:
+    """A real run's store: MegaDetector batch output that passes the validator and re-imports
+    to the same boxes (into a copy: the fixture's store is shared), and valid COCO Camera
+    Traps with a sequence per burst."""
+    md = uncia("export", "megadetector", "--data", zero_shot_store, "--out", tmp_path / "md.json",
+               env=offline)  # fmt: skip
+    assert md.stdout.strip().endswith("0 errors"), md.stdout
+    data = json.loads((tmp_path / "md.json").read_text())
+    assert validate_batch_results(data).valid and len(data["images"]) == len(SURVEYED) * 4
+    sent = {(im["file"], d["conf"], tuple(d["bbox"])) for im in data["images"]
+            for d in im["detections"] or []}  # fmt: skip
+    store = tmp_path / "store"
+    shutil.copytree(zero_shot_store, store, ignore=shutil.ignore_patterns("*.lock"))
+    uncia("import", "megadetector", tmp_path / "md.json", "--data", store, env=offline)
+    back = pq.read_table(store / "parquet" / "detector_boxes.parquet").to_pylist()
+    assert all(r["image_id"] for r in back)
+    assert {(r["file"], r["conf"], (r["bbox_x"], r["bbox_y"], r["bbox_width"], r["bbox_height"]))
+            for r in back if r["conf"] is not None} == sent  # fmt: skip
+
+    coco = uncia("export", "coco", "--data", zero_shot_store, "--out", tmp_path / "coco.json",
+                 env=offline)  # fmt: skip
+    assert coco.stdout.strip().endswith("0 errors"), coco.stdout
+    cct = json.loads((tmp_path / "coco.json").read_text())
+    assert validate_coco_camera_traps(cct) == [] and len(cct["images"]) == len(SURVEYED) * 4
+    assert len(cct["annotations"]) == len(cct["images"])
+
+
+@pytest.mark.skipif(not tesseract_available(), reason="no tesseract (make test installs it)")
+def test_uncia_infobar_with_only_its_required_arguments(
+    tmp_path: Path, offline: dict[str, str]
+) -> None:
+    """The reconyx preset reads the top bar of a frame drawn here and agrees with its EXIF."""
+    when = datetime(2024, 3, 1, 18, 5, 7)
+    (tmp_path / "frames").mkdir()
+    drawn_frame(tmp_path / "frames" / "a.jpg", "2024-03-01 6:05:07 PM  M 1/3", when)
+    result = uncia("infobar", tmp_path / "frames", "--out", tmp_path / "t.csv", env=offline)
+    assert "1 ok; against EXIF: 1 agree" in result.stdout
+    assert "2024-03-01T18:05:07" in (tmp_path / "t.csv").read_text()
 
 
 def test_uncia_import_with_only_its_required_arguments(

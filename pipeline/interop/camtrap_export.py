@@ -39,7 +39,7 @@ from pipeline.interop.common import (
     utc_text,
     with_offset,
 )
-from pipeline.schema import ReviewDecision, RunKind
+from pipeline.schema import ReviewDecision
 from pipeline.store.store import atomic_write_text
 
 SNOW_LEOPARD_TAXON = {
@@ -108,7 +108,6 @@ def export_camtrap_dp(
         data_dir, offsets, media_ids, original["observations"], threshold, options, left_out
     )
     tables = {"deployments": dep_rows, "media": media, "observations": observations}
-    out_dir.mkdir(parents=True, exist_ok=True)
     for name, table_rows in tables.items():
         atomic_write_text(_csv_text(name, table_rows), out_dir / f"{name}.csv")
     descriptor = _descriptor(base, options, dep_rows, observations, data_dir)
@@ -212,7 +211,7 @@ def _media(
     original: dict[str, dict[str, str]],
     left_out: dict[str, int],
 ) -> tuple[list[dict[str, Any]], set[str]]:
-    imports = {r["run_id"] for r in st.rows(data_dir, "runs") if r["kind"] == RunKind.IMPORT}
+    imports = st.import_run_ids(data_dir)
     media = []
     left_out["frames without a capture time"] = 0
     left_out["frames of an unknown deployment"] = 0
@@ -226,10 +225,7 @@ def _media(
             continue
         offset = image["utc_offset_minutes"]
         offset = offsets[image["deploymentID"]] if offset is None else offset
-        if image["run_id"] in imports or is_url(image["file_path"]):
-            path = image["relative_path"] if image["run_id"] in imports else image["file_path"]
-        else:  # relative to the survey's images root, as `uncia run` reads it
-            path = f"{image['deploymentID']}/{image['relative_path']}"
+        path = st.survey_file(image, imports)
         row: dict[str, Any] = dict(original.get(image["image_id"], {}))
         name = PurePosixPath(image["relative_path"]).name
         row.update(
@@ -252,22 +248,6 @@ def _classified_by(detection: dict[str, Any]) -> str:
         f"{detection['model_name']} ({detection['backbone']}, weights "
         f"{detection['weights_sha256'][:12]}), Uncia {__version__}"
     )
-
-
-def _best_boxes(data_dir: Path) -> dict[str, tuple[float, float, float, float]]:
-    """The localization box of each frame that has one (the highest target score wins)."""
-    boxes: dict[str, tuple[float, float, float, float]] = {}
-    best: dict[str, float] = {}
-    for loc in st.rows(data_dir, "localizations"):
-        if loc["failure"] is not None or loc["box_width"] is None:
-            continue
-        score = loc["target_score"] or 0.0
-        if loc["image_id"] not in best or score > best[loc["image_id"]]:
-            best[loc["image_id"]] = score
-            boxes[loc["image_id"]] = (
-                loc["box_x"], loc["box_y"], loc["box_width"], loc["box_height"]
-            )  # fmt: skip
-    return boxes
 
 
 def _box(detection: dict[str, Any], localized: dict[str, tuple]) -> dict[str, float | None]:
@@ -300,7 +280,7 @@ def _observations(
     events = st.leopard_events(data_dir, threshold, options.event_gap_minutes)
     event_of_burst = {b["burst_id"]: b["event_id"] for b in events}
     individuals = {r["image_id"]: r["individualID"] for r in st.rows(data_dir, "individuals")}
-    boxes = _best_boxes(data_dir)
+    boxes = st.best_localization_boxes(data_dir)
     finished = {r["run_id"]: r["finished_at"] for r in st.rows(data_dir, "runs")}
     for det in st.rows(data_dir, "detections"):
         if det["image_id"] not in media_ids:

@@ -14,7 +14,8 @@ import duckdb
 import pyarrow as pa
 
 from pipeline.errors import StoreError
-from pipeline.schema import TABLES
+from pipeline.interop.common import is_url
+from pipeline.schema import TABLES, RunKind
 from pipeline.stages.bursts import independent_events_sql
 from pipeline.store.reviews import read_reviews
 from pipeline.store.store import StorePaths
@@ -74,6 +75,39 @@ def leopard_events(
               FROM ({independent_events_sql("sightings", event_gap_minutes)}))
         ORDER BY deploymentID, start_time"""
         return con.sql(sql).to_arrow_table().to_pylist()
+
+
+def best_localization_boxes(data_dir: Path) -> dict[str, tuple[float, float, float, float]]:
+    """The localization box (x, y, width, height fractions) of each frame that has one; of
+    several (methods, targets), the highest target score wins."""
+    boxes: dict[str, tuple[float, float, float, float]] = {}
+    best: dict[str, float] = {}
+    for loc in rows(data_dir, "localizations"):
+        if loc["failure"] is not None or loc["box_width"] is None:
+            continue
+        score = loc["target_score"] or 0.0
+        if loc["image_id"] not in best or score > best[loc["image_id"]]:
+            best[loc["image_id"]] = score
+            boxes[loc["image_id"]] = (
+                loc["box_x"], loc["box_y"], loc["box_width"], loc["box_height"]
+            )  # fmt: skip
+    return boxes
+
+
+def import_run_ids(data_dir: Path) -> set[str]:
+    """The run ids of the store's imports (their frames' paths are relative to a package)."""
+    return {r["run_id"] for r in rows(data_dir, "runs") if r["kind"] == RunKind.IMPORT}
+
+
+def survey_file(image: dict[str, Any], imports: set[str]) -> str:
+    """A frame's path as other tools name it: relative to the survey's images root
+    (`<deploymentID>/<path>`, as `uncia run` reads it), to the package for an imported frame,
+    or its URL."""
+    if image["run_id"] in imports:
+        return str(image["relative_path"])
+    if is_url(image["file_path"]):
+        return str(image["file_path"])
+    return f"{image['deploymentID']}/{image['relative_path']}"
 
 
 def most_common(values: list[Any]) -> Any:

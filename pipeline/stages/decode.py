@@ -223,6 +223,16 @@ def _open_image(data: bytes) -> ImageFile.ImageFile:
     raise UnidentifiedImageError("cannot identify image file")
 
 
+def read_exif_time(path: str | os.PathLike[str]) -> str | None:
+    """The raw EXIF capture time of the file at `path` (DateTimeOriginal, else
+    DateTimeDigitized), or None when it has none or cannot be opened."""
+    try:
+        with Image.open(path) as image:
+            return _read_exif(image)[0]
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
 def _read_exif(image: Image.Image) -> tuple[str | None, str | None, int]:
     """Return (raw capture time, raw UTC offset, orientation 1-8); a broken EXIF block gives
     (None, None, 1) so the pixels can still be used."""

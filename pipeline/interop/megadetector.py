@@ -1,0 +1,303 @@
+"""MegaDetector batch output (format 1.5) out of a store and into one (docs/interop.md).
+
+Export: one entry per classified frame, named as Timelapse finds it under the survey's root;
+its detection is the frame's box (the localization, else the best view, else the whole frame)
+with the leopard score as `conf` and as the one classification, "snow leopard". Import:
+another run's boxes, checked first (megadetector_validate), into the `detector_boxes` table,
+matched to the store's frames by path; files with no box at or above a threshold are marked
+likely empty.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline import __version__
+from pipeline.errors import InputError
+from pipeline.interop import store_tables as st
+from pipeline.interop.megadetector_validate import BatchValidation, validate_batch_results
+from pipeline.schema import DETECTOR_BOXES, ImageStatus, RunKind, conform
+from pipeline.store.store import StorePaths, atomic_write_parquet, atomic_write_text, writer_lock
+
+FORMAT_VERSION = "1.5"
+ANIMAL = "1"
+DETECTION_CATEGORIES = {"1": "animal", "2": "person", "3": "vehicle"}
+LEOPARD_CLASS = "0"
+CLASSIFICATION_CATEGORIES = {LEOPARD_CLASS: "snow leopard"}
+DEFAULT_IMPORT_THRESHOLD = 0.2  # MegaDetector v5's typical detection threshold
+DECIMALS = 4  # as MegaDetector writes boxes and confidences
+
+
+@dataclass(frozen=True)
+class MegadetectorExportOptions:
+    threshold: float | None = None  # the typical threshold Timelapse offers; default the run's
+    min_conf: float = 0.05  # frames scoring below get an empty detections list
+
+
+@dataclass(frozen=True)
+class MegadetectorExport:
+    images: int
+    detections: int
+    failures: int
+    left_out: dict[str, int]
+    validation: BatchValidation
+
+
+def _stamp(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value else None
+
+
+def frame_box(
+    detection: dict[str, Any], localized: dict[str, tuple[float, float, float, float]]
+) -> list[float]:
+    """The box a frame's leopard score belongs to, as MegaDetector's [x, y, width, height]
+    fractions: the localization, else the best view (a tile or crop), else the whole frame."""
+    box: tuple[Any, ...] | None = localized.get(detection["image_id"])
+    if box is None and detection.get("view") not in (None, "whole"):
+        box = (detection["view_box_x"], detection["view_box_y"],
+               detection["view_box_width"], detection["view_box_height"])  # fmt: skip
+    if box is None or any(v is None for v in box) or min(box[2], box[3]) <= 0:
+        box = (0.0, 0.0, 1.0, 1.0)
+    x = min(max(float(box[0]), 0.0), 1.0)
+    y = min(max(float(box[1]), 0.0), 1.0)
+    w = min(float(box[2]), 1.0 - x)
+    h = min(float(box[3]), 1.0 - y)
+    # Round down the size so that x + w stays inside the frame after rounding.
+    return [round(x, DECIMALS), round(y, DECIMALS),
+            _floor(w, DECIMALS), _floor(h, DECIMALS)]  # fmt: skip
+
+
+def _floor(value: float, decimals: int) -> float:
+    scale = 10**decimals
+    return max(int(value * scale + 1e-9), 1) / scale
+
+
+def _detections_by_image(data_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each classified frame's row (score, best view and its box)."""
+    return {r["image_id"]: r for r in st.rows(data_dir, "detections")}
+
+
+def export_megadetector(
+    data_dir: Path, out_file: Path, options: MegadetectorExportOptions | None = None
+) -> MegadetectorExport:
+    """Write the store in `data_dir` as MegaDetector batch output 1.5 to `out_file`, then
+    check it with the validator. Raises StoreError without a store."""
+    options = options or MegadetectorExportOptions()
+    data_dir, out_file = Path(data_dir), Path(out_file)
+    st.require_store(data_dir)
+    threshold = options.threshold
+    if threshold is None:
+        threshold = st.latest_threshold(data_dir) or 0.5
+    imports = st.import_run_ids(data_dir)
+    detections = _detections_by_image(data_dir)
+    localized = st.best_localization_boxes(data_dir)
+    images: list[dict[str, Any]] = []
+    left_out = {"frames never classified": 0}
+    n_boxes = n_failed = 0
+    for image in sorted(st.rows(data_dir, "images"), key=lambda i: st.survey_file(i, imports)):
+        entry: dict[str, Any] = {"file": st.survey_file(image, imports)}
+        if image["status"] != ImageStatus.OK.value:
+            entry.update(failure=image["failure"] or "unreadable", detections=None)
+            n_failed += 1
+        elif image["image_id"] not in detections:
+            left_out["frames never classified"] += 1
+            continue
+        else:
+            det = detections[image["image_id"]]
+            conf = round(float(det["score"]), DECIMALS)
+            entry["detections"] = []
+            if conf >= options.min_conf:
+                entry["detections"].append(
+                    {
+                        "category": ANIMAL,
+                        "conf": conf,
+                        "bbox": frame_box(det, localized),
+                        "classifications": [[LEOPARD_CLASS, conf]],
+                    }
+                )
+                n_boxes += 1
+        images.append(entry)
+    data = {
+        "info": _info(data_dir, threshold, options, detections),
+        "detection_categories": DETECTION_CATEGORIES,
+        "classification_categories": CLASSIFICATION_CATEGORIES,
+        "images": images,
+    }
+    atomic_write_text(json.dumps(data, indent=1) + "\n", out_file)
+    return MegadetectorExport(
+        images=len(images),
+        detections=n_boxes,
+        failures=n_failed,
+        left_out={k: v for k, v in left_out.items() if v},
+        validation=validate_batch_results(json.loads(out_file.read_text("utf-8"))),
+    )
+
+
+def _info(
+    data_dir: Path,
+    threshold: float,
+    options: MegadetectorExportOptions,
+    detections: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    runs = [r for r in st.rows(data_dir, "runs") if r["kind"] != RunKind.IMPORT]
+    latest = max(runs, key=lambda r: r["run_id"]) if runs else None
+    model = latest["model_name"] if latest else None
+    backbone = latest["backbone"] if latest else None
+    if latest is None and detections:
+        any_det = next(iter(detections.values()))
+        model, backbone = any_det["model_name"], any_det["backbone"]
+    name = f"uncia-{model or 'unknown'}-{backbone or 'unknown'}"
+    finished = _stamp(latest["finished_at"]) if latest else None
+    return {
+        "format_version": FORMAT_VERSION,
+        "detector": name,
+        "detection_completion_time": finished,
+        "classifier": name,
+        "classification_completion_time": finished,
+        "detector_metadata": {
+            "typical_detection_threshold": round(threshold, DECIMALS),
+            "conservative_detection_threshold": round(min(options.min_conf, threshold), DECIMALS),
+            "uncia_version": __version__,
+            "weights_sha256": latest["weights_sha256"] if latest else None,
+            "box": "the localization box, else the best-scoring view, else the whole frame; "
+            "conf is the frame's snow-leopard score, not an object detector's",
+        },
+        "classifier_metadata": {"typical_classification_threshold": round(threshold, DECIMALS)},
+    }
+
+
+@dataclass(frozen=True)
+class MegadetectorImport:
+    files: int
+    boxes: int
+    matched: int  # files that are frames of the store
+    unmatched: tuple[str, ...]  # files the store does not have
+    failures: int
+    likely_empty: int
+    threshold: float
+    warnings: tuple[str, ...]
+
+
+def read_batch_results(path: Path) -> tuple[dict[str, Any], BatchValidation]:
+    """The parsed results file; InputError (one line) when it is unreadable or malformed."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from exc
+    validation = validate_batch_results(data)
+    if validation.error:
+        raise InputError(f"{path}: not MegaDetector batch output: {validation.error}")
+    return data, validation
+
+
+def _file_index(data_dir: Path) -> dict[str, str]:
+    """Every name under which another tool may list a frame -> its image_id."""
+    imports = st.import_run_ids(data_dir)
+    index: dict[str, str] = {}
+    by_relative: dict[str, set[str]] = {}
+    for image in st.rows(data_dir, "images"):
+        index[st.survey_file(image, imports)] = image["image_id"]
+        index[image["file_path"].replace("\\", "/")] = image["image_id"]
+        by_relative.setdefault(image["relative_path"], set()).add(image["image_id"])
+    for relative, ids in by_relative.items():
+        if len(ids) == 1:  # a bare name shared by two deployments matches neither
+            index.setdefault(relative, next(iter(ids)))
+    return index
+
+
+def match_file(file: str, index: dict[str, str]) -> str | None:
+    """The image_id of `file` (a results file's path: relative to any folder above the
+    survey's root, or absolute; / or \\), or None."""
+    parts = [p for p in file.replace("\\", "/").split("/") if p not in ("", ".")]
+    if file.replace("\\", "/") in index:
+        return index[file.replace("\\", "/")]
+    for start in range(len(parts)):
+        found = index.get("/".join(parts[start:]))
+        if found is not None:
+            return found
+    return None
+
+
+def import_megadetector(
+    results_file: Path, data_dir: Path, threshold: float | None = None
+) -> MegadetectorImport:
+    """Import the boxes of `results_file` into the store `data_dir` (`detector_boxes`).
+
+    `threshold`: a file with no box at or above it is likely empty (default the file's
+    typical_detection_threshold, else 0.2). Raises InputError for a malformed file, StoreError
+    without a store.
+    """
+    results_file, data_dir = Path(results_file), Path(data_dir)
+    data, validation = read_batch_results(results_file)
+    st.require_store(data_dir)
+    info = data["info"]
+    if threshold is None:
+        typical = (info.get("detector_metadata") or {}).get("typical_detection_threshold")
+        threshold = float(typical) if isinstance(typical, int | float) else DEFAULT_IMPORT_THRESHOLD
+    index = _file_index(data_dir)
+    categories = data["detection_categories"]
+    classes = data.get("classification_categories") or {}
+    now = datetime.now(UTC)
+    new_rows: list[dict[str, Any]] = []
+    unmatched: list[str] = []
+    failures = likely_empty = 0
+    for image in data["images"]:
+        image_id = match_file(image["file"], index)
+        if image_id is None:
+            unmatched.append(image["file"])
+        detections = image.get("detections") or []
+        empty = image.get("failure") is None and not any(d["conf"] >= threshold for d in detections)
+        failures += image.get("failure") is not None
+        likely_empty += empty
+        base = {
+            "results_file": results_file.name,
+            "file": image["file"],
+            "image_id": image_id,
+            "detector": info.get("detector"),
+            "failure": image.get("failure"),
+            "likely_empty": empty,
+            "imported_at": now,
+        }
+        if not detections:
+            new_rows.append(base)
+        for det in detections:
+            top = (det.get("classifications") or [[None, None]])[0]
+            x, y, w, h = (float(v) for v in det["bbox"])
+            new_rows.append(
+                {
+                    **base,
+                    "category": det["category"],
+                    "category_name": categories[det["category"]],
+                    "conf": float(det["conf"]),
+                    "bbox_x": x,
+                    "bbox_y": y,
+                    "bbox_width": w,
+                    "bbox_height": h,
+                    "classification": classes.get(top[0]) if top[0] is not None else None,
+                    "classification_conf": float(top[1]) if top[1] is not None else None,
+                }
+            )
+    with writer_lock(data_dir):
+        kept = [
+            r for r in st.rows(data_dir, "detector_boxes") if r["results_file"] != results_file.name
+        ]
+        table = pa.Table.from_pylist(kept + new_rows, DETECTOR_BOXES)
+        atomic_write_parquet(conform(table, DETECTOR_BOXES),
+                             StorePaths(data_dir).table("detector_boxes"))  # fmt: skip
+    return MegadetectorImport(
+        files=len(data["images"]),
+        boxes=sum(r.get("bbox_x") is not None for r in new_rows),
+        matched=len(data["images"]) - len(unmatched),
+        unmatched=tuple(unmatched),
+        failures=failures,
+        likely_empty=likely_empty,
+        threshold=threshold,
+        warnings=tuple(validation.warnings),
+    )
