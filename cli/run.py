@@ -115,6 +115,12 @@ def add_run_command(sub: Any) -> None:
         help="most motion crops per frame of a burst (default 2)",
     )
     run.add_argument(
+        "--infobar",
+        metavar="PRESET",
+        help="frames without EXIF time: read it from the camera's info bar with Tesseract "
+        "(reconyx, bushnell, browning, top-dmy, bottom-dmy)",
+    )
+    run.add_argument(
         "--checkpoint-seconds", type=float, help="rebuild the tables this often while running (60)"
     )
     run.add_argument(

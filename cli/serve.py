@@ -167,9 +167,7 @@ def add_serve_access_options(serve: argparse.ArgumentParser) -> None:
     )
 
 
-def settings_from_args(
-    args: argparse.Namespace, env: Mapping[str, str] | None = None
-) -> Settings:
+def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
     """The dashboard settings of a parsed `uncia serve`: defaults < --config file [serve] <
     environment (UNCIA_SERVE_<SETTING>) < the options given."""
     given = {

@@ -18,6 +18,7 @@ from typing import Any
 from pipeline.errors import ConfigError
 from pipeline.schema import BurstAggregation, ViewMode
 from pipeline.stages.bursts import BurstOptions
+from pipeline.stages.infobar import PRESETS, InfoBarPreset, tesseract_available
 from pipeline.stages.views import (
     DEFAULT_GRIDS,
     DEFAULT_MOTION_REGIONS,
@@ -68,6 +69,7 @@ class RunOptions:
     working_side: int = DEFAULT_WORKING_SIDE
     motion_regions: int = DEFAULT_MOTION_REGIONS
     force: bool = False  # write into a store whose frames another model or setting scored
+    infobar: str | None = None  # a PRESETS name: read missing EXIF times from the info bar
 
     def __post_init__(self) -> None:
         view_options = self.view_options()  # validates the view settings
@@ -102,6 +104,19 @@ class RunOptions:
         if not 32 <= self.input_size <= 1024:
             raise ConfigError(f"input size must be 32..1024, got {self.input_size}")
         self.burst_options()  # validates the gaps
+        self.infobar_preset()  # validates the preset, and that Tesseract is there
+
+    def infobar_preset(self) -> InfoBarPreset | None:
+        if self.infobar is None:
+            return None
+        if self.infobar not in PRESETS:
+            choices = ", ".join(PRESETS)
+            raise ConfigError(f"infobar preset must be one of {choices}, got {self.infobar!r}")
+        if not tesseract_available():
+            raise ConfigError(
+                "--infobar needs Tesseract: install Debian's tesseract-ocr (make ocr)"
+            )
+        return PRESETS[self.infobar]
 
     def view_options(self) -> ViewOptions:
         return ViewOptions(

@@ -24,6 +24,13 @@ class TimeFlag(StrEnum):
     MISSING = "missing"  # no EXIF capture time at all
     UNPARSEABLE = "unparseable"  # e.g. "0000:00:00 00:00:00" or garbage
     OUTSIDE_DEPLOYMENT = "outside_deployment"  # before deploymentStart or after deploymentEnd
+    # No EXIF time: read from the camera's printed info bar (`uncia run --infobar`), both
+    # reads agreeing, within the deployment. As trustworthy as ok (TRUSTED_TIME_FLAGS).
+    INFOBAR = "infobar"
+
+
+# Capture times effort, gaps and histories may rely on.
+TRUSTED_TIME_FLAGS = (TimeFlag.OK.value, TimeFlag.INFOBAR.value)
 
 
 class ImageStatus(StrEnum):

@@ -27,3 +27,11 @@ def test_missing_and_unparseable_times_have_no_value() -> None:
         None,
         TimeFlag.UNPARSEABLE,
     )
+
+
+def test_an_info_bar_time_is_corrected_and_keeps_its_own_flag() -> None:
+    when, flag = correct_capture_time(datetime(2024, 3, 1, 12), "infobar", 60, START, END)
+    assert when == datetime(2024, 3, 1, 12, 1) and flag is TimeFlag.INFOBAR
+    # outside the deployment it is flagged like any other time
+    when, flag = correct_capture_time(datetime(2099, 1, 1), "infobar", 0, START, END)
+    assert flag is TimeFlag.OUTSIDE_DEPLOYMENT

@@ -81,6 +81,28 @@ def test_a_frame_keeps_the_track_s_best_view_through_its_own_region() -> None:
     assert evidence.carried.tolist() == [False, True, False]
 
 
+def test_a_region_where_nothing_moves_now_is_not_lifted() -> None:
+    # Frame 2 differs from the background where the animal was (the scene stays changed
+    # after it left), linked to its track, but nothing moves there now.
+    scores, frame, kinds, boxes = _views(
+        [
+            [("whole", 0.01, WHOLE), ("motion", 0.90, (0.1, 0.1, 0.3, 0.3))],
+            [("whole", 0.01, WHOLE), ("motion", 0.03, (0.2, 0.1, 0.3, 0.3))],
+            [("whole", 0.01, WHOLE), ("motion", 0.01, (0.22, 0.12, 0.1, 0.1))],
+        ]
+    )
+    moving = np.array([False, True, False, True, False, False])
+    evidence = frame_evidence(scores, frame, kinds, boxes, 3, [[0, 1, 2]], moving)
+    assert evidence.carried.tolist() == [False, True, False]
+    assert evidence.score_row.tolist() == [1, 1, 4]
+    # without the flags every linked region is lifted
+    assert frame_evidence(scores, frame, kinds, boxes, 3, [[0, 1, 2]]).carried.tolist() == [
+        False,
+        True,
+        True,
+    ]
+
+
 def test_without_a_burst_every_frame_keeps_its_own_best_view() -> None:
     scores, frame, kinds, boxes = _views(
         [

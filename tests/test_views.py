@@ -20,6 +20,7 @@ from pipeline.stages.views import (
     cut_views,
     motion_boxes,
     motion_groups,
+    motion_regions,
     parse_grids,
     tile_boxes,
 )
@@ -141,6 +142,23 @@ def test_motion_finds_the_animal_that_moves_and_not_the_info_bar() -> None:
             assert box[3] > 30, "a box in the info bar"
     assert motion_boxes(burst[:1], 2) == [[]]  # one frame: no background, no motion
     assert motion_boxes([background, background, background], 2) == [[], [], []]
+
+
+def test_a_scene_that_stays_changed_is_a_region_but_does_not_move() -> None:
+    # An animal crosses in frames 0-3; from frame 4 on a stone it pushed lies elsewhere:
+    # frames 4-6 differ from the burst's background there, but not from each other.
+    background = scene()
+    burst = [with_animal(background, left, 200) for left in (100, 300, 500, 700)]
+    moved = background.copy()
+    moved[400:460, 820:900] = (250, 250, 250)
+    burst += [moved, moved.copy(), moved.copy()]
+    boxes, moves = motion_regions(burst, max_regions=2)
+    assert [len(b) for b in boxes[:4]] == [1, 1, 1, 1] and all(m == [True] for m in moves[:4])
+    for k in (4, 5, 6):
+        ((left, top, right, bottom),) = boxes[k]
+        assert left <= 860 <= right and top <= 430 <= bottom  # the stone is a region...
+        assert moves[k] == [False]  # ...that does not move now
+    assert motion_boxes(burst, 2) == boxes
 
 
 def test_motion_groups_follow_time_or_a_still_scene() -> None:

@@ -4,6 +4,8 @@ OpenVINO runtime scores as torch does. Skipped where ../shared/data is absent.""
 from __future__ import annotations
 
 import csv
+import shutil
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -50,6 +52,32 @@ def _run(out: Path, *extra: str, boxes: dict | None = None) -> dict[str, float]:
         if boxes is not None:
             boxes[Path(path).name] = (view, x, y, w, h)
     return {Path(path).name: score for path, score, *_ in rows}
+
+
+@needs_dev
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="Debian's tesseract-ocr absent")
+def test_info_bar_times_make_one_burst_and_the_leopards_are_still_found(tmp_path: Path) -> None:
+    # The frames carry no EXIF time: --infobar reads the printed one (2012-07-06 01:17:34 to
+    # 01:17:53, about a frame a second), so the whole visit is one burst by time, not two by
+    # scene.
+    scores = _run(tmp_path / "bar", "--infobar", "reconyx")
+    rows = duckdb.sql(
+        f"SELECT file_path, captured_at, time_flag, burst_id "
+        f"FROM read_parquet('{tmp_path}/bar/parquet/detections.parquet') ORDER BY file_path"
+    ).fetchall()
+    assert [r[2] for r in rows] == ["infobar"] * 20
+    times = [r[1] for r in rows]
+    assert times[0] == datetime(2012, 7, 6, 1, 17, 34) and times[-1] == datetime(
+        2012, 7, 6, 1, 17, 53
+    )
+    assert all(b >= a for a, b in zip(times, times[1:], strict=False))
+    assert times[10] == datetime(2012, 7, 6, 1, 17, 46)  # IMG_0041, after a 4 s pause
+    assert len({r[3] for r in rows}) == 1
+    with (DEV / "labels.csv").open() as fh:
+        labels = {Path(r["file"]).name: r["label"] for r in csv.DictReader(fh)}
+    found = [f for f, lab in labels.items() if lab == "snow_leopard" and scores[f] >= 0.15]
+    assert len(found) >= 16
+    assert all(scores[f] < 0.15 for f, lab in labels.items() if lab == "empty")
 
 
 def _threshold(out: Path) -> float:

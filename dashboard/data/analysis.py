@@ -27,7 +27,7 @@ from dashboard.data.outages import OUTAGES
 from dashboard.filters import Filters
 from dashboard.species import Layer, labels_of
 from dashboard.stats import DEFAULT_ALPHA, Hotness, gi_star
-from pipeline.schema import REVIEWS, TimeFlag
+from pipeline.schema import REVIEWS, TRUSTED_TIME_FLAGS
 from pipeline.stages.bursts import independent_events_sql
 from pipeline.store.reviews import LEOPARD_LABEL
 from pipeline.store.store import atomic_write_parquet, decision_lock
@@ -83,7 +83,7 @@ def camera_gaps(
     an outage without an end lasts to the deployment's end). Only when `gap_days` is set are
     silences guessed to be down too: stretches of more than `gap_days` days without a
     trustworthy frame. Frames whose capture time is missing, unparseable or outside the
-    deployment prove nothing, so only time_flag "ok" closes a silence, and the deployment's
+    deployment prove nothing, so only a trusted time_flag (ok, infobar) closes a silence, and the deployment's
     first and last days count as seen. Columns: deploymentID, gap_first, gap_last (dates,
     inclusive), days.
     """
@@ -91,7 +91,7 @@ def camera_gaps(
     params: dict[str, Any] = {}
     if gap_days is not None:
         parts.append(_SILENCES)
-        params = {"ok": TimeFlag.OK.value, "gap_days": int(gap_days)}
+        params = {"trusted": list(TRUSTED_TIME_FLAGS), "gap_days": int(gap_days)}
     if outages is not None and outages.num_rows:
         con.register("uncia_outages", outages.cast(OUTAGES))
         parts.append(_REPORTED)
@@ -129,7 +129,7 @@ SELECT deploymentID, day + 1 AS gap_first, next_day - 1 AS gap_last FROM (
   SELECT deploymentID, day, lead(day) OVER (PARTITION BY deploymentID ORDER BY day) AS next_day
   FROM (
     SELECT DISTINCT deploymentID, captured_at::DATE AS day FROM images
-    WHERE time_flag = $ok AND captured_at IS NOT NULL
+    WHERE list_contains($trusted::VARCHAR[], time_flag) AND captured_at IS NOT NULL
     UNION SELECT deploymentID, "deploymentStart"::DATE FROM deployments
     UNION SELECT deploymentID, "deploymentEnd"::DATE FROM deployments))
 WHERE next_day - day - 1 > $gap_days

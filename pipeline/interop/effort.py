@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from pipeline.interop import store_tables as st
-from pipeline.schema import ReviewDecision, TimeFlag
+from pipeline.schema import TRUSTED_TIME_FLAGS, ReviewDecision
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def operating_days(data_dir: Path, gap_days: int) -> dict[str, set[date]]:
     """Station (locationID) -> the days one of its cameras worked."""
     seen: dict[str, set[date]] = {}
     for image in st.rows(data_dir, "images"):
-        if image["time_flag"] == TimeFlag.OK and image["captured_at"] is not None:
+        if image["time_flag"] in TRUSTED_TIME_FLAGS and image["captured_at"] is not None:
             seen.setdefault(image["deploymentID"], set()).add(image["captured_at"].date())
     stations: dict[str, set[date]] = {}
     for dep in st.rows(data_dir, "deployments"):

@@ -24,7 +24,7 @@ import pyproj
 from pipeline.errors import ConfigError, StoreError
 from pipeline.interop import store_tables as st
 from pipeline.interop.effort import Occasions, detection_days, leopard_bursts, operating_days
-from pipeline.schema import TimeFlag
+from pipeline.schema import TRUSTED_TIME_FLAGS
 
 DAY1_CHOICES = ("station", "survey")
 
@@ -162,7 +162,8 @@ def capture_history(
     captures = set()
     for det in st.rows(data_dir, "detections"):
         ind = individuals.get(det["image_id"])
-        if ind is None or det["time_flag"] != TimeFlag.OK or det["burst_id"] not in leopard:
+        trusted = det["time_flag"] in TRUSTED_TIME_FLAGS
+        if ind is None or not trusted or det["burst_id"] not in leopard:
             continue
         day = det["captured_at"].date()
         if day in working.get(det["locationID"], set()):

@@ -126,6 +126,7 @@ def classify_locally(
                 tta_flip=options.tta_flip,
                 views=options.view_options(),
                 burst_gap_seconds=options.burst_gap_seconds,
+                infobar=options.infobar_preset(),
             )
 
 

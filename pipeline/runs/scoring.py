@@ -7,23 +7,26 @@ its views (pipeline/stages/views.py) and keeps its best view's score and box.
 
 from __future__ import annotations
 
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from pipeline.schema import FRAME_RESULTS, ImageStatus, ViewKind, ViewMode
+from pipeline.schema import FRAME_RESULTS, ImageStatus, TimeFlag, ViewKind, ViewMode
 from pipeline.stages.classify import BestView, Classifier, score_views
 from pipeline.stages.clock import correct_capture_time
 from pipeline.stages.decode import DecodedFrame, parse_exif_datetime
 from pipeline.stages.embed import Backbone
+from pipeline.stages.infobar import InfoBarPreset, read_infobar_times
 from pipeline.stages.views import (
     FrameViews,
     MotionCandidate,
     ViewOptions,
     cut_views,
-    motion_boxes,
     motion_groups,
+    motion_regions,
 )
 
 WHOLE_FRAME = ViewOptions(mode=ViewMode.WHOLE)
@@ -40,6 +43,7 @@ def classify_batch(
     tta_flip: bool = False,
     views: ViewOptions = WHOLE_FRAME,
     burst_gap_seconds: float = 60.0,
+    infobar: InfoBarPreset | None = None,
 ) -> pa.Table:
     """Score one decoded batch; return its FRAME_RESULTS rows (failures included).
 
@@ -48,11 +52,17 @@ def classify_batch(
     at most `burst_gap_seconds` apart). `tta_flip` averages each view's features with its
     mirror image's before scoring.
 
+    With an `infobar` preset, frames without an EXIF time get the time printed in their info
+    bar (pipeline/stages/infobar.py: both reads agreeing), flagged `infobar`; frames whose bar
+    cannot be read keep `missing`.
+
     `pad_to` pads the model batch with blank views to a fixed size: oneDNN builds new bf16
     kernels for every new batch shape (up to a second each), so fixed shapes are faster.
     """
+    listed = rows.to_pylist()
+    bar_times = _infobar_times(listed, decoded, infobar) if infobar is not None else {}
     records = []
-    for i, row in enumerate(rows.to_pylist()):
+    for i, row in enumerate(listed):
         frame = decoded[i]
         dep = deployments.get(row["deploymentID"])
         failure = frame.failure
@@ -61,6 +71,8 @@ def classify_batch(
         exif_time, utc_offset, exif_flag = parse_exif_datetime(
             frame.exif_datetime, frame.exif_offset
         )
+        if i in bar_times:
+            exif_time, exif_flag = bar_times[i], TimeFlag.INFOBAR.value
         captured_at, flag = correct_capture_time(
             exif_time,
             exif_flag,
@@ -113,6 +125,22 @@ def classify_batch(
     return pa.Table.from_pylist(records, schema=FRAME_RESULTS)
 
 
+def _infobar_times(
+    rows: list[dict[str, Any]], decoded: list[DecodedFrame], preset: InfoBarPreset
+) -> dict[int, datetime]:
+    """The info-bar times of the decoded frames without a usable EXIF time, by row."""
+    wanted = [
+        i
+        for i, frame in enumerate(decoded)
+        if frame.failure is None
+        and parse_exif_datetime(frame.exif_datetime, frame.exif_offset)[0] is None
+    ]
+    if not wanted:
+        return {}
+    readings = read_infobar_times([Path(rows[i]["file_path"]) for i in wanted], preset)
+    return {i: r.time for i, r in zip(wanted, readings, strict=True) if r.time is not None}
+
+
 def _best_views(
     records: list[dict[str, Any]],
     decoded: list[DecodedFrame],
@@ -133,6 +161,7 @@ def _best_views(
     else:
         motion: list[list[tuple[float, float, float, float]]] = [[] for _ in ok]
         bursts: list[list[int]] = []
+        moving: list[list[bool]] = [[] for _ in ok]
         if views.motion:
             candidates = [
                 MotionCandidate(
@@ -142,17 +171,17 @@ def _best_views(
             ]
             bursts = motion_groups(candidates, burst_gap_seconds)
             for group in bursts:
-                boxes = motion_boxes(
+                boxes, moves = motion_regions(
                     [decoded[ok[j]].working for j in group],  # type: ignore[misc]
                     views.motion_regions,
                 )
-                for j, found in zip(group, boxes, strict=True):
-                    motion[j] = found
+                for j, found, flags in zip(group, boxes, moves, strict=True):
+                    motion[j], moving[j] = found, flags
         cut = [
             cut_views(decoded[i].working, views, size, motion[k], decoded[i].pixels)  # type: ignore[arg-type]
             for k, i in enumerate(ok)
         ]
-        return score_views(cut, backbone, classifier, pad_to or len(ok), tta_flip, bursts)
+        return score_views(cut, backbone, classifier, pad_to or len(ok), tta_flip, bursts, moving)
     return score_views(cut, backbone, classifier, pad_to or len(ok), tta_flip)
 
 

@@ -27,6 +27,7 @@ from pipeline.schema import FRAME_RESULTS, conform
 from pipeline.stages.classify import Classifier, ZeroShotImageNet
 from pipeline.stages.decode import decode_frame
 from pipeline.stages.embed import Backbone, load_backbone
+from pipeline.stages.infobar import InfoBarPreset
 from pipeline.stages.views import ViewOptions
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class WorkerConfig:
     deployments: dict[str, dict[str, Any]]
     views: ViewOptions
     burst_gap_seconds: float
+    infobar: InfoBarPreset | None = None
 
 
 def _worker_model(cfg: WorkerConfig) -> tuple[Backbone, Classifier]:
@@ -93,6 +95,7 @@ def classify_partition(
             pad_to=cfg.batch_size,
             views=cfg.views,
             burst_gap_seconds=cfg.burst_gap_seconds,
+            infobar=cfg.infobar,
         )
         yield from part.to_batches()
 
@@ -160,6 +163,7 @@ def classify_on_spark(
         deployments=deployments,
         views=options.view_options(),
         burst_gap_seconds=options.burst_gap_seconds,
+        infobar=options.infobar_preset(),
     )
     print(
         f"spark engine: master {options.spark_master}, {parallelism} task slot(s), "

@@ -89,6 +89,7 @@ def score_views(
     batch_size: int,
     tta_flip: bool = False,
     bursts: Sequence[Sequence[int]] = (),
+    moving: Sequence[Sequence[bool]] = (),
 ) -> list[BestView]:
     """Score every view of every frame and keep each frame's best view.
 
@@ -96,7 +97,9 @@ def score_views(
     (the last one padded with blank views: oneDNN builds new kernels for every new shape).
     `bursts` (indices into `frames`, in capture order) link motion regions into tracks: a
     frame whose own region on a track scored lower than the track's best view keeps that
-    view's score and labels, with its own region's box and view kind `track`.
+    view's score and labels, with its own region's box and view kind `track`, when that
+    region moves now (`moving`: per frame, a flag for each of its motion views; none given,
+    all move).
     """
     if not frames:
         return []
@@ -116,7 +119,15 @@ def score_views(
     kinds = [kind for f in frames for kind in f.kinds]
     boxes = np.concatenate([f.boxes for f in frames])
     frame_of = np.repeat(np.arange(len(frames)), [len(f.pixels) for f in frames])
-    evidence = frame_evidence(score, frame_of, [k.value for k in kinds], boxes, len(frames), bursts)
+    moves = None
+    if moving:
+        moves = np.zeros(len(kinds), dtype=bool)
+        moves[[i for i, k in enumerate(kinds) if k == ViewKind.MOTION]] = [
+            flag for flags in moving for flag in flags
+        ]
+    evidence = frame_evidence(
+        score, frame_of, [k.value for k in kinds], boxes, len(frames), bursts, moves
+    )
     best: list[BestView] = []
     for i, b, carried in zip(evidence.score_row, evidence.box_row, evidence.carried, strict=True):
         box = boxes[b]

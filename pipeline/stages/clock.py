@@ -25,13 +25,15 @@ def correct_capture_time(
 ) -> tuple[datetime | None, TimeFlag]:
     """Return (corrected capture time, flag) for one frame.
 
-    `exif_flag` is decode's verdict on the raw EXIF value ("ok", "missing", "unparseable").
+    `exif_flag` is decode's verdict on the raw EXIF value ("ok", "missing", "unparseable"), or
+    "infobar" for a time read from the camera's info bar: it stays "infobar" when in range.
     A time outside the deployment's dates is kept but flagged OUTSIDE_DEPLOYMENT: a wrong
     camera clock is common and a person should see it. A correction that would leave the
     years 1-9999 (an EXIF time of 9999-12-31 plus a minute) gives (None, UNPARSEABLE); a
     `deploymentEnd` of 9999-12-31 (a "still running" value) means no end. Never raises.
     """
-    if exif_time is None or exif_flag != TimeFlag.OK:
+    trusted = TimeFlag.INFOBAR if exif_flag == TimeFlag.INFOBAR else TimeFlag.OK
+    if exif_time is None or exif_flag not in (TimeFlag.OK, TimeFlag.INFOBAR):
         flag = TimeFlag(exif_flag) if exif_flag != TimeFlag.OK else TimeFlag.MISSING
         return None, flag
     try:
@@ -42,4 +44,4 @@ def correct_capture_time(
         return corrected, TimeFlag.OUTSIDE_DEPLOYMENT
     if deployment_end is not None and corrected - deployment_end > END_GRACE:
         return corrected, TimeFlag.OUTSIDE_DEPLOYMENT
-    return corrected, TimeFlag.OK
+    return corrected, trusted

@@ -23,7 +23,12 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from pipeline.errors import ConfigError
-from pipeline.stages.decode import parse_exif_datetime, read_exif_time
+from pipeline.stages.decode import (
+    open_image,
+    parse_exif_datetime,
+    read_exif_time,
+    read_regular_file,
+)
 
 TESSERACT = "tesseract"
 WHITELIST = "0123456789-:/.APM "
@@ -219,7 +224,8 @@ def read_infobar_times(paths: list[Path], preset: InfoBarPreset) -> list[InfoBar
     slots: list[tuple[int, int] | InfoBarReading] = []
     for path in paths:
         try:
-            with Image.open(path) as image:
+            # The decoder's allow-list of formats and pixel limit, as for every frame.
+            with open_image(read_regular_file(path)) as image:
                 gray = np.asarray(image.convert("L"))
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             slots.append(InfoBarReading(None, InfoBarFlag.FAILED, f"cannot open: {exc}"[:200]))

@@ -4,9 +4,10 @@ Within a burst from a still camera, the motion regions of consecutive frames (pi
 views.py) that overlap are linked into tracks: one moving thing, frame after frame. A track is
 as much a leopard as its best-scored view says, so a frame where the same animal shows only
 its back, its tail or its head behind a rock keeps the evidence of the frame where it was seen
-whole. A frame is lifted only through a moving region of its own that is linked, frame by
-frame, to that view: a frame of the same scene after the animal left has no such region, and a
-burst in which no view scores has nothing to carry. Carried evidence never makes a visit that
+whole. A frame is lifted only through a region of its own that is linked, frame by frame, to
+that view and in which something moves now (it differs from the neighbouring frames:
+views.motion_regions): the rocks where the animal was, after it left, may differ from the
+burst's background but do not move, and a burst in which no view scores has nothing to carry. Carried evidence never makes a visit that
 was not already found; it finds the frames of that visit.
 """
 
@@ -89,12 +90,15 @@ def frame_evidence(
     boxes: np.ndarray,
     n_frames: int,
     bursts: Sequence[Sequence[int]] = (),
+    moving: np.ndarray | None = None,
 ) -> FrameEvidence:
     """Each frame's best evidence from its views, and along the tracks of its bursts.
 
     `scores` (M,), `frame` (M,), `kinds` (M,) and `boxes` (M, 4) describe every view;
     `bursts` lists the frames of each burst in capture order (frames in no burst keep their
-    own best view). Ties keep the earlier view (the whole frame comes first).
+    own best view). `moving` (M,) says which motion regions move now (views.motion_regions):
+    only through those is a frame lifted (None: all). Ties keep the earlier view (the whole
+    frame comes first).
     """
     scores = np.asarray(scores, dtype=np.float64)
     frame = np.asarray(frame, dtype=np.int64)
@@ -107,6 +111,7 @@ def frame_evidence(
     score_row, box_row = best.copy(), best.copy()
     carried = np.zeros(n_frames, dtype=bool)
     motion = np.asarray([k == ViewKind.MOTION.value for k in kinds], dtype=bool)
+    receives = motion if moving is None else motion & np.asarray(moving, dtype=bool)
     for burst in bursts:
         if len(burst) < 2:
             continue
@@ -121,6 +126,8 @@ def frame_evidence(
             for row, t in zip(r, track, strict=True):
                 source = top[int(t)]
                 own = score_row[f]
-                if source != row and (own < 0 or scores[source] > scores[own]):
+                if not receives[row] or source == row:
+                    continue
+                if own < 0 or scores[source] > scores[own]:
                     score_row[f], box_row[f], carried[f] = source, row, True
     return FrameEvidence(score_row, box_row, carried)

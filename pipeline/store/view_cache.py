@@ -28,7 +28,7 @@ from pipeline.stages.views import (
     ViewOptions,
     cut_views,
     format_grids,
-    motion_boxes,
+    motion_regions,
 )
 from pipeline.stages.views import motion_groups as find_motion_groups
 from pipeline.store.embedding_cache import (
@@ -96,6 +96,8 @@ class EmbeddedViews:
     decoded: int  # files decoded in this call
     # The bursts motion crops came from: file indices, in capture order (pipeline/stages/tracks.py)
     bursts: tuple[tuple[int, ...], ...] = ()
+    # Per row: a motion region in which something moves now (views.motion_regions)
+    moving: np.ndarray | None = None
 
 
 def embed_in_batches(backbone: Backbone, pixels: np.ndarray, batch_size: int) -> np.ndarray:
@@ -196,6 +198,7 @@ def embed_views(
     tiled: dict[str, _Views] = {}  # content sha256 -> whole view and tiles embedded now
     moving: dict[int, _Views] = {}  # file index -> motion crops
     bursts: list[tuple[int, ...]] = []  # file indices of each burst of two frames or more
+    moves: dict[int, list[bool]] = {}  # file index -> does each motion region move now
 
     def flush() -> None:
         if new_rows:
@@ -217,10 +220,11 @@ def embed_views(
             working = {k: f.working for k, f in enumerate(decoded) if f.working is not None}
             motion: dict[int, list[Box]] = {}
             if views.motion:
-                motion, groups = _motion_boxes(
+                motion, flags, groups = _motion_boxes(
                     decoded, working, [deployments[i] for i in indices], views, burst_gap_seconds
                 )
                 bursts += [tuple(indices[k] for k in g) for g in groups if len(g) > 1]
+                moves.update({indices[k]: f for k, f in flags.items()})
             cuts: list[tuple[int, bool, FrameViews]] = []  # (file index, motion?, its views)
             for k, frame in working.items():
                 i, sha = indices[k], hashes[indices[k]]
@@ -257,7 +261,12 @@ def embed_views(
     embedded = _assemble(
         paths, hashes, table, wanted_flips, backbone.feature_dim, moving, hits, len(to_decode)
     )
-    return replace(embedded, bursts=tuple(bursts))
+    moving_rows = np.zeros(len(embedded.kinds), dtype=bool)
+    for i, flags in moves.items():
+        rows = np.flatnonzero((embedded.frame == i) & (embedded.kinds == ViewKind.MOTION.value))
+        if len(rows) == len(flags):  # a frame that failed has no rows
+            moving_rows[rows] = flags
+    return replace(embedded, bursts=tuple(bursts), moving=moving_rows)
 
 
 def _embed_cuts(
@@ -284,10 +293,10 @@ def _motion_boxes(
     deployments: list[str],
     views: ViewOptions,
     burst_gap_seconds: float,
-) -> tuple[dict[int, list[Box]], list[list[int]]]:
+) -> tuple[dict[int, list[Box]], dict[int, list[bool]], list[list[int]]]:
     """Motion crop boxes (working pixels) of the decoded frames of one batch (by position
-    in `decoded`), found within their bursts as `uncia run` finds them, and those bursts (by
-    position in `decoded`, in order)."""
+    in `decoded`), found within their bursts as `uncia run` finds them, whether each moves
+    now, and those bursts (by position in `decoded`, in order)."""
     positions = list(working)
     candidates = [
         MotionCandidate(
@@ -298,12 +307,13 @@ def _motion_boxes(
         for k in positions
     ]
     out: dict[int, list[Box]] = {}
+    moves: dict[int, list[bool]] = {}
     groups = find_motion_groups(candidates, burst_gap_seconds)
     for group in groups:
-        found = motion_boxes([working[positions[j]] for j in group], views.motion_regions)
-        for j, boxes in zip(group, found, strict=True):
-            out[positions[j]] = boxes
-    return out, [[positions[j] for j in group] for group in groups]
+        found, flags = motion_regions([working[positions[j]] for j in group], views.motion_regions)
+        for j, boxes, moving in zip(group, found, flags, strict=True):
+            out[positions[j]], moves[positions[j]] = boxes, moving
+    return out, moves, [[positions[j] for j in group] for group in groups]
 
 
 def _rows(

@@ -152,8 +152,9 @@ def _best_views(
     kinds = source.kinds[rows][ok] if source.kinds is not None else None
     carried = np.zeros(n, dtype=bool)
     if kinds is not None and source.boxes is not None:
+        moving = source.moving[rows][ok] if source.moving is not None else None
         evidence = frame_evidence(
-            values[ok], bag[ok], list(kinds), source.boxes[rows][ok], n, bursts
+            values[ok], bag[ok], list(kinds), source.boxes[rows][ok], n, bursts, moving
         )
         best, carried = evidence.score_row, evidence.carried
     else:

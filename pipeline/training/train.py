@@ -169,6 +169,7 @@ class LabelledEmbeddings:
     boxes: np.ndarray | None = None  # float32 (M, 4) fractions of the frame
     # The bursts motion crops came from: frame indices in capture order (pipeline/stages/tracks.py)
     bursts: tuple[tuple[int, ...], ...] = ()
+    moving: np.ndarray | None = None  # bool (M,): motion regions that move now
 
     @property
     def bags(self) -> np.ndarray:
@@ -285,6 +286,7 @@ def _embed_labelled_views(
         kinds=embedded.kinds,
         boxes=embedded.boxes,
         bursts=embedded.bursts,
+        moving=embedded.moving,
     )
 
 
