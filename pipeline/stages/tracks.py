@@ -7,8 +7,9 @@ its back, its tail or its head behind a rock keeps the evidence of the frame whe
 whole. A frame is lifted only through a region of its own that is linked, frame by frame, to
 that view and in which something moves now (it differs from the neighbouring frames:
 views.motion_regions): the rocks where the animal was, after it left, may differ from the
-burst's background but do not move, and a burst in which no view scores has nothing to carry. Carried evidence never makes a visit that
-was not already found; it finds the frames of that visit.
+burst's background but do not move, and a burst in which no view scores has nothing to carry.
+Carried evidence never makes a visit that was not already found; it finds the frames of that
+visit.
 """
 
 from __future__ import annotations
