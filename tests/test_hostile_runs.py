@@ -317,8 +317,9 @@ def test_resume_reads_a_replaced_file_again_and_marks_a_deleted_one_missing(
             "latitude appear more than once",
         ),
         (
+            # ... beside a good row: the old reader dropped the bad one and ran on, exit 0.
             "deploymentID,locationID,latitude,longitude,deploymentStart,deploymentEnd\n"
-            "A,a,43,2,100.7,2024-01-01,2024-12-31\n",
+            "A,a,43,2,100.7,2024-01-01,2024-12-31\nB,b,43.1,100.7,2024-01-01,2024-12-31\n",
             "line 2: more cells than the header has columns",
         ),
         (
