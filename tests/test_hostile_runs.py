@@ -35,6 +35,8 @@ pytestmark = pytest.mark.model
 T0 = datetime(2024, 5, 1, 6, 0)
 CAFE_TABLE = "Caf\u00e9"  # é as one character, as typed into a table
 CAFE_FOLDER = unicodedata.normalize("NFD", CAFE_TABLE)  # e + combining accent, as macOS copies
+# The offline backbone, named: a refusal must come from the input, never from missing weights.
+LITE = ("--backbone", "efficientnet_lite0")
 
 
 def one_error_line(result: subprocess.CompletedProcess[str], started: bool = False) -> str:
@@ -122,7 +124,7 @@ def test_unusable_clock_offsets_refuse_the_table(
     root, _, _, _ = hostile
     table = write_deployments(tmp_path / "d.csv", [deployment("A", clockOffsetSeconds=offset)])
     line = one_error_line(
-        uncia("run", root, "--deployments", table, "--out", tmp_path / "o", check=False)
+        uncia("run", *LITE, root, "--deployments", table, "--out", tmp_path / "o", check=False)
     )
     assert "line 2 clockOffsetSeconds" in line
 
@@ -137,7 +139,7 @@ def test_nan_and_inf_options_are_refused_before_any_frame(
     root, table, _, _ = hostile
     out = tmp_path / "o"
     line = one_error_line(
-        uncia("run", root, "--deployments", table, "--out", out, *option, check=False)
+        uncia("run", *LITE, root, "--deployments", table, "--out", out, *option, check=False)
     )
     assert option[1] in line and not out.exists()
 
@@ -156,7 +158,8 @@ def test_out_on_a_file_or_a_read_only_place_is_one_line(
         locked.mkdir(mode=0o555)
         read_only = locked / "out"
     for out in (a_file, read_only):
-        line = one_error_line(uncia("run", root, "--deployments", table, "--out", out, check=False))
+        result = uncia("run", *LITE, root, "--deployments", table, "--out", out, check=False)
+        line = one_error_line(result)
         assert f"cannot write to {out}" in line
 
 
@@ -229,7 +232,8 @@ def test_demo_and_real_surveys_never_share_a_store(
     assert sorted(p.name for p in out.rglob("*")) == before
     demo = tmp_path / "demo"
     build_demo_survey(demo, DemoOptions(n_stations=2, n_years=1, seed=1))
-    line = one_error_line(uncia("run", root, "--deployments", table, "--out", demo, check=False))
+    result = uncia("run", *LITE, root, "--deployments", table, "--out", demo, check=False)
+    line = one_error_line(result)
     assert "holds the simulated demo survey" in line
 
 
@@ -241,6 +245,12 @@ def test_another_model_or_views_needs_force(
     root, table, out, _ = hostile
     copy = tmp_path / "out"
     shutil.copytree(out, copy)
+    # Another threshold alone (an option every version of `uncia run` has) is another map.
+    line = one_error_line(
+        uncia("run", *LITE, root, "--deployments", table, "--out", copy, "--threshold", "0.9",
+              "--no-progress", check=False)
+    )  # fmt: skip
+    assert "(this run: 0.9)" in line and "--force" in line
     line = one_error_line(
         uncia("run", root, "--deployments", table, "--out", copy, "--backbone",
               "efficientnet_lite0", "--views", "whole", "--no-progress", check=False)
@@ -307,8 +317,9 @@ def test_resume_reads_a_replaced_file_again_and_marks_a_deleted_one_missing(
             "latitude appear more than once",
         ),
         (
+            # ... beside a good row: the old reader dropped the bad one and ran on, exit 0.
             "deploymentID,locationID,latitude,longitude,deploymentStart,deploymentEnd\n"
-            "A,a,43,2,100.7,2024-01-01,2024-12-31\n",
+            "A,a,43,2,100.7,2024-01-01,2024-12-31\nB,b,43.1,100.7,2024-01-01,2024-12-31\n",
             "line 2: more cells than the header has columns",
         ),
         (
@@ -326,6 +337,6 @@ def test_sloppy_tables_are_refused_with_their_reason(
     # and an id with / or ../ passed without a word.
     root, _, _, _ = hostile
     (tmp_path / "d.csv").write_text(text)
-    result = uncia("run", root, "--deployments", tmp_path / "d.csv", "--out", tmp_path / "o",
+    result = uncia("run", *LITE, root, "--deployments", tmp_path / "d.csv", "--out", tmp_path / "o",
                    check=False)  # fmt: skip
     assert message in one_error_line(result)

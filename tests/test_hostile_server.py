@@ -23,6 +23,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
+from dashboard import Settings, create_app
 from dashboard.data.store import Store
 from dashboard.exports import hotspots_csv
 from dashboard.serving.thumbnails import ThumbnailService
@@ -112,6 +113,19 @@ def test_crops_are_served_from_a_relative_data_folder_but_no_symlink_out(
     assert status == 404 and b"root:" not in body
 
 
+def test_no_symlink_out_of_the_crops_with_an_absolute_data_folder(
+    served: tuple[int, Path, Path],
+) -> None:
+    # Finding 12 on its own (an absolute data folder, where pictures were always found): the
+    # real crop is served, the symlink to /etc/passwd is not.
+    _, data, _ = served
+    client = create_app(Settings(data_dir=data.resolve(), tiles="none")).server.test_client()
+    real = client.get("/localization-pictures/crops/real.jpg")
+    assert (real.status_code, real.data[:2]) == (200, b"\xff\xd8")
+    passwd = client.get("/localization-pictures/crops/passwd.jpg")
+    assert passwd.status_code == 404 and b"root:" not in passwd.data
+
+
 @pytest.mark.parametrize(
     "body",
     [b"not json", b"{}", b"[]", b'{"output": 5}', b'{"output": "a.b", "inputs": 5}',
@@ -165,21 +179,33 @@ def test_only_allowed_formats_are_decoded_in_runs_and_thumbnails(
     ppm.write_bytes(buf.getvalue())
     for path in (eps, ppm):
         assert decode_frame(path).failure == "not an image: cannot identify image file"
-    # Finding 15: one pixel limit for the run and the thumbnails.
-    bomb = tmp_path / "bomb.png"
-    bomb.write_bytes(png_with_claimed_size(12_000, 10_000))
-    limit = f"exceeds limit of {MAX_PIXELS:,}"
-    assert decode_frame(bomb).failure == f"decompression bomb: 120,000,000 pixels {limit}"
-
     data = tmp_path / "store"
     build_demo_survey(data, DemoOptions(n_stations=2, n_years=1, seed=4))
     thumbnails = ThumbnailService(Store(data), 64, (tmp_path,))
     with caplog.at_level(logging.WARNING, logger="dashboard.serving.thumbnails"):
-        for path in (ppm, bomb):
-            thumb = thumbnails._render(path, simulated=False)
-            assert thumb.mimetype == "image/png"  # the "unreadable image" placeholder
-    assert f"120,000,000 pixels {limit}" in caplog.text
+        thumb = thumbnails._render(ppm, simulated=False)
+    assert thumb.mimetype == "image/png"  # the "unreadable image" placeholder
     assert "cannot identify image file" in caplog.text
+
+
+def test_one_pixel_limit_for_runs_and_thumbnails(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Finding 15: the run allowed 250 Mpx and the thumbnails 179 Mpx (Pillow's default), so a
+    # 150-225 Mpx PNG took a run to 3.9 GB and was "unreadable" in the dashboard only. Both
+    # now refuse past MAX_PIXELS (100 Mpx) before decoding, with the same words.
+    assert MAX_PIXELS == 100_000_000
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_with_claimed_size(12_000, 10_000))
+    limit = f"exceeds limit of {MAX_PIXELS:,}"
+    assert decode_frame(bomb).failure == f"decompression bomb: 120,000,000 pixels {limit}"
+    data = tmp_path / "store"
+    build_demo_survey(data, DemoOptions(n_stations=2, n_years=1, seed=4))
+    thumbnails = ThumbnailService(Store(data), 64, (tmp_path,))
+    with caplog.at_level(logging.WARNING, logger="dashboard.serving.thumbnails"):
+        thumb = thumbnails._render(bomb, simulated=False)
+    assert thumb.mimetype == "image/png"  # the "unreadable image" placeholder
+    assert f"120,000,000 pixels {limit}" in caplog.text
 
 
 def test_match_decisions_only_for_proposed_pairs(tmp_path: Path) -> None:

@@ -44,6 +44,20 @@ GAPS = pa.schema(
 )
 
 
+
+
+def surveyed(alias: str = "d") -> str:
+    """SQL condition: the deployment `alias` has at least one row in `images` (a frame, a
+    failure or a missing file).
+
+    A deployment of the table that no run ever read (no folder, or not processed yet) was not
+    watched by anybody: its days are not trap-nights, its camera is not a station on the map.
+    Counting them would dilute every rate with nights nobody looked at, and a deployments table
+    of 364,000 such rows drew 364,000 stations (a 263 MB map answer, docs/security.md).
+    """
+    return f"{alias}.deploymentID IN (SELECT deploymentID FROM images)"
+
+
 @dataclass(frozen=True)
 class EffortRules:
     """When a camera counts as down, and how much effort a hexagon needs to be judged."""
@@ -130,10 +144,10 @@ SELECT deploymentID, day + 1 AS gap_first, next_day - 1 AS gap_last FROM (
   FROM (
     SELECT DISTINCT deploymentID, captured_at::DATE AS day FROM images
     WHERE list_contains($trusted::VARCHAR[], time_flag) AND captured_at IS NOT NULL
-    UNION SELECT deploymentID, "deploymentStart"::DATE FROM deployments
-    UNION SELECT deploymentID, "deploymentEnd"::DATE FROM deployments))
+    UNION SELECT deploymentID, "deploymentStart"::DATE FROM deployments d WHERE {surveyed}
+    UNION SELECT deploymentID, "deploymentEnd"::DATE FROM deployments d WHERE {surveyed}))
 WHERE next_day - day - 1 > $gap_days
-"""
+""".format(surveyed=surveyed())
 
 # Reported outages, clipped to their deployment.
 _REPORTED = """
@@ -245,12 +259,13 @@ class GapCache:
 
 _MATERIALIZE_LOCK = threading.Lock()
 
-# Every day each deployment worked (its span less its gaps), before any window or season.
-_OPERATING_NIGHTS = """
+# Every day each deployment worked (its span less its gaps), before any window or season;
+# only deployments a run read (`surveyed`).
+_OPERATING_NIGHTS = f"""
 SELECT n.deploymentID, n.night, month(n.night)::INTEGER AS month FROM (
   SELECT deploymentID, unnest(range("deploymentStart"::DATE::TIMESTAMP,
            ("deploymentEnd"::DATE + 1)::TIMESTAMP, INTERVAL 1 DAY))::DATE AS night
-  FROM deployments) n
+  FROM deployments d WHERE {surveyed()}) n
 ANTI JOIN camera_gaps g
   ON g.deploymentID = n.deploymentID AND n.night BETWEEN g.gap_first AND g.gap_last
 """
@@ -455,21 +470,37 @@ WITH {_sightings(layer, filters.verified_only)},
     return con.sql(sql, params=params).to_arrow_table()
 
 
-def active_cameras(con: duckdb.DuckDBPyConnection, filters: Filters) -> pa.Table:
-    """Camera locations with at least one operating night in the window, with their hexagon.
+def active_cameras(
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    hexagons: list[str] | None = None,
+    limit: int | None = None,
+) -> pa.Table:
+    """Camera locations with at least one operating night in the window, with their hexagon;
+    only those in `hexagons` when given, and at most `limit` (None: all).
 
     Columns: locationID, locationName, latitude, longitude, hexagon, trap_nights.
     """
+    within = "" if hexagons is None else f'AND d."{filters.h3_column}" IN (SELECT unnest($cells))'
     sql = f"""
 WITH {_NIGHTS_PER_DEPLOYMENT}
 SELECT d.locationID, any_value(d.locationName) AS locationName,
        avg(d.latitude) AS latitude, avg(d.longitude) AS longitude,
        any_value(d."{filters.h3_column}") AS hexagon, sum(n.trap_nights)::BIGINT AS trap_nights
 FROM nights_per_deployment n JOIN deployments d USING (deploymentID)
+WHERE true {within}
 GROUP BY d.locationID
 ORDER BY d.locationID
+LIMIT $limit
 """
-    params = {"start": filters.start, "end": filters.end, "months": list(filters.months)}
+    params: dict[str, Any] = {
+        "start": filters.start,
+        "end": filters.end,
+        "months": list(filters.months),
+        "limit": limit,
+    }
+    if hexagons is not None:
+        params["cells"] = hexagons
     return con.sql(sql, params=params).to_arrow_table()
 
 
@@ -675,7 +706,7 @@ def operation_timeline(
 WITH chosen AS (
   SELECT d.deploymentID, d.locationID, d.locationName,
          d."deploymentStart"::DATE AS dep_start, d."deploymentEnd"::DATE AS dep_end
-  FROM deployments d WHERE true {where}
+  FROM deployments d WHERE {surveyed()} {where}
   ORDER BY d.locationID, d.deploymentID LIMIT $limit
 ),
 down AS (
@@ -739,15 +770,15 @@ LIMIT $limit
 
 
 def camera_days_per_year(con: duckdb.DuckDBPyConnection) -> dict[int, int]:
-    """Deployed camera-days in each calendar year any deployment covers (outages not taken out:
-    this only tells full years from partial ones)."""
+    """Deployed camera-days in each calendar year any surveyed deployment covers (outages not
+    taken out: this only tells full years from partial ones)."""
     rows = con.execute(
-        """
+        f"""
 SELECT y, sum(least(dep_end, make_date(y, 12, 31)) - greatest(dep_start, make_date(y, 1, 1))
               + 1)::BIGINT
 FROM (SELECT unnest(range(year("deploymentStart"), year("deploymentEnd") + 1))::INTEGER AS y,
              "deploymentStart"::DATE AS dep_start, "deploymentEnd"::DATE AS dep_end
-      FROM deployments)
+      FROM deployments d WHERE {surveyed()})
 GROUP BY y ORDER BY y
 """
     ).fetchall()
@@ -755,9 +786,9 @@ GROUP BY y ORDER BY y
 
 
 def survey_years(con: duckdb.DuckDBPyConnection) -> list[int]:
-    """Calendar years any deployment covers, oldest first."""
+    """Calendar years any surveyed deployment covers, oldest first."""
     rows = con.execute(
         'SELECT DISTINCT unnest(range(year("deploymentStart"), year("deploymentEnd") + 1)) '
-        "AS y FROM deployments ORDER BY y"
+        f"AS y FROM deployments d WHERE {surveyed()} ORDER BY y"
     ).fetchall()
     return [int(r[0]) for r in rows]

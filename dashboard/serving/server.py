@@ -11,14 +11,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import resource
 import signal
 import socket
 import time
+import types
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import dash
-from waitress.server import create_server
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer, create_server
 
 from dashboard.serving.guards import MAX_BODY_BYTES
 from dashboard.serving.warmup import stop_background_work
@@ -29,7 +32,57 @@ DEFAULT_THREADS = 8
 # Waitress reads bodies up to this (to disk past 512 kB) so that the app can answer 413 to
 # one over MAX_BODY_BYTES; past it waitress closes the connection (the client sees a reset).
 MAX_READ_BODY_BYTES = 4 * MAX_BODY_BYTES
-CONNECTION_LIMIT = 1000
+
+# Slow and idle clients (docs/security.md, "Slow clients"). Every open connection holds a slot
+# before any authentication, so 1,100 idle half-sent requests used to fill waitress's table of
+# 1,000 and every visitor waited 20 s and more. Now the table is large (the open-files limit
+# raised to fit, and poll() instead of select(), which stops at descriptor 1024), a connection
+# idle for IDLE_TIMEOUT_S is closed, and so is one that has not finished sending its request
+# REQUEST_DEADLINE_S after its first byte (a client trickling a byte now and then is never
+# idle). The checks run every CLEANUP_INTERVAL_S.
+CONNECTION_LIMIT = 10_000
+IDLE_TIMEOUT_S = 10
+REQUEST_DEADLINE_S = 10
+CLEANUP_INTERVAL_S = 1
+SPARE_FILES = 256  # descriptors kept for DuckDB, Parquet files, logs and thumbnails
+
+
+class _DeadlineChannel(HTTPChannel):
+    """Waitress's channel, noting when the request it is reading began to arrive."""
+
+    request_started: float | None = None
+
+    def received(self, data: bytes) -> bool:
+        if self.request is None and data:
+            self.request_started = time.time()
+        result: bool = super().received(data)
+        if self.request is None:  # nothing half-read left
+            self.request_started = None
+        return result
+
+
+def _close_slow_requests(server: BaseWSGIServer, now: float) -> None:
+    """Waitress's own maintenance (idle channels) plus the request deadline."""
+    BaseWSGIServer.maintenance(server, now)
+    cutoff = now - REQUEST_DEADLINE_S
+    for channel in list(server.active_channels.values()):
+        started = getattr(channel, "request_started", None)
+        if started is not None and started < cutoff and not channel.requests:
+            channel.will_close = True
+
+
+def open_files_limit(wanted: int) -> int:
+    """Raise this process's soft limit on open files towards `wanted` (never past the hard
+    limit); return the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return wanted
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        return soft
+    return target
 
 
 class RunningServer(Protocol):
@@ -51,18 +104,33 @@ class _WaitressServer:
     ) -> None:
         self.name = "waitress"
         where: dict[str, Any] = {"sockets": [sock]} if sock else {"host": host, "port": port}
+        files = open_files_limit(CONNECTION_LIMIT + SPARE_FILES)
+        self.connection_limit = max(100, min(CONNECTION_LIMIT, files - SPARE_FILES))
+        channels: dict[int, Any] = {}
         # ident="" keeps the server's name and version out of every response.
         self._server: Any = create_server(
             app.server,
+            map=channels,
             **where,
             threads=threads,
             ident="",
             max_request_body_size=MAX_READ_BODY_BYTES,
-            # Browsers keep up to 6 connections each open; waitress's default of 100 would make
-            # the 17th open page wait for a free slot.
-            connection_limit=CONNECTION_LIMIT,
+            # Browsers keep up to 6 connections each open (waitress's default of 100 would make
+            # the 17th open page wait); slow clients are the reason for the rest.
+            connection_limit=self.connection_limit,
+            channel_timeout=IDLE_TIMEOUT_S,
+            cleanup_interval=CLEANUP_INTERVAL_S,
+            asyncore_use_poll=True,
             expose_tracebacks=False,
         )
+        # create_server builds one listener per address in `channels`: each gets the
+        # deadline-keeping channel and the maintenance that enforces the deadline.
+        for listener in list(channels.values()):
+            if isinstance(listener, BaseWSGIServer):
+                listener.channel_class = _DeadlineChannel
+                enforce = types.MethodType(_close_slow_requests, listener)
+                listener.maintenance = enforce  # type: ignore[method-assign]
+                listener.maintenance = types.MethodType(_close_slow_requests, listener)  # type: ignore[method-assign]
         self.host, self.port = self._server.socket.getsockname()[:2]
 
     def run(self) -> None:

@@ -73,6 +73,24 @@ def parse_view(mode: Any, layer: Any, year_a: Any = None, year_b: Any = None) ->
     return View(parsed_mode, parsed_layer, years[0], years[1])
 
 
+# The most hexagons (and camera dots) one map answer draws and its table lists. A survey has a
+# few hundred cameras; a deployments table of hundreds of thousands of stations (a careless
+# export, or a hostile one) otherwise makes one answer of hundreds of MB (docs/security.md).
+# Gi* and the summary's totals still use every hexagon; the ones drawn are those with most
+# events (the summary's own order).
+MAP_CELLS = 3000
+
+
+def _bounded(table: pa.Table) -> pa.Table:
+    return table.slice(0, MAP_CELLS)
+
+
+def _change_rank(row: dict[str, Any]) -> tuple[int, str]:
+    order = [analysis.Change.APPEARED, analysis.Change.VANISHED, analysis.Change.STAYED]
+    change = row["change"]
+    return (order.index(change) if change in order else len(order), row["hexagon"])
+
+
 def rules(ctx: DashboardContext) -> EffortRules:
     s = ctx.settings
     return EffortRules(
@@ -137,7 +155,9 @@ def map_outputs(
     """Figure, table rows and a one-line summary for the map callback."""
     ctx.store.prepare(con, ctx.settings.gap_days)
     summary = hotspot_table(ctx, con, overview, filters, view.layer)
-    cameras = analysis.active_cameras(con, filters)
+    drawn = _bounded(summary)
+    shown = set(drawn.column("hexagon").to_pylist())
+    cameras = analysis.active_cameras(con, filters, hexagons=sorted(shown), limit=MAP_CELLS)
     style = ctx.tiles.style()
     what = {
         Layer.LEOPARD: "leopard",
@@ -147,10 +167,10 @@ def map_outputs(
     }[view.layer]
     withheld = analysis.gi_withheld_reason(summary, rules(ctx))
     if view.mode is MapMode.RATE:
-        figure = analysis_figures.rate_map(summary, style, selected=selected, withheld=withheld)
+        figure = analysis_figures.rate_map(drawn, style, selected=selected, withheld=withheld)
     elif view.mode is MapMode.SIGNIFICANCE:
         figure = analysis_figures.significance_map(
-            summary, style, selected=selected, withheld=withheld
+            drawn, style, selected=selected, withheld=withheld
         )
     elif view.mode is MapMode.CHANGE:
         first, last = default_years(analysis.camera_days_per_year(con))
@@ -159,13 +179,16 @@ def map_outputs(
         change = analysis.change_between(
             con, filters, ctx.event_gap_minutes(overview), rules(ctx), year_a, year_b, view.layer
         )
+        if change.num_rows > MAP_CELLS:  # the hexagons that changed first
+            rows = sorted(change.to_pylist(), key=_change_rank)[:MAP_CELLS]
+            change = pa.Table.from_pylist(rows, schema=change.schema)
         figure = analysis_figures.change_map(change, style, year_a, year_b, selected=selected)
     elif view.mode is MapMode.INDIVIDUALS:
-        cells = summary.column("hexagon").to_pylist()
+        cells = drawn.column("hexagon").to_pylist()
         figure, text = individuals_map_outputs(ctx.store, con, filters, cells, style, selected)
-        return {"figure": figure, "rows": table_rows(summary), "summary": text}
+        return {"figure": figure, "rows": table_rows(drawn), "summary": text}
     else:
-        figure = figures.hotspot_map(summary, cameras, style, selected=selected)
+        figure = figures.hotspot_map(drawn, cameras, style, selected=selected)
     total = sum(summary.column("events").to_pylist())
     low = summary.num_rows - sum(1 for v in summary.column("enough_effort").to_pylist() if v)
     hot = sum(1 for v in summary.column("hotspot").to_pylist() if v == "hot")
@@ -176,13 +199,20 @@ def map_outputs(
     else:
         source = "by zero-shot labels"
     text = (
-        f"{summary.num_rows} hexagons with working cameras · {total} independent {what} "
+        f"{summary.num_rows} hexagons with working cameras{_capped(summary)} · "
+        f"{total} independent {what} "
         f"events {source} · {filters.describe_season()} · "
         f"{withheld or f'{hot} Gi* hot spot(s) (outlined)'} · "
         f"{low} with too little effort (< {ctx.settings.min_trap_nights} trap-nights) · "
         f"trap-nights: {effort_rule(ctx)}"
     )
-    return {"figure": figure, "rows": table_rows(summary), "summary": text}
+    return {"figure": figure, "rows": table_rows(drawn), "summary": text}
+
+
+def _capped(summary: pa.Table) -> str:
+    if summary.num_rows <= MAP_CELLS:
+        return ""
+    return f" (the {MAP_CELLS:,} with most events drawn and listed)"
 
 
 def series_outputs(
