@@ -223,6 +223,7 @@ def methods_paragraph(ctx: ReportContext, summary: pa.Table) -> str:
 
 COLUMN_NAMES = {
     "hexagon": "Hexagon (H3)",
+    "stations": "Stations",
     "events": "Events",
     "cameras": "Cameras",
     "trap_nights": "Trap-nights",
