@@ -235,7 +235,16 @@ def layout(
                 [
                     html.H2(PICK_HEXAGON, id=Ids.DETECTIONS_TITLE),
                     html.Div(id=Ids.DETECTIONS_ALERT),
-                    loading(html.Div(id=Ids.DETECTIONS, className="detections")),
+                    # A scrolling box: focusable, so a keyboard can scroll it too.
+                    loading(
+                        html.Div(
+                            id=Ids.DETECTIONS,
+                            className="detections",
+                            tabIndex="0",
+                            role="region",
+                            **{"aria-label": "Frames of the selected hexagon"},
+                        )
+                    ),
                 ],
                 className="panel",
             ),

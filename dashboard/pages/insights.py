@@ -150,7 +150,15 @@ def sections() -> list[Any]:
                     className="reviewer",
                 ),
                 html.Div(id=InsightIds.GALLERY_ALERT),
-                loading(html.Div(id=InsightIds.GALLERY, className="detections gallery")),
+                loading(
+                    html.Div(
+                        id=InsightIds.GALLERY,
+                        className="detections gallery",
+                        tabIndex="0",
+                        role="region",
+                        **{"aria-label": "Candidate leopard bursts to review"},
+                    )
+                ),
             ],
             className="panel",
         ),
