@@ -254,7 +254,9 @@ def _table(summary: pa.Table) -> str:
             cells.append(f"<td>{html.escape(text)}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
     return (
-        f'<div class="wide" tabindex="0" role="region" aria-label="Hexagons (table)"><table><thead><tr>{head}</tr></thead>'
+        # Focusable: a keyboard can scroll a table wider than the screen.
+        '<div class="wide" tabindex="0" role="region" aria-label="Hexagons (table)">'
+        f"<table><thead><tr>{head}</tr></thead>"
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 
