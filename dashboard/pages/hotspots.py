@@ -149,7 +149,6 @@ def controls(
 
 TABLE_COLUMNS: list[Any] = [
     {"id": "hexagon", "name": "Hexagon"},
-    {"id": "stations", "name": "Stations"},
     {"id": "events", "name": "Events", "type": "numeric"},
     {"id": "cameras", "name": "Cameras", "type": "numeric"},
     {"id": "trap_nights", "name": "Trap-nights", "type": "numeric"},
@@ -158,6 +157,7 @@ TABLE_COLUMNS: list[Any] = [
     {"id": "gi_z", "name": "Gi* z", "type": "numeric"},
     {"id": "gi_q", "name": "q (FDR)", "type": "numeric"},
     {"id": "hotspot", "name": "Hotspot"},
+    {"id": "stations", "name": "Stations"},  # last: the figures stay in view, the names scroll
 ]
 
 
@@ -212,8 +212,8 @@ def layout(
                                         "if": {"column_id": "stations"},
                                         "textAlign": "left",
                                         "whiteSpace": "normal",
-                                        "minWidth": "110px",
-                                        "maxWidth": "220px",
+                                        "minWidth": "160px",
+                                        "maxWidth": "320px",
                                     },
                                 ],
                                 style_data_conditional=views.table_highlight(None),
