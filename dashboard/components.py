@@ -46,7 +46,9 @@ def loading(child: Any) -> dcc.Loading:
         child,
         type="circle",
         delay_show=250,
-        overlay_style={"visibility": "visible", "opacity": 0.4, "filter": "blur(1px)"},
+        # Dimmed, not blurred: a blur filter over a large panel is redrawn on the CPU where
+        # there is no GPU, for every frame the spinner turns.
+        overlay_style={"visibility": "visible", "opacity": 0.4},
         color="#0b4f8a",
     )
 
