@@ -84,6 +84,7 @@ bench-localize: install
 	-$(PY) -m bench.localize_eval
 bench-dashboard: install-dev browser
 	-$(PY) -m bench.dashboard_bench
+	-$(PY) -m bench.dashboard_clicks
 bench-load: install-dev
 	-$(PY) -m bench.load_bench
 

@@ -22,6 +22,7 @@ from dashboard.figures import (
     figure,
     hotspot_outlines,
     selected_outline,
+    stations_label,
 )
 from dashboard.stats import Hotness
 from pipeline.hexgrid import cells_geojson
@@ -94,11 +95,18 @@ def rate_map(
                 "len": 0.8,
             },
             "customdata": [
-                [r["events"], r["trap_nights"], r["cameras"], r.get("hotspot", "–")]
+                [
+                    r["events"],
+                    r["trap_nights"],
+                    r["cameras"],
+                    r.get("hotspot", "–"),
+                    stations_label(r.get("stations")),
+                ]
                 for r in judged
             ],
             "hovertemplate": (
-                "<b>%{z:.2f} events per 100 trap-nights</b><br>hexagon %{location}<br>"
+                "<b>%{z:.2f} events per 100 trap-nights</b><br>%{customdata[4]}<br>"
+                "hexagon %{location}<br>"
                 "%{customdata[0]} events, %{customdata[1]} trap-nights, "
                 "%{customdata[2]} camera(s)<br>Gi*: %{customdata[3]}<extra></extra>"
             ),
@@ -113,7 +121,8 @@ def rate_map(
                 Hotness.TOO_LITTLE_EFFORT.value,
                 LOW_EFFORT_COLOUR,
                 [
-                    f"hexagon {r['hexagon']}: too little effort ({r['trap_nights']} trap-nights)"
+                    f"{stations_label(r.get('stations'))}<br>hexagon {r['hexagon']}: too little "
+                    f"effort ({r['trap_nights']} trap-nights)"
                     for r in low
                 ],
             )
@@ -179,7 +188,7 @@ def significance_map(
     """Gi* hot / cold / not significant / too little effort / not tested per hexagon;
     `withheld` (why the test was not run) is written on the map."""
     hover = [
-        f"hexagon {r['hexagon']}: {r['hotspot']}"
+        f"{stations_label(r.get('stations'))}<br>hexagon {r['hexagon']}: {r['hotspot']}"
         + ("" if r["gi_z"] is None else f" (z {r['gi_z']:.2f}, q {r['gi_q']:.3f})")
         for r in summary.to_pylist()
     ]
@@ -238,8 +247,9 @@ def diel_figure(diel: pa.Table, *, title: str = "") -> Figure:
 
 
 def timeline_figure(timeline: pa.Table, *, title: str = "") -> Figure:
-    """Per-camera operation: blue where it worked, orange where it was down (colour-blind
-    safe, Okabe–Ito)."""
+    """Per-camera operation, one row per station (every station of `timeline`, named): blue
+    where it worked, orange where it was down (colour-blind safe, Okabe–Ito). Tall for many
+    stations; the page scrolls it in a box of its own."""
     rows = timeline.to_pylist()
     traces = []
     for kind, colour in (("working", "#0072b2"), ("down", "#e69f00")):
@@ -260,17 +270,27 @@ def timeline_figure(timeline: pa.Table, *, title: str = "") -> Figure:
                 ),
             }
         )
-    cameras = len({r["locationID"] for r in rows})
+    cameras = len({r["locationName"] or r["locationID"] for r in rows})
     return figure(
         traces,
         {
             "title": {"text": title, "x": 0.01, "font": {"size": 14}},
             "barmode": "overlay",
-            "xaxis": {"type": "date"},
-            "yaxis": {"autorange": "reversed"},
-            "height": max(220, 40 + 22 * cameras),
-            "margin": {"l": 120, "r": 16, "t": 56, "b": 30},
-            "legend": {"orientation": "h", "y": 1.08, "x": 1, "xanchor": "right"},
+            "xaxis": {"type": "date", "side": "top"},
+            "yaxis": {
+                "autorange": "reversed",
+                "type": "category",
+                "dtick": 1,
+                "tickfont": {"size": 10},
+            },
+            "height": max(240, 110 + 14 * cameras),
+            "margin": {"l": 120, "r": 16, "t": 84, "b": 16},
+            "showlegend": False,  # the title carries the colour key, clear of the date axis
         },
         theme="plotly_white",
     )
+
+
+TIMELINE_KEY = (
+    "<span style='color:#0072b2'>■</span> working · <span style='color:#e69f00'>■</span> down"
+)

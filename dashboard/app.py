@@ -24,11 +24,12 @@ __all__ = ["create_app", "page_layout", "stop_background_work"]
 
 def page_layout(ctx: DashboardContext) -> Any:
     """The whole page as it is when it loads: the hotspot page with the insight controls and
-    sections in their places, then the individuals section."""
+    sections in their places, the individuals section last among them (inside the page)."""
     return dash.html.Div(
         [
-            hotspots.layout(ctx, insights.controls(ctx), insights.sections()),
-            individuals.layout(ctx),
+            hotspots.layout(
+                ctx, insights.controls(ctx), [*insights.sections(), individuals.layout(ctx)]
+            ),
         ]
     )
 
@@ -51,7 +52,7 @@ def create_app(settings: Settings) -> dash.Dash:
     app.layout = lambda: page_layout(ctx)
     hotspots.register(app, ctx)
     insights.register(app, ctx, hotspots.filter_inputs())
-    individuals.register(app, ctx)
+    individuals.register(app, ctx, hotspots.filter_inputs())
     register_thumbnails(
         app.server,
         ThumbnailService(ctx.store, settings.thumbnail_px, settings.image_roots),

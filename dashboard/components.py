@@ -46,7 +46,9 @@ def loading(child: Any) -> dcc.Loading:
         child,
         type="circle",
         delay_show=250,
-        overlay_style={"visibility": "visible", "opacity": 0.4, "filter": "blur(1px)"},
+        # Dimmed, not blurred: a blur filter over a large panel is redrawn on the CPU where
+        # there is no GPU, for every frame the spinner turns.
+        overlay_style={"visibility": "visible", "opacity": 0.4},
         color="#0b4f8a",
     )
 
@@ -140,9 +142,11 @@ def detection_cards(rows: list[dict[str, Any]], url_prefix: str) -> list[html.Fi
     for row in rows:
         labels = row.get("top5_labels") or []
         scores = row.get("top5_scores") or []
-        top5 = [
-            html.Li(f"{label} {score:.2f}") for label, score in zip(labels, scores, strict=False)
-        ]
+        # Plain text lines, not a list of elements: a page of 60 cards stays a few hundred
+        # components, which the browser re-renders quickly on every update.
+        top5 = " · ".join(
+            f"{label} {score:.2f}" for label, score in zip(labels, scores, strict=False)
+        )
         camera = row.get("locationName") or row["locationID"]
         if row.get("cameraID"):
             camera = f"{camera} ({row['cameraID']})"
@@ -157,9 +161,10 @@ def detection_cards(rows: list[dict[str, Any]], url_prefix: str) -> list[html.Fi
                     html.Figcaption(
                         [
                             html.Strong(f"score {row['score']:.3f}"),
-                            html.Div(_when(row["captured_at"])),
-                            html.Div(camera),
-                            html.Ol(top5, className="top5"),
+                            html.Div(
+                                f"{_when(row['captured_at'])}\n{camera}\ntop 5: {top5}",
+                                className="lines",
+                            ),
                         ]
                     ),
                 ],

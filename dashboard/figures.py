@@ -125,6 +125,18 @@ def _rate_text(rate: float | None) -> str:
     return "–" if rate is None else f"{rate:.2f}"
 
 
+def stations_label(stations: str | None, most: int = 8) -> str:
+    """A hexagon's stations in words: "3 stations: A12, A13, B02" (the first `most` names, then
+    "and N more"); `stations` is analysis.layer_summary's comma-separated column."""
+    names = [n for n in (stations or "").split(", ") if n]
+    if not names:
+        return "no station named"
+    shown = ", ".join(names[:most]) + (
+        f" and {len(names) - most} more" if len(names) > most else ""
+    )
+    return f"{len(names)} station{'s' if len(names) != 1 else ''}: {shown}"
+
+
 def constant_colour_trace(
     cells: list[str], name: str, colour: str, hover: list[str], opacity: float = 0.8
 ) -> dict[str, Any]:
@@ -222,12 +234,18 @@ def hotspot_map(
     events = summary.column("events").to_pylist()
     geojson = cells_geojson(cells)
     center, zoom = _view(geojson)
+    names = (
+        summary.column("stations").to_pylist()
+        if "stations" in summary.column_names
+        else [None] * summary.num_rows
+    )
     customdata = [
-        [n_cam, nights, _rate_text(rate)]
-        for n_cam, nights, rate in zip(
+        [n_cam, nights, _rate_text(rate), stations_label(stations)]
+        for n_cam, nights, rate, stations in zip(
             summary.column("cameras").to_pylist(),
             summary.column("trap_nights").to_pylist(),
             summary.column("events_per_100_trap_nights").to_pylist(),
+            names,
             strict=True,
         )
     ]
@@ -245,7 +263,7 @@ def hotspot_map(
             "colorbar": {"title": {"text": "Events"}, "thickness": 14, "len": 0.85, "y": 0.45},
             "customdata": customdata,
             "hovertemplate": (
-                "<b>%{z} leopard events</b><br>hexagon %{location}<br>"
+                "<b>%{z} leopard events</b><br>%{customdata[3]}<br>hexagon %{location}<br>"
                 "%{customdata[0]} camera(s), %{customdata[1]} trap-nights<br>"
                 "%{customdata[2]} events per 100 trap-nights<extra></extra>"
             ),

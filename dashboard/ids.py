@@ -45,6 +45,7 @@ class InsightIds:
     GALLERY_ALERT = "review-alert"
     REVIEWER = "reviewer-name"
     REVIEWS = "reviews-version"
+    REVIEWS_FOR_VIEWS = "reviews-for-views"  # REVIEWS, passed on only in the verified view
     REVIEW_BUTTON = "review-button"
     RELABEL = "relabel-choice"
     EXPORT_BUTTON = "export-button"

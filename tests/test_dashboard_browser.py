@@ -82,9 +82,10 @@ def test_page_shows_title_banner_and_a_drawn_map(page: Any, demo_dir: Path, tmp_
 
 def test_opening_the_page_asks_only_for_what_it_draws(browser: Any, url: str) -> None:
     """The layout already holds the store version, header, date bounds, month switches, year
-    choices and the individuals section: the first load runs only the callbacks that draw
-    data, each once (a callback fired for what the layout holds made the drawing ones wait a
-    second round trip, ~0.2 s of the first render)."""
+    choices and the match review: the first load runs only the callbacks that draw data
+    (the individuals table among them, on the page's filters), each once (a callback fired
+    for what the layout holds made the drawing ones wait a second round trip, ~0.2 s of the
+    first render)."""
     page = browser.new_page(viewport={"width": 1400, "height": 1300})
     asked: list[str] = []
 
@@ -112,6 +113,7 @@ def test_opening_the_page_asks_only_for_what_it_draws(browser: Any, url: str) ->
         "diel.figure",
         "event-series.figure",
         "hotspot-map.figure",
+        "individuals-per-hexagon.data",
         "review-title.children",
     ]
 

@@ -13,6 +13,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import pyarrow as pa
 import pytest
 
 from dashboard import Settings
@@ -20,7 +22,7 @@ from dashboard.context import build_context
 from dashboard.data import analysis
 from dashboard.data.outages import read_outages
 from dashboard.data.store import Store
-from dashboard.filters import Filters
+from dashboard.filters import Filters, Season
 from dashboard.views.insights import default_years, effort_rule, year_options
 from pipeline.errors import ConfigError
 from tests.test_dashboard_queries import A_CELL_R7, deployments_table, write_survey
@@ -139,3 +141,51 @@ def test_year_over_year_starts_with_two_years_that_have_data(survey: Path) -> No
     assert default_years({2021: 300, 2022: 290, 2023: 3}) == (2021, 2022)
     options = year_options(build_context(Settings(data_dir=survey, tiles="none")), None)
     assert [o["label"] for o in options["options_a"]] == ["2023", "2024 (partial)"]
+
+
+def test_camera_operation_lists_every_camera_clipped_to_the_window_and_season() -> None:
+    """75 cameras (the chart once stopped at 60), each deployed 2023-01-01..2023-12-31 and
+    camera 0 down 2023-02-10..2023-02-20: a Jan–Mar window in the winter season (Nov–Mar)
+    gives every camera, stretches inside the window only, the down days counted by hand."""
+    con = duckdb.connect()
+    con.execute(
+        """CREATE TABLE deployments AS
+        SELECT 'D' || i AS deploymentID, 'L' || lpad(i::VARCHAR, 2, '0') AS locationID,
+               'station ' || lpad(i::VARCHAR, 2, '0') AS locationName,
+               TIMESTAMP '2023-01-01' AS "deploymentStart",
+               TIMESTAMP '2023-12-31' AS "deploymentEnd", 'cell' AS h3_r7
+        FROM range(75) t(i)"""
+    )
+    gaps = pa.table(
+        {
+            "deploymentID": ["D0"],
+            "gap_first": [date(2023, 2, 10)],
+            "gap_last": [date(2023, 2, 20)],
+            "days": [11],
+        }
+    )
+    analysis.attach(con, gaps, None)
+    window = Filters(
+        resolution=7, start=date(2023, 1, 15), end=date(2023, 3, 31), season=Season.WINTER
+    )
+    rows = analysis.operation_timeline(con, window).to_pylist()
+    assert len({r["locationID"] for r in rows}) == 75
+    assert all(date(2023, 1, 15) <= r["start"] <= r["end"] <= date(2023, 3, 31) for r in rows)
+    camera0 = [(r["kind"], r["start"], r["end"]) for r in rows if r["deploymentID"] == "D0"]
+    assert camera0 == [
+        ("working", date(2023, 1, 15), date(2023, 2, 9)),
+        ("down", date(2023, 2, 10), date(2023, 2, 20)),
+        ("working", date(2023, 2, 21), date(2023, 3, 31)),
+    ]
+    # Summer only (Jun–Aug): nothing of the Jan–Mar window is in season, so no stretch at all.
+    summer = Filters(
+        resolution=7, start=date(2023, 1, 15), end=date(2023, 3, 31), season=Season.SUMMER
+    )
+    assert analysis.operation_timeline(con, summer).num_rows == 0
+    # The whole year in winter: each camera's Jan–Mar stretch and its Nov–Dec one, apart.
+    winter = analysis.operation_timeline(con, Filters(resolution=7, season=Season.WINTER))
+    camera5 = [(r["start"], r["end"]) for r in winter.to_pylist() if r["deploymentID"] == "D5"]
+    assert camera5 == [
+        (date(2023, 1, 1), date(2023, 3, 31)),
+        (date(2023, 11, 1), date(2023, 12, 31)),
+    ]

@@ -108,7 +108,8 @@ def test_the_first_visitor_gets_the_views_the_warmer_drew(
         assert time.monotonic() < deadline
         time.sleep(0.05)
     warmed = views.misses
-    assert warmed == len(views.views) == 4  # map, series, diel + timeline, review gallery
+    # map, series, diel + timeline, review gallery, individuals per hexagon
+    assert warmed == len(views.views) == 5
     server, url = serve_app(app)
     try:
         with open_page(browser, url) as page:
@@ -116,4 +117,4 @@ def test_the_first_visitor_gets_the_views_the_warmer_drew(
     finally:
         server.shutdown()
         stop_background_work(app)
-    assert (views.hits, views.misses) == (4, warmed)
+    assert (views.hits, views.misses) == (5, warmed)

@@ -541,7 +541,6 @@ PROP_VALUES: dict[str, list[Any]] = {
     "period.value": ["week", "month"],
     "data-version.data": ["v1"],
     "refresh.n_intervals": [1],
-    "individuals-resolution.value": [5, 7],
 }
 
 

@@ -49,3 +49,24 @@ def test_demo_keeps_failures_as_rows(demo: Path) -> None:
     con = open_store(demo)
     (failed,) = con.execute("SELECT count(*) FROM images WHERE status = 'failed'").fetchall()[0]
     assert failed > 0
+
+
+def test_demo_identifies_simulated_individuals_on_leopard_frames_only(demo: Path) -> None:
+    """The individuals table, as `uncia identify` writes it, every row flagged simulated; each
+    individual is a leopard frame's, and residents keep to their ridges (few hexagons each)."""
+    con = open_store(demo)
+    individuals = str(demo / "parquet" / "individuals.parquet")
+    rows, statuses, named, distinct, not_leopard = con.execute(
+        f"""SELECT count(*), list(DISTINCT status), bool_and(i.individualID LIKE 'simulated-%'),
+                   count(DISTINCT i.individualID),
+                   count(*) FILTER (WHERE x.top5_labels[1] <> 'snow leopard')
+            FROM read_parquet('{individuals}') i JOIN detections x USING (image_id)"""
+    ).fetchall()[0]
+    assert rows > 100 and statuses == ["simulated"] and named
+    assert 3 <= distinct <= 9 and not_leopard == 0
+    (sightings_match,) = con.execute(
+        f"""SELECT bool_and(sightings = n) FROM read_parquet('{individuals}')
+            JOIN (SELECT individualID, count(*) AS n FROM read_parquet('{individuals}')
+                  GROUP BY 1) USING (individualID)"""
+    ).fetchall()[0]
+    assert sightings_match

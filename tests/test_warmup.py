@@ -38,7 +38,7 @@ def test_warmer_prepares_each_new_store_version_once(demo_dir: Path, tmp_path: P
     gaps = ctx.store.gaps
     assert len(gaps._tables) == 1  # the snapshot's camera gaps are ready before any visitor
     answered = ctx.views.hits + ctx.views.misses
-    assert answered >= len(ctx.views.views) == 4  # and the page's opening views
+    assert answered >= len(ctx.views.views) == 5  # and the page's opening views (with individuals)
     assert warmer.warm_once() is False  # nothing new: no work
     assert ctx.views.hits + ctx.views.misses == answered
     tables = {name: pq.read_table(store.StorePaths(data).table(name)) for name in RUN_TABLES}
@@ -47,7 +47,7 @@ def test_warmer_prepares_each_new_store_version_once(demo_dir: Path, tmp_path: P
     misses = ctx.views.misses
     assert warmer.warm_once() is True
     assert len(gaps._tables) == 2
-    assert ctx.views.misses == misses + 4  # the new snapshot's views, drawn anew
+    assert ctx.views.misses == misses + 5  # the new snapshot's views, drawn anew
 
 
 def test_warmer_waits_quietly_for_a_store(tmp_path: Path) -> None:

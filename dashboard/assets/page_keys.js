@@ -43,3 +43,47 @@
     true
   );
 })();
+
+// A click on the map where no hexagon is clears the selection too (as Esc and the button do).
+// Plotly reports a click only on a hexagon or a camera dot (plotly_click); a click on the map's
+// empty ground that is no drag (the map pans by dragging) and that Plotly did not report as a
+// point within a moment clicks the "Clear selection" button.
+(function () {
+  let down = null;
+  function canvasOfMap(target) {
+    return target && target.closest && target.closest("#hotspot-map .maplibregl-canvas-container");
+  }
+  document.addEventListener(
+    "mousedown",
+    function (event) {
+      down = canvasOfMap(event.target) ? { x: event.clientX, y: event.clientY } : null;
+    },
+    true
+  );
+  document.addEventListener(
+    "click",
+    function (event) {
+      if (!canvasOfMap(event.target) || down === null) return;
+      const moved = Math.hypot(event.clientX - down.x, event.clientY - down.y);
+      down = null;
+      if (moved > 4) return; // a pan, not a click
+      const graph = event.target.closest(".js-plotly-plot");
+      if (!graph || !graph.on) return;
+      if (!graph.__unciaPointClicks) {
+        graph.__unciaPointClicks = { last: 0 };
+        graph.on("plotly_click", function () {
+          graph.__unciaPointClicks.last = performance.now();
+        });
+      }
+      const clickedAt = performance.now();
+      setTimeout(function () {
+        if (graph.__unciaPointClicks.last >= clickedAt) return; // a hexagon or a dot
+        const title = document.getElementById("detections-title");
+        if (title && title.innerText.startsWith("Click a hexagon")) return; // nothing selected
+        const clear = document.getElementById("clear-selection");
+        if (clear) clear.click();
+      }, 120);
+    },
+    true
+  );
+})();

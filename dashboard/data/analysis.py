@@ -429,7 +429,8 @@ events_per_deployment AS (
   FROM ({events_sql}) GROUP BY deploymentID
 ),
 per_deployment AS (
-  SELECT d.locationID, d."{h3_column}" AS hexagon,
+  SELECT d.locationID, coalesce(d.locationName, d.locationID) AS station,
+         d."{h3_column}" AS hexagon,
          coalesce(n.trap_nights, 0) AS trap_nights, coalesce(e.events, 0) AS events
   FROM deployments d
   LEFT JOIN nights_per_deployment n USING (deploymentID)
@@ -442,7 +443,8 @@ SELECT hexagon,
        sum(trap_nights)::BIGINT AS trap_nights,
        CASE WHEN sum(trap_nights) > 0
             THEN 100.0 * sum(events) / sum(trap_nights) END AS events_per_100_trap_nights,
-       sum(trap_nights) >= $min_nights AS enough_effort
+       sum(trap_nights) >= $min_nights AS enough_effort,
+       string_agg(DISTINCT station, ', ' ORDER BY station) AS stations
 FROM per_deployment
 GROUP BY hexagon
 ORDER BY events DESC, events_per_100_trap_nights DESC NULLS LAST, hexagon
@@ -460,7 +462,8 @@ def layer_summary(
 
     Columns: hexagon, events (independent events of `layer`), cameras, trap_nights,
     events_per_100_trap_nights (the relative abundance index; null without trap-nights),
-    enough_effort (trap_nights >= `min_trap_nights`).
+    enough_effort (trap_nights >= `min_trap_nights`), stations (the names of the hexagon's
+    stations in the window, "A12, A13, B02").
     """
     events_sql = independent_events_sql("sightings", event_gap_minutes)
     sql = f"""
@@ -694,49 +697,52 @@ ORDER BY h.hour
 
 
 def operation_timeline(
-    con: duckdb.DuckDBPyConnection, filters: Filters, hexagon: str | None = None, limit: int = 60
+    con: duckdb.DuckDBPyConnection, filters: Filters, hexagon: str | None = None
 ) -> pa.Table:
-    """Each deployment's span and down-time, for one hexagon or all (at most `limit` cameras).
+    """Every camera's working and down stretches inside the date range and the season's months,
+    for one hexagon or all (every deployment that overlaps the window, none left out).
 
     Columns: deploymentID, locationID, locationName, start, end (dates), kind ("working" or
-    "down"). A deployment gives one "working" row per stretch between gaps.
+    "down"). Days outside the season's months are in no row, so a winter view shows each winter
+    as its own stretches; "down" is a deployed day that is no operating night (an outage, or a
+    gap guessed from silence when that rule is on).
     """
     where = _hexagon_clause(filters, hexagon)
     sql = f"""
 WITH chosen AS (
   SELECT d.deploymentID, d.locationID, d.locationName,
-         d."deploymentStart"::DATE AS dep_start, d."deploymentEnd"::DATE AS dep_end
+         greatest(d."deploymentStart"::DATE, coalesce($start::DATE, DATE '0001-01-01')) AS a,
+         least(d."deploymentEnd"::DATE, coalesce($end::DATE, DATE '9999-12-31')) AS b
   FROM deployments d WHERE {surveyed()} {where}
-  ORDER BY d.locationID, d.deploymentID LIMIT $limit
 ),
-down AS (
-  SELECT c.deploymentID, g.gap_first AS start, g.gap_last AS "end"
-  FROM chosen c JOIN camera_gaps g USING (deploymentID)
+days AS (
+  SELECT deploymentID, unnest(range(a::TIMESTAMP, (b + 1)::TIMESTAMP, INTERVAL 1 DAY))::DATE
+         AS night
+  FROM chosen WHERE a <= b
 ),
-cuts AS (
-  SELECT c.deploymentID, c.dep_start, c.dep_end,
-         list(g.gap_first ORDER BY g.gap_first) FILTER (WHERE g.gap_first IS NOT NULL) AS firsts,
-         list(g.gap_last ORDER BY g.gap_first) FILTER (WHERE g.gap_first IS NOT NULL) AS lasts
-  FROM chosen c LEFT JOIN camera_gaps g USING (deploymentID)
-  GROUP BY ALL
+flagged AS (
+  SELECT x.deploymentID, x.night, o.night IS NOT NULL AS working
+  FROM days x LEFT JOIN operating_nights o
+    ON o.deploymentID = x.deploymentID AND o.night = x.night
+  WHERE list_contains($months::INTEGER[], month(x.night)::INTEGER)
 ),
-working AS (
-  SELECT deploymentID,
-         unnest(list_concat([dep_start], list_transform(coalesce(lasts, []), lambda x: x + 1)))
-           AS start,
-         unnest(list_concat(list_transform(coalesce(firsts, []), lambda x: x - 1), [dep_end]))
-           AS "end"
-  FROM cuts
+runs AS (
+  SELECT deploymentID, working, night,
+         night - (row_number() OVER (PARTITION BY deploymentID, working ORDER BY night))::INTEGER
+           AS run
+  FROM flagged
 )
-SELECT c.deploymentID, c.locationID, c.locationName, w.start::DATE AS start,
-       w."end"::DATE AS "end", 'working' AS kind
-FROM working w JOIN chosen c USING (deploymentID) WHERE w.start <= w."end"
-UNION ALL
-SELECT c.deploymentID, c.locationID, c.locationName, d.start, d."end", 'down'
-FROM down d JOIN chosen c USING (deploymentID)
-ORDER BY locationID, deploymentID, start
+SELECT c.deploymentID, c.locationID, c.locationName, min(r.night) AS start,
+       max(r.night) AS "end", CASE WHEN r.working THEN 'working' ELSE 'down' END AS kind
+FROM runs r JOIN chosen c USING (deploymentID)
+GROUP BY c.deploymentID, c.locationID, c.locationName, r.working, r.run
+ORDER BY c.locationID, c.deploymentID, start
 """
-    extra: dict[str, Any] = {"limit": int(limit)}
+    extra: dict[str, Any] = {
+        "start": filters.start,
+        "end": filters.end,
+        "months": list(filters.months),
+    }
     if hexagon is not None:
         extra["hexagon"] = hexagon
     return con.sql(sql, params=extra).to_arrow_table()

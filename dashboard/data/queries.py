@@ -135,6 +135,21 @@ LIMIT $limit
     return con.sql(sql, params=_params(filters, hexagon=hexagon, limit=int(limit))).to_arrow_table()
 
 
+def hexagon_stations(con: duckdb.DuckDBPyConnection, filters: Filters, hexagon: str) -> str:
+    """The names of the stations deployed in `hexagon` during the date range, "A12, A13, B02"
+    (as analysis.layer_summary's `stations` column); "" when none."""
+    sql = f"""
+SELECT coalesce(string_agg(DISTINCT coalesce(locationName, locationID), ', '
+                           ORDER BY coalesce(locationName, locationID)), '')
+FROM deployments
+WHERE "{filters.h3_column}" = $hexagon
+  AND "deploymentEnd"::DATE >= coalesce($start::DATE, DATE '0001-01-01')
+  AND "deploymentStart"::DATE <= coalesce($end::DATE, DATE '9999-12-31')
+"""
+    params = {"hexagon": hexagon, "start": filters.start, "end": filters.end}
+    return str(con.execute(sql, params).fetchall()[0][0])
+
+
 @dataclass(frozen=True)
 class ImageSource:
     """Where a frame's file is, and whether it belongs to the simulated demo."""
@@ -261,6 +276,12 @@ ORDER BY individuals DESC, sightings DESC, hexagon
 """
     params = _params(filters, individuals=str(individuals))
     return con.sql(sql, params=params).to_arrow_table()
+
+
+def individuals_simulated(con: duckdb.DuckDBPyConnection, individuals: Path) -> bool:
+    """Whether `individuals` holds the demo's simulated identifications (status "simulated")."""
+    sql = "SELECT count(*) > 0 FROM read_parquet($p) WHERE status = 'simulated'"
+    return bool(con.execute(sql, {"p": str(individuals)}).fetchall()[0][0])
 
 
 def burst_for_review(con: duckdb.DuckDBPyConnection, burst_id: str) -> tuple[Any, ...] | None:

@@ -223,6 +223,7 @@ def methods_paragraph(ctx: ReportContext, summary: pa.Table) -> str:
 
 COLUMN_NAMES = {
     "hexagon": "Hexagon (H3)",
+    "stations": "Stations",
     "events": "Events",
     "cameras": "Cameras",
     "trap_nights": "Trap-nights",
@@ -253,7 +254,9 @@ def _table(summary: pa.Table) -> str:
             cells.append(f"<td>{html.escape(text)}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
     return (
-        f'<div class="wide"><table><thead><tr>{head}</tr></thead>'
+        # Focusable: a keyboard can scroll a table wider than the screen.
+        '<div class="wide" tabindex="0" role="region" aria-label="Hexagons (table)">'
+        f"<table><thead><tr>{head}</tr></thead>"
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 
@@ -304,7 +307,7 @@ thead {{ display: table-header-group; }}
 .swatch.outline {{ border-width: 3px; background: #fff; }}
 dl.view {{ display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; font-size: 13px; }}
 dl.view dt {{ font-weight: 600; }} dl.view dd {{ margin: 0; }}
-</style></head><body>
+</style></head><body><main>
 <h1>{html.escape(ctx.title)}</h1>
 <p>Generated {ctx.generated_at:%Y-%m-%d %H:%M UTC}.</p>
 {banner}
@@ -313,7 +316,7 @@ dl.view dt {{ font-weight: 600; }} dl.view dd {{ margin: 0; }}
 <h2>Map</h2>{svg_map(summary)}{map_legend(summary)}
 <h2>Events over time</h2>{svg_series(series)}
 <h2>Hexagons</h2>{_table(summary)}
-</body></html>"""
+</main></body></html>"""
     return doc.encode("utf-8")
 
 

@@ -157,6 +157,7 @@ TABLE_COLUMNS: list[Any] = [
     {"id": "gi_z", "name": "Gi* z", "type": "numeric"},
     {"id": "gi_q", "name": "q (FDR)", "type": "numeric"},
     {"id": "hotspot", "name": "Hotspot"},
+    {"id": "stations", "name": "Stations"},  # last: the figures stay in view, the names scroll
 ]
 
 
@@ -206,7 +207,14 @@ def layout(
                                 style_cell={"fontFamily": "inherit", "fontSize": "13px"},
                                 style_header={"fontWeight": "600"},
                                 style_cell_conditional=[
-                                    {"if": {"column_id": "hexagon"}, "textAlign": "left"}
+                                    {"if": {"column_id": "hexagon"}, "textAlign": "left"},
+                                    {
+                                        "if": {"column_id": "stations"},
+                                        "textAlign": "left",
+                                        "whiteSpace": "normal",
+                                        "minWidth": "160px",
+                                        "maxWidth": "320px",
+                                    },
                                 ],
                                 style_data_conditional=views.table_highlight(None),
                             ),
@@ -227,13 +235,23 @@ def layout(
                 [
                     html.H2(PICK_HEXAGON, id=Ids.DETECTIONS_TITLE),
                     html.Div(id=Ids.DETECTIONS_ALERT),
-                    loading(html.Div(id=Ids.DETECTIONS, className="detections")),
+                    # A scrolling box: focusable, so a keyboard can scroll it too.
+                    loading(
+                        html.Div(
+                            id=Ids.DETECTIONS,
+                            className="detections",
+                            tabIndex="0",
+                            role="region",
+                            **{"aria-label": "Frames of the selected hexagon"},
+                        )
+                    ),
                 ],
                 className="panel",
             ),
             *sections,
             dcc.Store(id=Ids.VERSION, data=version),
             dcc.Store(id=Ids.SELECTED, data=None),
+            dcc.Store(id=InsightIds.REVIEWS_FOR_VIEWS, data=None),
             dcc.Interval(id=Ids.REFRESH, interval=int(ctx.settings.refresh_seconds * 1000)),
         ],
         className="page",
@@ -281,8 +299,14 @@ h2 { font-size: 16px; margin: 4px 0 8px; }
 .thumb img { display: block; height: auto; aspect-ratio: auto; object-fit: fill; }
 .thumb .box { position: absolute; box-sizing: border-box; border: 2px solid #39ff14;
               box-shadow: 0 0 0 1px rgba(0, 0, 0, 0.7); }
-.top5 { margin: 4px 0 0; padding-left: 18px; color: #555; }
+.detection .lines { white-space: pre-line; color: #444; }
 .insights > div { flex: 1 1 480px; min-width: 0; }
+h3 { font-size: 14px; margin: 12px 0 6px; }
+.individuals .pair { max-width: 520px; }
+.pair-crops { display: flex; gap: 8px; flex-wrap: wrap; }
+.pair-crops img { max-width: 45%; }
+.pair-crops img:not([src]) { display: none; }
+.timeline-box { max-height: 560px; overflow-y: auto; }
 .review-card:focus { outline: 3px solid #0b4f8a; }
 .review-actions { display: flex; flex-wrap: wrap; gap: 4px; align-items: center; margin-top: 4px; }
 .review-actions .relabel { min-width: 110px; }
@@ -324,6 +348,36 @@ button.clear { font-size: 12px; margin: 0 0 4px; }
 </footer>
 </body>
 </html>"""
+
+
+# The selected hexagon's outline, redrawn in the browser from the hexagon's own polygon in the
+# map's data (figures.selected_outline draws the same when the server draws the map): a click
+# no longer waits for the whole map to come back from the server.
+OUTLINE_SELECTED = """function (cell, figure) {
+  const noUpdate = window.dash_clientside.no_update;
+  if (!figure || !Array.isArray(figure.data)) return noUpdate;
+  const data = figure.data.filter(function (t) { return t.name !== "Selected hexagon"; });
+  let changed = data.length !== figure.data.length;
+  if (typeof cell === "string") {
+    let ring = null;
+    data.forEach(function (t) {
+      const features = (t.geojson && t.geojson.features) || [];
+      features.forEach(function (f) {
+        if (ring === null && f.id === cell) ring = f.geometry.coordinates[0];
+      });
+    });
+    if (ring !== null) {
+      data.push({type: "scattermap", mode: "lines", hoverinfo: "skip",
+                 name: "Selected hexagon", showlegend: false,
+                 line: {width: 3.5, color: "#0b4f8a"},
+                 lon: ring.map(function (p) { return p[0]; }),
+                 lat: ring.map(function (p) { return p[1]; })});
+      changed = true;
+    }
+  }
+  if (!changed) return noUpdate;
+  return Object.assign({}, figure, {data: data});
+}"""
 
 
 def filter_inputs() -> dict[str, Input]:
@@ -380,14 +434,34 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         },
         inputs={
             "version": version,
-            "selected": Input(Ids.SELECTED, "data"),
+            # A State: a click redraws only the outline, in the browser (OUTLINE_SELECTED);
+            # the map is drawn again with its outline when a filter changes.
+            "selected": State(Ids.SELECTED, "data"),
             "map_mode": Input(InsightIds.MODE, "value"),
             "layer": Input(InsightIds.LAYER, "value"),
             "year_a": Input(InsightIds.YEAR_A, "value"),
             "year_b": Input(InsightIds.YEAR_B, "value"),
-            "reviews": Input(InsightIds.REVIEWS, "data"),
+            "reviews": Input(InsightIds.REVIEWS_FOR_VIEWS, "data"),
             **filter_inputs(),
         },
+    )
+    app.clientside_callback(
+        OUTLINE_SELECTED,
+        Output(Ids.MAP, "figure", allow_duplicate=True),
+        Input(Ids.SELECTED, "data"),
+        State(Ids.MAP, "figure"),
+        prevent_initial_call=True,
+    )
+    # A review decision changes what the map, series and charts count only when they show
+    # human-verified detections; the gallery alone follows every decision.
+    app.clientside_callback(
+        """function (reviews, source) {
+          return source === "verified" ? reviews : window.dash_clientside.no_update;
+        }""",
+        Output(InsightIds.REVIEWS_FOR_VIEWS, "data"),
+        Input(InsightIds.REVIEWS, "data"),
+        Input(InsightIds.SOURCE, "value"),
+        prevent_initial_call=True,
     )
     page_view(
         app,
@@ -402,7 +476,7 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
             "period": Input(Ids.PERIOD, "value"),
             "selected": Input(Ids.SELECTED, "data"),
             "layer": Input(InsightIds.LAYER, "value"),
-            "reviews": Input(InsightIds.REVIEWS, "data"),
+            "reviews": Input(InsightIds.REVIEWS_FOR_VIEWS, "data"),
             **filter_inputs(),
         },
     )

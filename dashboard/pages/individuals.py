@@ -17,12 +17,20 @@ from dash.dash_table.DataTable import DataTable
 from flask import abort, send_file
 
 from dashboard.context import DashboardContext
-from dashboard.data.individuals import DEFAULT_RESOLUTION, individuals_per_hexagon, review_queue
+from dashboard.data.individuals import review_queue
+from dashboard.ids import Ids as HotspotIds
+from dashboard.pages.wiring import page_view
 from dashboard.serving.auth import Role, require_role
 from dashboard.serving.thumbnails import confined_path
-from dashboard.views.individuals import PICTURES_ROUTE, decide_match, show_pair
+from dashboard.views.common import shows_alert
+from dashboard.views.individuals import (
+    PICTURES_ROUTE,
+    decide_match,
+    individuals_table,
+    show_pair,
+)
 from pipeline.errors import UnciaError
-from pipeline.schema import H3_RESOLUTIONS, MatchDecision
+from pipeline.schema import MatchDecision
 from pipeline.store.store import LOCALIZATIONS_DIR
 
 log = logging.getLogger(__name__)
@@ -36,12 +44,15 @@ class Ids:
     ACCEPT = "individuals-accept"
     REJECT = "individuals-reject"
     STATUS = "individuals-status"
-    RESOLUTION = "individuals-resolution"
     PER_HEXAGON = "individuals-per-hexagon"
+    SUMMARY = "individuals-summary"
+    ALERT = "individuals-alert"
 
 
-def layout(ctx: DashboardContext) -> html.Details:
-    """The collapsible individuals section; says so plainly when identify has not run."""
+def layout(ctx: DashboardContext) -> html.Section:
+    """The individuals section, a panel of the page like the others: distinct individuals per
+    hexagon on the page's resolution and filters, then the match review; says so plainly when
+    identify has not run."""
     queue = review_queue(ctx.store)
     options = [
         {
@@ -52,47 +63,69 @@ def layout(ctx: DashboardContext) -> html.Details:
         }
         for q in queue
     ]
-    return html.Details(
+    return html.Section(
         id=Ids.SECTION,
+        className="panel individuals",
         children=[
-            html.Summary("Individuals: match review and individuals per hexagon"),
-            html.P(
-                "No proposed matches yet: run `uncia localize` and `uncia identify`."
-                if not queue
-                else f"{len(queue)} proposed match(es). Accept or reject; the last word counts."
-            ),
-            dcc.Dropdown(id=Ids.PAIR, options=options, placeholder="Proposed match"),
-            html.Div(
-                [
-                    html.Img(id=Ids.QUERY_IMAGE, style={"maxWidth": "45%", "margin": "4px"}),
-                    html.Img(id=Ids.CANDIDATE_IMAGE, style={"maxWidth": "45%", "margin": "4px"}),
-                ]
-            ),
-            html.Button("Same individual", id=Ids.ACCEPT, n_clicks=0),
-            html.Button("Different individuals", id=Ids.REJECT, n_clicks=0),
-            html.Div(id=Ids.STATUS, role="status"),
-            dcc.Dropdown(
-                id=Ids.RESOLUTION,
-                options=[{"label": f"H3 resolution {r}", "value": r} for r in H3_RESOLUTIONS],
-                value=DEFAULT_RESOLUTION,
-                clearable=False,
-            ),
+            html.H2("Individuals: distinct leopards per hexagon and match review"),
+            html.Div(id=Ids.SUMMARY, className="summary"),
+            html.Div(id=Ids.ALERT),
             DataTable(
                 id=Ids.PER_HEXAGON,
                 columns=[
-                    {"name": "hexagon", "id": "cell"},
-                    {"name": "distinct individuals (minimum known alive)", "id": "individuals"},
-                    {"name": "sightings", "id": "sightings"},
+                    {"name": "Hexagon", "id": "hexagon"},
+                    {"name": "Stations", "id": "stations"},
+                    {
+                        "name": "Individuals (minimum known alive)",
+                        "id": "individuals",
+                        "type": "numeric",
+                    },
+                    {"name": "Identified frames", "id": "sightings", "type": "numeric"},
+                    {"name": "Names", "id": "names"},
                 ],
-                data=individuals_per_hexagon(ctx.store),
+                data=[],
                 page_size=10,
+                sort_action="native",
+                style_table={"overflowX": "auto"},
+                style_cell={"fontFamily": "inherit", "fontSize": "13px", "textAlign": "left"},
+                style_header={"fontWeight": "600"},
+            ),
+            html.H3("Match review"),
+            html.P(
+                "No proposed matches to review: run `uncia localize` and `uncia identify`."
+                if not queue
+                else f"{len(queue)} proposed match(es). Accept or reject; the last word counts.",
+                className="summary",
+            ),
+            html.Div(
+                [
+                    html.Label("Proposed match", htmlFor=Ids.PAIR),
+                    dcc.Dropdown(id=Ids.PAIR, options=options, placeholder="Proposed match"),
+                ],
+                className="control pair",
+            ),
+            html.Div(
+                [
+                    html.Img(id=Ids.QUERY_IMAGE, alt="crop of the first frame of the match"),
+                    html.Img(id=Ids.CANDIDATE_IMAGE, alt="crop of the second frame"),
+                ],
+                className="pair-crops",
+            ),
+            html.Div(
+                [
+                    html.Button("Same individual", id=Ids.ACCEPT, n_clicks=0),
+                    html.Button("Different individuals", id=Ids.REJECT, n_clicks=0),
+                    html.Div(id=Ids.STATUS, role="status"),
+                ],
+                className="review-actions",
             ),
         ],
     )
 
 
-def register(app: dash.Dash, ctx: DashboardContext) -> None:
-    """Wire the section's callbacks and the route serving crops and heat maps."""
+def register(app: dash.Dash, ctx: DashboardContext, filter_inputs: dict[str, Input]) -> None:
+    """Wire the section's callbacks (its table follows the page's `filter_inputs`) and the
+    route serving crops and heat maps."""
     folder = ctx.store.data_dir / LOCALIZATIONS_DIR
     prefix = app.config.routes_pathname_prefix.rstrip("/")
 
@@ -134,15 +167,14 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         State(Ids.PAIR, "value"),
         prevent_initial_call=True,
     )(decide)
-    app.callback(
-        Output(Ids.PER_HEXAGON, "data"),
-        Input(Ids.RESOLUTION, "value"),
-        prevent_initial_call=True,  # the layout holds the default resolution's rows
-    )(
-        # The browser may send anything: only a known resolution reaches the query.
-        lambda resolution: (
-            individuals_per_hexagon(ctx.store, int(resolution))
-            if resolution in H3_RESOLUTIONS
-            else dash.no_update
-        )
+    page_view(
+        app,
+        ctx,
+        shows_alert("rows", "summary")(individuals_table),
+        output={
+            "rows": Output(Ids.PER_HEXAGON, "data"),
+            "summary": Output(Ids.SUMMARY, "children"),
+            "alert": Output(Ids.ALERT, "children"),
+        },
+        inputs={"version": Input(HotspotIds.VERSION, "data"), **filter_inputs},
     )

@@ -113,7 +113,14 @@ def sections() -> list[Any]:
                 html.Div(
                     [
                         loading(graph(InsightIds.DIEL)),
-                        loading(graph(InsightIds.TIMELINE)),
+                        # Every station, one row each: a survey of hundreds scrolls in its box.
+                        html.Div(
+                            loading(graph(InsightIds.TIMELINE)),
+                            className="timeline-box",
+                            tabIndex="0",
+                            role="region",
+                            **{"aria-label": "Camera operation of every station (scrolls)"},
+                        ),
                     ],
                     className="row insights",
                 ),
@@ -143,7 +150,15 @@ def sections() -> list[Any]:
                     className="reviewer",
                 ),
                 html.Div(id=InsightIds.GALLERY_ALERT),
-                loading(html.Div(id=InsightIds.GALLERY, className="detections gallery")),
+                loading(
+                    html.Div(
+                        id=InsightIds.GALLERY,
+                        className="detections gallery",
+                        tabIndex="0",
+                        role="region",
+                        **{"aria-label": "Candidate leopard bursts to review"},
+                    )
+                ),
             ],
             className="panel",
         ),
@@ -175,6 +190,7 @@ def register(app: Any, ctx: DashboardContext, filter_inputs: dict[str, Input]) -
     """Wire the insight, gallery, review and export callbacks to `app`."""
     version = Input(Ids.VERSION, "data")
     reviews = Input(InsightIds.REVIEWS, "data")
+    reviews_for_views = Input(InsightIds.REVIEWS_FOR_VIEWS, "data")
     app.callback(
         output={
             "options_a": Output(InsightIds.YEAR_A, "options"),
@@ -198,7 +214,7 @@ def register(app: Any, ctx: DashboardContext, filter_inputs: dict[str, Input]) -
             "version": version,
             "selected": Input(Ids.SELECTED, "data"),
             "layer": Input(InsightIds.LAYER, "value"),
-            "reviews": reviews,
+            "reviews": reviews_for_views,
             **filter_inputs,
         },
     )

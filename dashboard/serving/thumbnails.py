@@ -7,6 +7,7 @@ Simulated demo frames have no file, so they get a generated placeholder that say
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -64,10 +65,14 @@ class ThumbnailService:
                 return self._cache[image_id]
         with self.store.connect() as con:
             source = image_source(con, image_id)
-            roots = self.image_roots or run_image_roots(con)
+            simulated = source is not None and source.simulated
+            if source is None or (simulated and source.file_path.startswith("simulated://")):
+                roots: Sequence[Path] = ()
+            else:
+                roots = self.image_roots or run_image_roots(con)
         if source is None:
             return None
-        if source.simulated and source.file_path.startswith("simulated://"):
+        if simulated and source.file_path.startswith("simulated://"):
             thumb = placeholder("simulated", "demo frame: no photograph", self.size_px)
         else:
             path = confined_path(source.file_path, roots)
@@ -116,8 +121,10 @@ def confined_path(file_path: str, roots: Sequence[Path]) -> Path | None:
     return None
 
 
+@functools.lru_cache(maxsize=16)
 def placeholder(title: str, subtitle: str, size_px: int, status: int = 200) -> Thumbnail:
-    """A 4:3 grey PNG with `title` in large letters and `subtitle` below it."""
+    """A 4:3 grey PNG with `title` in large letters and `subtitle` below it (drawn once per
+    wording and size: a demo page asks for the same "simulated" picture 80 times a click)."""
     width, height = size_px, size_px * 3 // 4
     img = Image.new("RGB", (width, height), PLACEHOLDER_BACKGROUND)
     draw = ImageDraw.Draw(img)

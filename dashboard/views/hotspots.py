@@ -15,6 +15,7 @@ from dash import no_update
 from dashboard.components import PICK_HEXAGON, demo_banner, detection_cards, run_info
 from dashboard.context import DashboardContext
 from dashboard.data import queries
+from dashboard.figures import stations_label
 from dashboard.filters import Season, parse_hexagon
 from dashboard.ids import Ids
 from dashboard.views import insights
@@ -147,6 +148,7 @@ def show_detections(
         overview = queries.survey_overview(con)
         filters = view_filters(overview, controls)
         rows = queries.hexagon_detections(con, filters, hexagon, limit).to_pylist()
+        stations = stations_label(queries.hexagon_stations(con, filters, hexagon))
         ids = [r["image_id"] for r in rows]
         boxes = queries.latest_boxes(con, ctx.store.table("localizations"), ids)
     for row in rows:
@@ -154,10 +156,12 @@ def show_detections(
     if rows:
         capped = f", the first {limit}" if len(rows) == limit else ""
         title = (
-            f"Hexagon {hexagon}: frames scoring ≥ {filters.threshold:.2f}, highest first{capped}"
+            f"Hexagon {hexagon} ({stations}): frames scoring ≥ {filters.threshold:.2f}, "
+            f"highest first{capped}"
         )
     else:
-        title = f"Hexagon {hexagon}: no frame scores ≥ {filters.threshold:.2f} in this window"
+        title = (
+            f"Hexagon {hexagon} ({stations}): no frame scores ≥ {filters.threshold:.2f} "
+            "in this window"
+        )
     return {"title": title, "cards": detection_cards(rows, ctx.url_prefix), "alert": []}
-
-

@@ -15,6 +15,7 @@ from dashboard.data.individuals import review_queue
 from dashboard.data.store import Store
 from dashboard.filters import Filters
 from dashboard.serving.auth import current_user
+from dashboard.views.common import view_filters
 from pipeline.store.matches import record_match_review
 from pipeline.store.store import LOCALIZATIONS_DIR
 
@@ -50,7 +51,47 @@ def individuals_map_outputs(
         f"{filters.describe_season()} · an individual seen in two hexagons counts in both · "
         "layer and detection source do not apply"
     )
+    if queries.individuals_simulated(con, path):
+        text = "SIMULATED individuals of the demo survey, not real identifications · " + text
     return figure, text
+
+
+def individuals_table(
+    ctx: DashboardContext, version: str | None, **controls: Any
+) -> dict[str, Any]:
+    """The individuals section's table on the page's resolution and filters (date range,
+    season, threshold; as the map's "individuals" mode): one row per hexagon where an
+    individual was identified, with its stations, and a one-line summary above it."""
+    path = ctx.store.table("individuals")
+    with ctx.store.connect() as con:
+        overview = queries.survey_overview(con)
+        filters = view_filters(overview, controls)
+        if path is None:
+            return {"rows": [], "summary": individual_figures.NOT_IDENTIFIED, "alert": []}
+        per_hexagon = queries.individuals_in_view(con, path, filters).to_pylist()
+        stations = {
+            r["hexagon"]: queries.hexagon_stations(con, filters, r["hexagon"]) for r in per_hexagon
+        }
+        simulated = queries.individuals_simulated(con, path)
+    rows = [
+        {
+            "hexagon": r["hexagon"],
+            "stations": stations[r["hexagon"]],
+            "individuals": r["individuals"],
+            "sightings": r["sightings"],
+            "names": ", ".join(r["individual_ids"]),
+        }
+        for r in per_hexagon
+    ]
+    distinct = len({i for r in per_hexagon for i in r["individual_ids"]})
+    text = (
+        f"{distinct} distinct individual(s) in {len(rows)} hexagon(s) of H3 resolution "
+        f"{filters.resolution} · identified frames scoring ≥ {filters.threshold:.2f} · "
+        f"{filters.describe_season()} · an individual seen in two hexagons counts in both"
+    )
+    if simulated:
+        text = "SIMULATED individuals of the demo survey, not real identifications · " + text
+    return {"rows": rows, "summary": text, "alert": []}
 
 
 def decide_match(store: Store, pair: str | None, decision: str) -> str:

@@ -269,6 +269,17 @@ def year_options(ctx: DashboardContext, version: str | None) -> dict[str, Any]:
     return {"options_a": options, "options_b": options, "value_a": year_a, "value_b": year_b}
 
 
+def _stations_in(stations: int, where: str) -> str:
+    return f"the 1 station in {where}" if stations == 1 else f"all {stations} stations in {where}"
+
+
+def describe_window(filters: Filters) -> str:
+    """The date range and season of `filters` in words, e.g. "2021-01-05 to 2024-11-30, winter"."""
+    start = filters.start.isoformat() if filters.start else "first day"
+    end = filters.end.isoformat() if filters.end else "last day"
+    return f"{start} to {end} · {filters.describe_season()}"
+
+
 def update_insights(
     ctx: DashboardContext,
     version: str | None,
@@ -288,13 +299,18 @@ def update_insights(
         diel = analysis.diel_activity(con, filters, gap, view.layer, selected)
         timeline = analysis.operation_timeline(con, filters, selected)
     where = f"hexagon {selected}" if selected else "all hexagons"
+    stations = len(set(timeline.column("locationID").to_pylist()))
     return {
         "diel": analysis_figures.diel_figure(
             diel, title=f"{LAYER_LABELS[view.layer]} by hour of day · {where}"
         ),
         "timeline": analysis_figures.timeline_figure(
             timeline,
-            title=f"Camera operation · {where}<br><sub>trap-nights: {effort_rule(ctx)}</sub>",
+            title=(
+                f"Camera operation of {_stations_in(stations, where)} · "
+                f"{describe_window(filters)}<br><sub>{analysis_figures.TIMELINE_KEY} · "
+                f"trap-nights: {effort_rule(ctx)}</sub>"
+            ),
         ),
         "alert": [],
     }

@@ -26,14 +26,17 @@ from pipeline.hexgrid import add_cell_columns
 from pipeline.schema import (
     DEPLOYMENTS,
     FRAME_RESULTS,
+    INDIVIDUALS,
     VIEW_FIELDS,
     ImageStatus,
     RunKind,
     RunStatus,
     TimeFlag,
+    conform,
 )
 from pipeline.stages.bursts import BurstOptions
 from pipeline.store import store
+from pipeline.store.store import atomic_write_parquet
 
 # Tost Uul, South Gobi: the Snow Leopard Trust's long-term study area.
 TOST_BOUNDS = {"lat": (43.02, 43.30), "lng": (100.30, 101.15)}
@@ -195,6 +198,7 @@ def _build_demo_survey_locked(out_dir: Path, opts: DemoOptions) -> dict[str, int
     store.write_run_deployments(out_dir, run_id, deployments)
 
     done = failed = 0
+    leopard_frames: list[dict[str, Any]] = []
     for dep in deployments.to_pylist():
         rows = simulate_deployment(rng, dep, opts)
         if not rows:
@@ -236,6 +240,11 @@ def _build_demo_survey_locked(out_dir: Path, opts: DemoOptions) -> dict[str, int
             }
         )
         store.write_frame_part(out_dir, run_id, part.cast(FRAME_RESULTS))
+        leopard_frames += [
+            {**r, "latitude": dep["latitude"], "longitude": dep["longitude"]}
+            for r, b in zip(rows, broken, strict=True)
+            if not b and r["labels"][0] == LEOPARD_LABELS[0]
+        ]
         failed += int(broken.sum())
         done += n - int(broken.sum())
 
@@ -259,7 +268,85 @@ def _build_demo_survey_locked(out_dir: Path, opts: DemoOptions) -> dict[str, int
             "uncia_version": __version__,
         },
     )
-    return store.finalize(out_dir, BurstOptions())
+    counts = store.finalize(out_dir, BurstOptions())
+    individuals = simulated_individuals(leopard_frames, opts.seed)
+    atomic_write_parquet(
+        conform(individuals, INDIVIDUALS), store.StorePaths(out_dir).table("individuals")
+    )
+    return {**counts, "individuals": individuals.num_rows}
+
+
+# The demo's leopards: a few residents around each ridge (lat, lng of the home-range centre).
+SIMULATED_INDIVIDUALS = 9
+IDENTIFIED_SHARE = 0.6  # visits whose flank shows well enough to tell the leopard by its spots
+
+
+def simulated_individuals(frames: list[dict[str, Any]], seed: int) -> pa.Table:
+    """INDIVIDUALS rows for the demo's leopard frames, as `uncia identify` would write them,
+    every one with status "simulated" and an individualID "simulated-NN".
+
+    Residents get home-range centres near the ridges; each visit (a station's leopard frames
+    less than 30 minutes apart) is one resident's, drawn by distance to the centres, and about
+    IDENTIFIED_SHARE of the visits are identified. Its own random stream (seeded by `seed`), so
+    the survey's frames stay those of earlier demos.
+    """
+    rng = np.random.default_rng(seed + 9001)
+    ridges = rng.choice(len(LEOPARD_RIDGES), SIMULATED_INDIVIDUALS)
+    centres = [
+        (
+            LEOPARD_RIDGES[r][0] + rng.normal(0, 0.03),
+            LEOPARD_RIDGES[r][1] + rng.normal(0, 0.04),
+        )
+        for r in ridges
+    ]
+    frames = sorted(frames, key=lambda f: (f["deploymentID"], f["captured_at"]))
+    chosen: dict[str, str] = {}
+    previous: dict[str, Any] | None = None
+    who: str | None = None
+    for frame in frames:
+        new_visit = (
+            previous is None
+            or previous["deploymentID"] != frame["deploymentID"]
+            or (frame["captured_at"] - previous["captured_at"]) > timedelta(minutes=30)
+        )
+        if new_visit:
+            who = None
+            if rng.random() < IDENTIFIED_SHARE:
+                km = np.array(
+                    [
+                        float(
+                            _km(
+                                np.array([frame["latitude"]]),
+                                np.array([frame["longitude"]]),
+                                lat,
+                                lng,
+                            )[0]
+                        )  # fmt: skip
+                        for lat, lng in centres
+                    ]
+                )
+                weights = np.exp(-0.5 * (km / 6.0) ** 2) + 1e-9
+                who = (
+                    f"simulated-{int(rng.choice(len(centres), p=weights / weights.sum())) + 1:02d}"
+                )
+        if who is not None:
+            chosen[frame["image_id"]] = who
+        previous = frame
+    sightings: dict[str, int] = {}
+    for who in chosen.values():
+        sightings[who] = sightings.get(who, 0) + 1
+    return pa.Table.from_pylist(
+        [
+            {
+                "image_id": image_id,
+                "individualID": who,
+                "sightings": sightings[who],
+                "status": "simulated",
+            }
+            for image_id, who in sorted(chosen.items())
+        ],
+        schema=INDIVIDUALS,
+    )
 
 
 def _top5(first: float) -> list[float]:
