@@ -279,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=6, help="fresh apps per side and layer")
     parser.add_argument("--store", type=Path, default=WORK)
     parser.add_argument("--only", default="", help="run only the layers whose name has this")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args(argv)
     logging.getLogger("dashboard.serving.thumbnails").setLevel(logging.ERROR)
     build = build_store(args.store, args.rows, args.cameras, args.years)
@@ -309,8 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": args.repeats,
         "cases": rows,
     }
-    atomic_write_text(json.dumps(result, indent=2, default=str), RESULTS)
-    print(f"written to {RESULTS}")
+    atomic_write_text(json.dumps(result, indent=2, default=str), args.results)
+    print(f"written to {args.results}")
     return 0
 
 
