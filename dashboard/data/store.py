@@ -100,8 +100,9 @@ class Store:
         return con
 
     def close(self) -> None:
-        """Close the current snapshot (cursors already handed out keep working until closed);
-        the next `connect` opens a new one."""
+        """Close the current snapshot, and with it every cursor handed out on it (DuckDB closes
+        a connection's cursors with it): only when no request is using the store, as the bench
+        does between apps. The next `connect` opens a new snapshot."""
         with self._lock:
             if self._con is not None:
                 self._con.close()
