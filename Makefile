@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8050
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lock bench bench-pipeline bench-views bench-views-train bench-spark bench-train bench-identify bench-localize bench-dashboard bench-load lint lint-docker install install-dev browser java ocr clean
+.PHONY: demo test lock bench bench-pipeline bench-views bench-views-train bench-spark bench-train bench-identify bench-localize bench-dashboard bench-caches bench-load lint lint-docker install install-dev browser java ocr clean
 
 # requirements.lock holds the exact version of every distribution the suite passed on; every
 # install takes it as pip constraints, so a fresh clone gets those versions, not next month's.
@@ -66,7 +66,7 @@ test: install-dev browser java ocr
 # Speed and memory targets, each measured as ratios side by side in one run; results land in
 # bench/results/*.json. `make bench` runs them all (about half an hour on 2 cores); each has a
 # target of its own, and a missed target is reported while the others still run.
-bench: bench-pipeline bench-views bench-views-train bench-spark bench-train bench-identify bench-localize bench-dashboard bench-load
+bench: bench-pipeline bench-views bench-views-train bench-spark bench-train bench-identify bench-localize bench-dashboard bench-caches bench-load
 
 bench-pipeline: install
 	-$(PY) -m bench
@@ -85,6 +85,9 @@ bench-localize: install
 bench-dashboard: install-dev browser
 	-$(PY) -m bench.dashboard_bench
 	-$(PY) -m bench.dashboard_clicks
+
+bench-caches: install
+	-$(PY) -m bench.caches_bench
 bench-load: install-dev
 	-$(PY) -m bench.load_bench
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import dash
 
-from dashboard.context import DashboardContext, build_context
+from dashboard.context import ALL_CACHES, Caches, DashboardContext, build_context
 from dashboard.pages import hotspots, individuals, insights
 from dashboard.serving.auth import authenticator_for, install_auth
 from dashboard.serving.callback_cache import CallbackCache, install_callback_cache
@@ -34,11 +34,12 @@ def page_layout(ctx: DashboardContext) -> Any:
     )
 
 
-def create_app(settings: Settings) -> dash.Dash:
+def create_app(settings: Settings, caches: Caches = ALL_CACHES) -> dash.Dash:
     """Build the hotspot dashboard for `settings.data_dir`; run it with `app.run(...)`.
 
     The folder may not hold a store yet: the page says so and shows the data once a
-    pipeline checkpoint writes it.
+    pipeline checkpoint writes it. `caches` says which caches are on (all, outside the
+    benchmark that measures each: bench/caches_bench.py).
     """
     app = dash.Dash(
         __name__,
@@ -46,7 +47,7 @@ def create_app(settings: Settings) -> dash.Dash:
         update_title="",
         serve_locally=True,
     )
-    ctx = build_context(settings, url_prefix=app.config.requests_pathname_prefix)
+    ctx = build_context(settings, url_prefix=app.config.requests_pathname_prefix, caches=caches)
     app.server.extensions["uncia_context"] = ctx
     app.index_string = hotspots.INDEX_STRING
     app.layout = lambda: page_layout(ctx)
@@ -69,16 +70,21 @@ def create_app(settings: Settings) -> dash.Dash:
         callback_map=app.callback_map,
     )
     install_request_guards(app.server, app.callback_map)  # after auth: 401 comes first
-    install_callback_cache(app.server, ctx.store.state, app.callback_map, CallbackCache())
+    if caches.callback_cache:
+        install_callback_cache(app.server, ctx.store.state, app.callback_map, CallbackCache())
     # Dash registers its component scripts on a process's first request, but marks itself set
     # up before it has: the parallel first script requests a fresh server (or a new --workers
     # process) receives found no registered library and answered 500. Setting up now, before
     # any request, closes that race.
     app._setup_server()
     ctx.tiles.start_probe()
-    warmer = StoreWarmer(
-        ctx.store.version, ctx.views, lambda: page_layout(ctx), interval_s=settings.refresh_seconds
-    )
-    app.server.extensions["uncia_warmer"] = warmer
-    warmer.start()
+    if caches.warmer:
+        warmer = StoreWarmer(
+            ctx.store.version,
+            ctx.views,
+            lambda: page_layout(ctx),
+            interval_s=settings.refresh_seconds,
+        )
+        app.server.extensions["uncia_warmer"] = warmer
+        warmer.start()
     return app

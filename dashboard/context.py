@@ -77,6 +77,31 @@ class TileSource:
 
 
 @dataclass(frozen=True)
+class Caches:
+    """Which of the dashboard's caches are on: all of them, except in bench/caches_bench.py,
+    which turns each off in turn to measure what it saves (docs/dashboard.md#caches-and-why).
+
+    `gaps`: each store version's camera gaps kept in this process (data.analysis.GapCache);
+    `shared_gaps`: written once to DIR/work/dashboard for the other `--workers` processes and
+    the next start; `operating_nights`: operating nights and spans materialized once per
+    snapshot; `page_views`: the page's view answers kept per data state and inputs
+    (serving.page_views); `callback_cache`: repeated callback requests answered byte for byte
+    (serving.callback_cache); `warmer`: the page's opening views answered in the background at
+    start and after each checkpoint (serving.warmup).
+    """
+
+    gaps: bool = True
+    shared_gaps: bool = True
+    operating_nights: bool = True
+    page_views: bool = True
+    callback_cache: bool = True
+    warmer: bool = True
+
+
+ALL_CACHES = Caches()
+
+
+@dataclass(frozen=True)
 class DashboardContext:
     """What every callback needs: the settings, the open store, the tile source and the
     page's kept views."""
@@ -96,13 +121,22 @@ class DashboardContext:
         return DEFAULT_EVENT_GAP_MINUTES
 
 
-def build_context(settings: Settings, url_prefix: str = "/") -> DashboardContext:
-    """Open the store reader and tile source for `settings` (no network call yet)."""
-    store = Store(settings.data_dir, settings.outages_file)
+def build_context(
+    settings: Settings, url_prefix: str = "/", caches: Caches = ALL_CACHES
+) -> DashboardContext:
+    """Open the store reader and tile source for `settings` (no network call yet), with the
+    `caches` that are on."""
+    store = Store(
+        settings.data_dir,
+        settings.outages_file,
+        keep_gaps=caches.gaps,
+        share_gaps=caches.shared_gaps,
+        keep_operating_nights=caches.operating_nights,
+    )
     return DashboardContext(
         settings=settings,
         store=store,
         tiles=TileSource(settings.tile_url, settings.tile_probe_timeout_s),
-        views=PageViews(store.state),
+        views=PageViews(store.state, entries=PageViews.ENTRIES if caches.page_views else 0),
         url_prefix=url_prefix,
     )

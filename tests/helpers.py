@@ -1,4 +1,5 @@
-"""Fixtures made in code: JPEGs with EXIF written by Pillow, deployments tables, stores."""
+"""Fixtures made in code: JPEGs with EXIF written by Pillow, PNGs and scenes, deployments tables,
+stores; running `uncia` and the dashboard in a subprocess; calling its callbacks."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import csv
 import io
 import re
 import socket
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import Any
 import duckdb
 import h3
 import numpy as np
+from dash import no_update
 from PIL import Image
 
 from dashboard.serving.auth import REQUIRED_ROLE_ATTR
@@ -189,6 +193,7 @@ def listening_addresses(port: int) -> set[str]:
 
 # Posting to Dash callbacks the way a browser does.
 
+
 def dash_payload(dependency: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     """The body the browser posts to /_dash-update-component for one callback.
 
@@ -228,3 +233,57 @@ def read_callbacks(app: Any) -> list[dict[str, Any]]:
             continue
         found.append(dep)
     return found
+
+
+# Calling the dashboard's callbacks as plain functions, and reading what they return.
+
+# The page's controls at their opening values for the demo survey.
+CONTROLS: dict[str, Any] = {
+    "resolution": 6,
+    "start_date": None,
+    "end_date": None,
+    "season": "all",
+    "month_start": 11,
+    "month_end": 3,
+    "threshold": 0.5,
+}
+
+
+def texts(component: Any) -> str:
+    """All text inside a Dash component tree, for assertions on what the page shows."""
+    if component is None or component is no_update:
+        return ""
+    if isinstance(component, str | int | float):
+        return str(component)
+    if isinstance(component, list | tuple):
+        return " ".join(texts(c) for c in component)
+    return texts(getattr(component, "children", None))
+
+
+# Images made in code.
+
+
+def png_with_claimed_size(width: int, height: int) -> bytes:
+    """A real 1x1 PNG whose IHDR is patched (with a valid CRC) to claim width x height."""
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr_start = 8 + 4  # signature, then the chunk's 4-byte length
+    body = bytes(data[ihdr_start : ihdr_start + 4 + 13])  # b"IHDR" + 13 bytes of header
+    body = body[:4] + struct.pack(">II", width, height) + body[12:]
+    data[ihdr_start : ihdr_start + 17] = body
+    data[ihdr_start + 17 : ihdr_start + 21] = struct.pack(">I", zlib.crc32(body))
+    return bytes(data)
+
+
+def scene(width: int = 960, height: int = 540, seed: int = 3) -> np.ndarray:
+    """A still, textured scene: rocks and grass as smoothed noise."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(40, 200, (height // 12 + 1, width // 12 + 1, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BILINEAR))
+
+
+def with_animal(frame: np.ndarray, left: int, top: int, size: int = 60) -> np.ndarray:
+    out = frame.copy()
+    out[top : top + size, left : left + int(size * 1.6)] = (235, 230, 215)  # a pale animal
+    return out

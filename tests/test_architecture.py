@@ -72,3 +72,29 @@ def test_imports_inside_functions_are_heavy_optional_libraries_with_a_reason() -
             if not any(line.strip().startswith("#") for line in above):
                 problems.append(f"{where}: lazy import of {', '.join(names)} without a why-comment")
     assert problems == [], "\n".join(problems)
+
+
+def _imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, module) of every import in `tree`, at any depth; `from tests import x` gives
+    tests.x."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            found.append((node.lineno, base))
+            found += [(node.lineno, f"{base}.{alias.name}".lstrip(".")) for alias in node.names]
+    return found
+
+
+def test_no_test_module_imports_another() -> None:
+    """Helpers and fixtures that tests share live in tests/helpers.py, tests/*_fixtures.py and
+    conftest.py: a test module importing another runs or couples to that module's tests."""
+    problems = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for line, module in _imported_modules(tree):
+            if module.split(".")[-1].startswith("test_"):
+                problems.append(f"tests/{path.name}:{line}: imports {module}")
+    assert problems == [], "\n".join(problems)

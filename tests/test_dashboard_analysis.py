@@ -28,7 +28,7 @@ from pipeline.errors import ConfigError
 from pipeline.schema import IMAGES, RUN_TABLES, conform
 from pipeline.store import store
 from pipeline.store.reviews import read_reviews, record_review, reviews_dir, training_labels_csv
-from tests.test_dashboard_queries import (
+from tests.dashboard_fixtures import (
     A_CELL_R7,
     BURST_ROWS,
     deployments_table,

@@ -28,12 +28,12 @@ from dashboard.views.review import show_gallery
 from pipeline.schema import LOCALIZATIONS
 from pipeline.stages.decode import decode_frame
 from pipeline.store.store import StorePaths, atomic_write_parquet
-from tests.test_dashboard_queries import (
+from tests.dashboard_fixtures import (
     RUNS_ROWS,
     cell,
     write_survey,
 )
-from tests.test_dashboard_queries import WHOLE_YEAR_R7 as CONTROLS
+from tests.dashboard_fixtures import WHOLE_YEAR_R7 as CONTROLS
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
 

@@ -36,35 +36,15 @@ from dashboard.views import hotspots as callbacks
 from dashboard.views.common import shows_alert
 from pipeline.schema import RUN_TABLES
 from pipeline.store import store
+from tests.helpers import CONTROLS, texts
 
 # Dash 4 warns that DataTable will move out of the core some day; dash-ag-grid is not installed.
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
-
-CONTROLS: dict[str, Any] = {
-    "resolution": 6,
-    "start_date": None,
-    "end_date": None,
-    "season": "all",
-    "month_start": 11,
-    "month_end": 3,
-    "threshold": 0.5,
-}
 
 
 @pytest.fixture
 def ctx(demo_dir: Path) -> DashboardContext:
     return build_context(Settings(data_dir=demo_dir, tiles="none", max_detections=25))
-
-
-def texts(component: Any) -> str:
-    """All text inside a Dash component tree, for assertions on what the page shows."""
-    if component is None or component is no_update:
-        return ""
-    if isinstance(component, str | int | float):
-        return str(component)
-    if isinstance(component, list | tuple):
-        return " ".join(texts(c) for c in component)
-    return texts(getattr(component, "children", None))
 
 
 def test_map_shows_every_hexagon_and_events_drop_with_threshold(ctx: DashboardContext) -> None:

@@ -23,7 +23,7 @@ from dashboard.ids import InsightIds
 from dashboard.views import downloads, insights, review
 from dashboard.views import hotspots as callbacks
 from pipeline.store.reviews import read_reviews
-from tests.test_dashboard_callbacks import CONTROLS, texts
+from tests.helpers import CONTROLS, texts
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
 

@@ -25,7 +25,7 @@ from dashboard.data.store import Store
 from dashboard.filters import Filters, Season
 from dashboard.views.insights import default_years, effort_rule, year_options
 from pipeline.errors import ConfigError
-from tests.test_dashboard_queries import A_CELL_R7, deployments_table, write_survey
+from tests.dashboard_fixtures import A_CELL_R7, deployments_table, write_survey
 
 GAP = 30.0
 B_CELL_R7 = next(r["h3_r7"] for r in deployments_table().to_pylist() if r["locationID"] == "B")

@@ -22,7 +22,7 @@ from dashboard import Settings
 from dashboard.context import DashboardContext, build_context
 from dashboard.exports.report import rate_colour, rate_top, svg_map, svg_series
 from dashboard.views import downloads
-from tests.test_dashboard_callbacks import CONTROLS
+from tests.helpers import CONTROLS
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
 

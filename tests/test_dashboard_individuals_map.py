@@ -27,8 +27,8 @@ from dashboard.views import insights as insight_views
 from dashboard.views.insights import MODE_LABELS, MapMode
 from pipeline.schema import INDIVIDUALS
 from pipeline.store.store import StorePaths, atomic_write_parquet
-from tests.test_dashboard_queries import WHOLE_YEAR_R7 as CONTROLS
-from tests.test_dashboard_queries import cell, write_survey
+from tests.dashboard_fixtures import WHOLE_YEAR_R7 as CONTROLS
+from tests.dashboard_fixtures import cell, write_survey
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
 

@@ -625,8 +625,3 @@ def test_an_unexpected_exception_answers_500_without_details(demo_dir: Path) -> 
     assert response.status_code == 500
     body = response.get_data(as_text=True)
     assert "secret detail" not in body and str(demo_dir) not in body and "Traceback" not in body
-
-
-# --- the callback cache never serves stale data or writes ---------------------------------
-
-

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import struct
 import warnings
-import zlib
 from datetime import datetime
 from io import BytesIO
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 from PIL import ExifTags, Image
 
 from pipeline.stages.decode import decode_frame, parse_exif_datetime
+from tests.helpers import png_with_claimed_size
 
 CAMERA_TRAPS = Path(__file__).resolve().parents[2] / "shared/data/camera-traps"
 ELEPHANTS = CAMERA_TRAPS / "google-cameratrapai/test_data"
@@ -70,19 +69,6 @@ def noisy_jpeg_bytes(width: int = 640, height: int = 480) -> bytes:
     buffer = BytesIO()
     Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
-
-
-def png_with_claimed_size(width: int, height: int) -> bytes:
-    """A real 1x1 PNG whose IHDR is patched (with a valid CRC) to claim width x height."""
-    buffer = BytesIO()
-    Image.new("L", (1, 1)).save(buffer, "PNG")
-    data = bytearray(buffer.getvalue())
-    ihdr_start = 8 + 4  # signature, then the chunk's 4-byte length
-    body = bytes(data[ihdr_start : ihdr_start + 4 + 13])  # b"IHDR" + 13 bytes of header
-    body = body[:4] + struct.pack(">II", width, height) + body[12:]
-    data[ihdr_start : ihdr_start + 17] = body
-    data[ihdr_start + 17 : ihdr_start + 21] = struct.pack(">I", zlib.crc32(body))
-    return bytes(data)
 
 
 def test_jpeg_gives_fixed_size_rgb_exif_time_and_hash(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """The docs keep up with the code: every CLI command and option and every table column is
-documented, and every command is tested the way its docs show it first."""
+documented, every command is tested the way its docs show it first, and the README's layout
+names every module."""
 
 from __future__ import annotations
 
@@ -61,3 +62,21 @@ def test_every_column_is_documented(table: str) -> None:
 def test_readme_gives_the_two_commands_first() -> None:
     first_screen = "\n".join(README.read_text().splitlines()[:40])
     assert "make demo" in first_screen and "make test" in first_screen
+
+
+def test_readme_layout_names_every_package_and_module() -> None:
+    text = README.read_text()
+    layout = text[text.index("## Layout") :]
+    layout = layout[: layout.index("\n## ", 1)]
+    named = set(re.findall(r"[A-Za-z_]\w*", layout))
+    root = README.parent
+    missing = []
+    for package in ("cli", "dashboard", "pipeline"):
+        for path in sorted((root / package).rglob("*.py")):
+            parts = path.relative_to(root).with_suffix("").parts
+            module = parts[-1]
+            if module in ("__init__", "__main__"):
+                module = parts[-2]
+            if module not in named:
+                missing.append(str(path.relative_to(root)))
+    assert missing == [], f"README's layout section does not name {missing}"

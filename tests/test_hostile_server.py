@@ -33,8 +33,7 @@ from pipeline.stages.decode import MAX_PIXELS, decode_frame
 from pipeline.store import matches
 from pipeline.store.reviews import training_labels_csv
 from pipeline.training.labels import read_labelled_frames
-from tests.helpers import announced_port, free_port, jpeg_bytes
-from tests.test_decode import png_with_claimed_size
+from tests.helpers import announced_port, free_port, jpeg_bytes, png_with_claimed_size
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
 ROOT = Path(__file__).resolve().parents[1]

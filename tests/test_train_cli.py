@@ -4,34 +4,19 @@ offline efficientnet_lite0, real files in the model, report and store folders.""
 from __future__ import annotations
 
 import base64
-import contextlib
-import io
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from cli.main import main
 from tests.helpers import deployment, open_store, write_deployments
 from tests.train_fixtures import Survey, make_survey
+from tests.train_fixtures import uncia_in_process as uncia
 
 pytestmark = pytest.mark.model
-
-
-def uncia(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the `uncia` command in this process (the model loads once per test session, not
-    once per command); return its exit status and output like subprocess.run would."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    result = subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
-    if check and code != 0:
-        raise AssertionError(f"uncia {args} failed:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,9 @@ from pipeline.training.head import model_run_defaults
 from pipeline.training.labels import visit_ids
 from pipeline.training.metrics import recall_at_false_positive_rate
 from pipeline.training.train import TrainOptions, best_view_per_frame
-from tests.test_train_cli import uncia
-from tests.test_views import scene, with_animal
+from tests.helpers import scene, with_animal
 from tests.train_fixtures import Survey, make_patch_survey
+from tests.train_fixtures import uncia_in_process as uncia
 
 
 def test_recall_at_one_percent_false_positives() -> None:

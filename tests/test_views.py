@@ -24,19 +24,7 @@ from pipeline.stages.views import (
     parse_grids,
     tile_boxes,
 )
-
-
-def scene(width: int = 960, height: int = 540, seed: int = 3) -> np.ndarray:
-    """A still, textured scene: rocks and grass as smoothed noise."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(40, 200, (height // 12 + 1, width // 12 + 1, 3), dtype=np.uint8)
-    return np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BILINEAR))
-
-
-def with_animal(frame: np.ndarray, left: int, top: int, size: int = 60) -> np.ndarray:
-    out = frame.copy()
-    out[top : top + size, left : left + int(size * 1.6)] = (235, 230, 215)  # a pale animal
-    return out
+from tests.helpers import scene, with_animal
 
 
 @pytest.mark.parametrize("grid", [(4, 3), (3, 2), (1, 1), (5, 4)])

@@ -16,8 +16,7 @@ from cli.main import main
 from pipeline.stages.decode import decode_frame
 from pipeline.stages.embed import load_backbone
 from pipeline.stages.imagenet import SNOW_LEOPARD_CLASS
-from tests.helpers import SHARED_PHOTOS
-from tests.test_views import scene
+from tests.helpers import SHARED_PHOTOS, scene
 
 DEV = SHARED_PHOTOS.parent / "snow-leopard-dev"
 needs_dev = pytest.mark.skipif(not DEV.is_dir(), reason="../shared/data/snow-leopard-dev absent")

@@ -1,16 +1,21 @@
 """A labelled survey made in code for the training tests: frames with a big spotted coat (the
-"leopard") or plain textures, in several deployments, in bursts with EXIF times."""
+"leopard") or plain textures, in several deployments, in bursts with EXIF times; and `uncia`
+run in the test process, so the model loads once."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from cli.main import main
 
 T0 = datetime(2024, 3, 1, 5, 0, 0)
 
@@ -161,3 +166,15 @@ def make_patch_survey(
     return Survey(
         root, labels, [f"CAM-{d + 1}" for d in range(n_deployments)], len(rows), len(rows), leopards
     )
+
+
+def uncia_in_process(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the `uncia` command in this process (the model loads once per test session, not
+    once per command); return its exit status and output like subprocess.run would."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    result = subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"uncia {args} failed:\n{result.stdout}\n{result.stderr}")
+    return result

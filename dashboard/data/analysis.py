@@ -179,8 +179,11 @@ class GapCache:
     """
 
     KEEP_SHARED = 4  # gap files of the newest snapshots kept in `shared_folder`
+    ENTRIES = 8  # (store version, gap rule) pairs kept in memory
 
-    def __init__(self, entries: int = 8, shared_folder: Path | None = None) -> None:
+    def __init__(self, entries: int = ENTRIES, shared_folder: Path | None = None) -> None:
+        """`entries` 0 keeps nothing in memory: every call reads `shared_folder` or computes
+        (in parallel, unlocked), as if there were no cache in this process."""
         self._lock = threading.Lock()
         self._computing = threading.Lock()
         self._entries = entries
@@ -205,6 +208,8 @@ class GapCache:
         """The gaps of `version` under `gap_days` and `outages` (whose file `outages_key`
         names: a new key is a new entry)."""
         rule = gap_rule(gap_days, outages_key)
+        if self._entries == 0:
+            return self._shared(con, version, rule, lambda: camera_gaps(con, gap_days, outages))
         key = (version, rule)
         table = self._cached(key)
         if table is not None:

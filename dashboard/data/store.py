@@ -33,7 +33,21 @@ class Store:
     replaced file. Cursors on an old snapshot keep working until they are closed.
     """
 
-    def __init__(self, data_dir: Path, outages_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        outages_file: Path | None = None,
+        *,
+        keep_gaps: bool = True,
+        share_gaps: bool = True,
+        keep_operating_nights: bool = True,
+    ) -> None:
+        """Open `data_dir` (no file is read yet). The three switches are on except in
+        bench/caches_bench.py, which turns each off to measure what it saves
+        (docs/dashboard.md#caches-and-why): `keep_gaps` keeps each store version's camera gaps
+        in this process, `share_gaps` writes them to DIR/work/dashboard for the server's other
+        processes and the next start, `keep_operating_nights` materializes the operating nights
+        and spans once per snapshot instead of computing them in every query."""
         self.data_dir = Path(data_dir)
         # Known camera outages: the configured CSV, else DIR/outages.csv when there is one.
         self.outages_file = outages_file
@@ -44,7 +58,11 @@ class Store:
         self._version: str | None = None
         # Camera gaps per store version, shared with the server's other processes through
         # DIR/work/dashboard (GapCache says what that saves).
-        self.gaps = GapCache(shared_folder=self.paths.dashboard_cache)
+        self.gaps = GapCache(
+            entries=GapCache.ENTRIES if keep_gaps else 0,
+            shared_folder=self.paths.dashboard_cache if share_gaps else None,
+        )
+        self.keep_operating_nights = keep_operating_nights
         self._outages: tuple[str, pa.Table] | None = None
 
     def version(self) -> str | None:
@@ -81,7 +99,14 @@ class Store:
             raise StoreError(f"cannot read the store: {exc}") from exc
         return con
 
-
+    def close(self) -> None:
+        """Close the current snapshot, and with it every cursor handed out on it (DuckDB closes
+        a connection's cursors with it): only when no request is using the store, as the bench
+        does between apps. The next `connect` opens a new snapshot."""
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+            self._con = self._version = None
 
     def state(self) -> str:
         """A signature of everything the dashboard reads here (`data_state`, and the outages
@@ -123,7 +148,8 @@ class Store:
         the effort queries read (`analysis.attach`)."""
         outages, key = self.outages()
         gaps = self.gaps.get(con, self.version(), gap_days, outages, key)
-        attach(con, gaps, self.reviews(), cache_key=gap_rule(gap_days, key))
+        rule = gap_rule(gap_days, key) if self.keep_operating_nights else None
+        attach(con, gaps, self.reviews(), cache_key=rule)
 
 
 def data_state(data_dir: Path) -> str:
