@@ -22,7 +22,7 @@ import duckdb
 import h3
 import numpy as np
 from dash import no_update
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from dashboard.serving.auth import REQUIRED_ROLE_ATTR
 from pipeline.errors import StoreError
@@ -287,3 +287,27 @@ def with_animal(frame: np.ndarray, left: int, top: int, size: int = 60) -> np.nd
     out = frame.copy()
     out[top : top + size, left : left + int(size * 1.6)] = (235, 230, 215)  # a pale animal
     return out
+
+
+def drawn_frame(
+    path: Path,
+    bar_text: str | None,
+    when: datetime | None,
+    bar: str = "top",
+    size: tuple[int, int] = (1280, 720),
+) -> Path:
+    """A textured frame with a black info bar of white text (as trail cameras print it)."""
+    width, height = size
+    image = Image.effect_noise((width, height), 40).convert("RGB")
+    if bar_text is not None:
+        draw = ImageDraw.Draw(image)
+        bar_height = max(height // 24, 10)
+        top = 0 if bar == "top" else height - bar_height
+        draw.rectangle((0, top, width, top + bar_height), fill="black")
+        font = ImageFont.load_default(size=int(bar_height * 0.8))
+        draw.text((8, top + bar_height * 0.08), bar_text, fill="white", font=font)
+    exif = Image.Exif()
+    if when is not None:
+        exif.get_ifd(0x8769)[36867] = when.strftime("%Y:%m:%d %H:%M:%S")
+    image.save(path, "JPEG", quality=92, exif=exif)
+    return path

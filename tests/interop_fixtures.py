@@ -3,14 +3,21 @@ record, finalize), for the interop tests: exact times, scores, boxes and camera 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from pipeline.hexgrid import add_cell_columns
-from pipeline.schema import DEPLOYMENTS, FRAME_RESULTS, INDIVIDUALS, RunKind, conform
+from pipeline.schema import (
+    DEPLOYMENTS,
+    FRAME_RESULTS,
+    INDIVIDUALS,
+    LOCALIZATIONS,
+    RunKind,
+    conform,
+)
 from pipeline.stages.bursts import BurstOptions
 from pipeline.stages.discover import image_id_for
 from pipeline.store.store import (
@@ -99,3 +106,38 @@ def build_store(
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
+
+
+# The MegaDetector and COCO exports' survey.
+T0 = datetime(2024, 3, 1, 6, 0, 0)
+
+
+def megadetector_store(tmp_path: Path) -> Path:
+    """Frames with a tile as best view, a whole-frame view, a localization, a score under the
+    export's min-conf, a frame without time and an unreadable frame."""
+    frames = [
+        frame("D1", T0, 0.9, "a1.jpg", box=(0.25, 0.5, 0.5, 0.25)),
+        frame("D1", T0 + timedelta(seconds=2), 0.7, "a2.jpg"),
+        frame("D1", T0 + timedelta(minutes=10), 0.8, "a3.jpg", box=(0.5, 0.5, 0.5, 0.5)),
+        frame("D1", T0 + timedelta(days=1), 0.01, "e1.jpg"),
+        frame("D2", T0 + timedelta(days=2), 0.3, "e2.jpg"),
+        frame("D2", None, 0.95, "untimed.jpg"),
+    ]
+    broken = frame("D2", T0, 0.0, "broken.jpg")
+    broken.update(status="failed", failure="truncated JPEG", score=None, view=None)
+    frames.append(broken)
+    deployments = [
+        {"deploymentID": d, "locationID": f"L{d}", "latitude": 43.0, "longitude": 100.5,
+         "deploymentStart": T0 - timedelta(days=1), "deploymentEnd": T0 + timedelta(days=9)}
+        for d in ("D1", "D2")
+    ]  # fmt: skip
+    store = build_store(tmp_path / "store", deployments, frames)
+    localization = {
+        "image_id": image_id_for("D1", "a3.jpg"), "run_id": "r", "method": "gradcam",
+        "target": "snow leopard", "score": 0.8, "target_score": 0.8, "box_x": 0.1,
+        "box_y": 0.2, "box_width": 0.3, "box_height": 0.4, "heatmap_path": None,
+        "crop_path": None, "seconds": 1.0, "failure": None,
+    }  # fmt: skip
+    table = conform(pa.Table.from_pylist([localization], LOCALIZATIONS), LOCALIZATIONS)
+    atomic_write_parquet(table, StorePaths(store).table("localizations"))
+    return store

@@ -32,11 +32,11 @@ from tests.helpers import (
     UNCIA,
     announced_port,
     deployment,
+    drawn_frame,
     open_store,
     uncia,
     write_deployments,
 )
-from tests.test_infobar import drawn_frame
 from tests.train_fixtures import plain_jpeg, spotted_jpeg
 
 pytestmark = pytest.mark.model

@@ -10,7 +10,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw, ImageFont
 
 from cli.main import main
 from pipeline.stages.infobar import (
@@ -19,6 +18,7 @@ from pipeline.stages.infobar import (
     parse_infobar,
     tesseract_available,
 )
+from tests.helpers import drawn_frame
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "snow-leopard-dev"
 needs_tesseract = pytest.mark.skipif(
@@ -57,30 +57,6 @@ def test_the_development_frames_give_the_printed_times(
     }
     assert {r["exif_time"] for r in rows.values()} == {""}  # re-saved: no EXIF
     assert rows["IMG_0031.JPG"]["file"] == "PANTHERA-16/IMG_0031.JPG"
-
-
-def drawn_frame(
-    path: Path,
-    bar_text: str | None,
-    when: datetime | None,
-    bar: str = "top",
-    size: tuple[int, int] = (1280, 720),
-) -> Path:
-    """A textured frame with a black info bar of white text (as trail cameras print it)."""
-    width, height = size
-    image = Image.effect_noise((width, height), 40).convert("RGB")
-    if bar_text is not None:
-        draw = ImageDraw.Draw(image)
-        bar_height = max(height // 24, 10)
-        top = 0 if bar == "top" else height - bar_height
-        draw.rectangle((0, top, width, top + bar_height), fill="black")
-        font = ImageFont.load_default(size=int(bar_height * 0.8))
-        draw.text((8, top + bar_height * 0.08), bar_text, fill="white", font=font)
-    exif = Image.Exif()
-    if when is not None:
-        exif.get_ifd(0x8769)[36867] = when.strftime("%Y:%m:%d %H:%M:%S")
-    image.save(path, "JPEG", quality=92, exif=exif)
-    return path
 
 
 @needs_tesseract

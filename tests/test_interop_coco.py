@@ -15,11 +15,11 @@ from cli.main import main
 from pipeline.interop.coco import validate_coco_camera_traps
 from pipeline.stages.discover import image_id_for
 from pipeline.store.reviews import record_review
-from tests.test_interop_megadetector import _store
+from tests.interop_fixtures import megadetector_store
 
 
 def _export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    store = _store(tmp_path)
+    store = megadetector_store(tmp_path)
     record_review(store, burst_id="D1/20240301T060000", image_id=image_id_for("D1", "a1.jpg"),
                   decision="confirm", reviewer="Tenzin")  # fmt: skip
     record_review(store, burst_id="D2/20240303T060000", image_id=image_id_for("D2", "e2.jpg"),

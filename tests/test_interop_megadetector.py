@@ -6,53 +6,16 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 
 from cli.main import main
 from pipeline.interop.megadetector_validate import validate_batch_results
 from pipeline.interop.store_tables import rows
-from pipeline.schema import LOCALIZATIONS, conform
 from pipeline.stages.discover import image_id_for
-from pipeline.store.store import StorePaths, atomic_write_parquet
-from tests.interop_fixtures import build_store, frame
-
-T0 = datetime(2024, 3, 1, 6, 0, 0)
-
-
-def _store(tmp_path: Path) -> Path:
-    """Frames with a tile as best view, a whole-frame view, a localization, a score under the
-    export's min-conf, a frame without time and an unreadable frame."""
-    frames = [
-        frame("D1", T0, 0.9, "a1.jpg", box=(0.25, 0.5, 0.5, 0.25)),
-        frame("D1", T0 + timedelta(seconds=2), 0.7, "a2.jpg"),
-        frame("D1", T0 + timedelta(minutes=10), 0.8, "a3.jpg", box=(0.5, 0.5, 0.5, 0.5)),
-        frame("D1", T0 + timedelta(days=1), 0.01, "e1.jpg"),
-        frame("D2", T0 + timedelta(days=2), 0.3, "e2.jpg"),
-        frame("D2", None, 0.95, "untimed.jpg"),
-    ]
-    broken = frame("D2", T0, 0.0, "broken.jpg")
-    broken.update(status="failed", failure="truncated JPEG", score=None, view=None)
-    frames.append(broken)
-    deployments = [
-        {"deploymentID": d, "locationID": f"L{d}", "latitude": 43.0, "longitude": 100.5,
-         "deploymentStart": T0 - timedelta(days=1), "deploymentEnd": T0 + timedelta(days=9)}
-        for d in ("D1", "D2")
-    ]  # fmt: skip
-    store = build_store(tmp_path / "store", deployments, frames)
-    localization = {
-        "image_id": image_id_for("D1", "a3.jpg"), "run_id": "r", "method": "gradcam",
-        "target": "snow leopard", "score": 0.8, "target_score": 0.8, "box_x": 0.1,
-        "box_y": 0.2, "box_width": 0.3, "box_height": 0.4, "heatmap_path": None,
-        "crop_path": None, "seconds": 1.0, "failure": None,
-    }  # fmt: skip
-    table = conform(pa.Table.from_pylist([localization], LOCALIZATIONS), LOCALIZATIONS)
-    atomic_write_parquet(table, StorePaths(store).table("localizations"))
-    return store
+from tests.interop_fixtures import megadetector_store
 
 
 def _boxes(data: dict[str, Any]) -> dict[str, list[tuple[float, list[float]]]]:
@@ -65,7 +28,7 @@ def _boxes(data: dict[str, Any]) -> dict[str, list[tuple[float, list[float]]]]:
 def test_export_is_valid_batch_output_and_reimports_to_the_same_boxes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store = _store(tmp_path)
+    store = megadetector_store(tmp_path)
     out = tmp_path / "md.json"
     assert main(["export", "megadetector", "--data", str(store), "--out", str(out)]) == 0
     assert "0 errors" in capsys.readouterr().out
@@ -136,7 +99,7 @@ VALID: dict[str, Any] = {
 def test_a_megadetector_run_is_matched_to_the_frames_however_it_named_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store = _store(tmp_path)
+    store = megadetector_store(tmp_path)
     results = tmp_path / "md_v5a.json"
     results.write_text(json.dumps(VALID))
     assert main(["import", "megadetector", str(results), "--data", str(store)]) == 0
