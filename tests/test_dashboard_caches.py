@@ -52,7 +52,7 @@ def test_the_page_is_the_same_with_every_cache_off(demo_dir: Path) -> None:
     off = create_app(settings, NONE)
     ctx = off.server.extensions["uncia_context"]
     without = [_opening_answers(off, t) for t in (0.5, 0.8)]
-    assert len(without[0]) == 4 and without[0] != without[1]
+    assert len(without[0]) == 5 and without[0] != without[1]
     # Nothing was kept: no warmer, no answers, no gaps in memory or on disk, no tables.
     assert "uncia_warmer" not in off.server.extensions
     assert ctx.views.hits == ctx.views.misses == 0

@@ -156,6 +156,13 @@ def test_camera_operation_lists_every_camera_clipped_to_the_window_and_season() 
                TIMESTAMP '2023-12-31' AS "deploymentEnd", 'cell' AS h3_r7
         FROM range(75) t(i)"""
     )
+    # Every camera sent frames (a deployment no run read is no station: docs/dashboard.md),
+    # and one deployment of the table no run read is left out.
+    con.execute("CREATE TABLE images AS SELECT deploymentID FROM deployments")
+    con.execute(
+        """INSERT INTO deployments VALUES ('unread', 'L99', 'never read',
+           TIMESTAMP '2023-01-01', TIMESTAMP '2023-12-31', 'cell')"""
+    )
     gaps = pa.table(
         {
             "deploymentID": ["D0"],
