@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from flask import Flask, Response
+from flask import Flask, Response, request
 from fontTools.ttLib import TTFont
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
@@ -181,8 +181,10 @@ def _glyph(font: ImageFont.FreeTypeFont, codepoint: int) -> bytes:
     left_px, top_px = math.floor(left / k), math.floor(top / k)
     width = max(0, math.ceil(right / k) - left_px)
     height = max(0, math.ceil(bottom / k) - top_px)
+    if not (width and height):  # a space: it advances, drawing nothing
+        width = height = 0
     fields = _field(1, codepoint)
-    if width and height:
+    if width:
         box_w, box_h = width + 2 * GLYPH_BORDER, height + 2 * GLYPH_BORDER
         canvas = Image.new("L", (box_w * k, box_h * k), 0)
         origin = ((GLYPH_BORDER - left_px) * k, (GLYPH_BORDER - top_px) * k)
@@ -255,3 +257,13 @@ def register_basemap(server: Flask, prefix: str = "/") -> None:
         serve_glyphs,
         methods=["GET"],
     )
+    base = f"{prefix}basemap/"
+    ours = {"uncia_basemap_relief", "uncia_basemap_glyphs"}
+
+    # Any other path under basemap/ (a negative zoom, a .jpg) is no tile: 404, not the page
+    # that Dash's catch-all route would give.
+    @server.before_request
+    def refuse_other_paths() -> Response | None:
+        if request.path.startswith(base) and request.endpoint not in ours:
+            return Response("no such basemap file", status=404, mimetype="text/plain")
+        return None
