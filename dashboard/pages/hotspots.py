@@ -151,12 +151,9 @@ def controls(
 def filters_toggle() -> html.Button:
     """The button that opens and closes the filters' drawer on a phone (hidden on wider
     screens, where the filters always show)."""
+    aria: dict[str, Any] = {"aria-controls": Ids.FILTERS, "aria-expanded": "false"}
     return html.Button(
-        "Filters",
-        id=Ids.FILTERS_TOGGLE,
-        n_clicks=0,
-        className="filters-toggle",
-        **{"aria-controls": Ids.FILTERS, "aria-expanded": "false"},
+        "Filters", id=Ids.FILTERS_TOGGLE, n_clicks=0, className="filters-toggle", **aria
     )
 
 
