@@ -130,8 +130,8 @@ def map_style(
         {"id": "relief", "type": "raster", "source": "relief", "paint": {"raster-opacity": 0.9}}
     )
     # plotly.js puts choropleth hexagons just above the first layer named "water…"; this empty
-    # one sits under the place names, so names stay readable on top of the hexagons (camera
-    # dots and outlines, scattermap traces, still come above the names).
+    # one sits under the place names, so names stay readable on top of the hexagons (plotly.js
+    # then puts its scattermap traces, camera dots and outlines, below the names too).
     layers.append({"id": "water-under-place-names", "type": "fill", "source": "empty"})
     if not places:
         return style
