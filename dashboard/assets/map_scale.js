@@ -27,10 +27,19 @@
     return power;
   }
 
-  function redraw(map, bar) {
+  function redraw(graph, map, bar) {
     const container = map.getContainer();
     const x = Math.max(0, container.clientWidth - MAX_PX - MARGIN_PX);
     bar.root.style.left = x + "px";
+    // On a narrow map the legend reaches the right corner: the bar then goes below it.
+    let top = MARGIN_PX;
+    const legend = graph.querySelector("g.legend");
+    if (legend) {
+      const box = container.getBoundingClientRect();
+      const drawn = legend.getBoundingClientRect();
+      if (drawn.width && drawn.right - box.left > x) top = drawn.bottom - box.top + 6;
+    }
+    bar.root.style.top = top + "px";
     // Measured along the ruler's own bottom edge: the scale of a Mercator map changes with
     // latitude, so it holds where it is drawn.
     const y = bar.root.offsetTop + bar.ruler.offsetTop + bar.ruler.offsetHeight;
@@ -55,18 +64,21 @@
     label.className = "map-scale-label";
     const ruler = document.createElement("div");
     ruler.className = "map-scale-ruler";
+    // Inline, as plotly.js's own styles for the divs inside a graph override a class's border.
+    ruler.style.cssText = "box-sizing: border-box; height: 7px; border: 2px solid #222; " +
+      "border-top: none; background: rgba(255, 255, 255, 0.6);";
     root.append(label, ruler);
-    root.style.top = MARGIN_PX + "px";
     map.getContainer().appendChild(root);
     const bar = { root: root, ruler: ruler, label: label };
     map._unciaScaleBar = bar;
     const update = function () {
-      redraw(map, bar);
+      redraw(graph, map, bar);
       root.setAttribute("aria-label", "scale: " + label.textContent);
     };
     map.on("move", update);
     map.on("resize", update);
     map.on("load", update);
+    if (graph.on) graph.on("plotly_afterplot", update); // a new legend may reach the corner
     update();
   }
 

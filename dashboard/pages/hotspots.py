@@ -307,8 +307,6 @@ button.clear { font-size: 12px; margin: 0 0 4px; }
              color: #222; line-height: 1.2; }
 .map-scale-label { display: inline-block; padding: 0 3px; background: rgba(255,255,255,0.8);
                    border-radius: 2px; }
-.map-scale-ruler { box-sizing: border-box; height: 7px; border: 2px solid #222;
-                   border-top: none; background: rgba(255,255,255,0.5); }
 /* A waiting panel's spinner never swallows a click meant for the map or a card under it. */
 .dash-spinner-container, .dash-spinner { pointer-events: none; }
 :focus-visible { outline: 3px solid #0b4f8a; outline-offset: 1px; }
