@@ -111,8 +111,12 @@ def render_relief_tile(z: int, x: int, y: int) -> bytes:
     Raises ValueError for a tile outside the zoom range or the world, FileNotFoundError when
     the relief image is not installed.
     """
+    # The zoom is checked before 2**z is computed: a hostile /basemap/relief/99999999/… must
+    # not make the server raise two to that power.
+    if not 0 <= z <= RELIEF_MAX_ZOOM:
+        raise ValueError(f"no relief tile {z}/{x}/{y}")
     n = 2**z
-    if not (0 <= z <= RELIEF_MAX_ZOOM and 0 <= x < n and 0 <= y < n):
+    if not (0 <= x < n and 0 <= y < n):
         raise ValueError(f"no relief tile {z}/{x}/{y}")
     image = _relief_array()
     height, width = image.shape[:2]
@@ -135,7 +139,7 @@ def render_relief_tile(z: int, x: int, y: int) -> bytes:
     return buf.getvalue()
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=256)  # about 20 MB of 75 kB tiles at most
 def relief_tile(z: int, x: int, y: int) -> bytes:
     """`render_relief_tile`, kept: the survey's few dozen tiles are asked for again and again."""
     return render_relief_tile(z, x, y)
