@@ -5,6 +5,9 @@
 (function () {
   "use strict";
   const ASSUMED_WIDTH_PX = 680; // figures.MAP_WIDTH_PX
+  // Only a map clearly narrower than that (a phone's, a narrow window's) is re-fitted; a
+  // desktop map of 660 px keeps the server's view, which the user's pan and zoom then keep.
+  const FIT_BELOW_PX = 0.8 * ASSUMED_WIDTH_PX;
   const PADDING_PX = 12;
 
   function extend(bounds, lng, lat) {
@@ -36,7 +39,7 @@
     const map = layout && layout.map && layout.map._subplot && layout.map._subplot.map;
     if (!map || !map.loaded()) return;
     const width = map.getContainer().clientWidth;
-    if (!width || width >= ASSUMED_WIDTH_PX) return;
+    if (!width || width >= FIT_BELOW_PX) return;
     const bounds = dataBounds(graph.data);
     if (!bounds) return;
     const key = bounds.map(function (v) { return v.toFixed(4); }).join(",") + "@" + width;
