@@ -27,35 +27,45 @@
     return power;
   }
 
-  function redraw(graph, map, bar) {
+  function mapOf(graph) {
+    const layout = graph._fullLayout;
+    return layout && layout.map && layout.map._subplot && layout.map._subplot.map;
+  }
+
+  // Where the bar goes: the map's top right corner, or below the legend where a narrow map's
+  // legend reaches that corner. Read from the page's layout, so only after a render or resize,
+  // never on every frame of a move.
+  function place(graph, map, bar) {
     const container = map.getContainer();
-    const x = Math.max(0, container.clientWidth - MAX_PX - MARGIN_PX);
-    bar.root.style.left = x + "px";
-    // On a narrow map the legend reaches the right corner: the bar then goes below it.
+    bar.x = Math.max(0, container.clientWidth - MAX_PX - MARGIN_PX);
     let top = MARGIN_PX;
     const legend = graph.querySelector("g.legend");
     if (legend) {
       const box = container.getBoundingClientRect();
       const drawn = legend.getBoundingClientRect();
-      if (drawn.width && drawn.right - box.left > x) top = drawn.bottom - box.top + 6;
+      if (drawn.width && drawn.right - box.left > bar.x) top = drawn.bottom - box.top + 6;
     }
+    bar.root.style.left = bar.x + "px";
     bar.root.style.top = top + "px";
     // Measured along the ruler's own bottom edge: the scale of a Mercator map changes with
     // latitude, so it holds where it is drawn.
-    const y = bar.root.offsetTop + bar.ruler.offsetTop + bar.ruler.offsetHeight;
-    const left = map.unproject([x, y]);
-    const right = map.unproject([x + MAX_PX, y]);
+    bar.y = top + bar.ruler.offsetTop + bar.ruler.offsetHeight;
+  }
+
+  function redraw(map, bar) {
+    const left = map.unproject([bar.x, bar.y]);
+    const right = map.unproject([bar.x + MAX_PX, bar.y]);
     const span = haversineMetres(left, right);
     if (!(span > 0)) return;
     const metres = roundLength(span);
     bar.ruler.style.width = (MAX_PX * metres / span).toFixed(2) + "px";
     bar.label.textContent = metres >= 1000 ? metres / 1000 + " km" : metres + " m";
     bar.root.dataset.metres = String(metres);
+    bar.root.setAttribute("aria-label", "scale: " + bar.label.textContent);
   }
 
   function attach(graph) {
-    const layout = graph._fullLayout;
-    const map = layout && layout.map && layout.map._subplot && layout.map._subplot.map;
+    const map = mapOf(graph);
     if (!map || map._unciaScaleBar) return;
     const root = document.createElement("div");
     root.className = "map-scale";
@@ -69,17 +79,24 @@
       "border-top: none; background: rgba(255, 255, 255, 0.6);";
     root.append(label, ruler);
     map.getContainer().appendChild(root);
-    const bar = { root: root, ruler: ruler, label: label };
-    map._unciaScaleBar = bar;
-    const update = function () {
-      redraw(graph, map, bar);
-      root.setAttribute("aria-label", "scale: " + label.textContent);
+    const bar = { root: root, ruler: ruler, label: label, x: 0, y: 0 };
+    bar.refresh = function () {
+      place(graph, map, bar);
+      redraw(map, bar);
     };
-    map.on("move", update);
-    map.on("resize", update);
-    map.on("load", update);
-    if (graph.on) graph.on("plotly_afterplot", update); // a new legend may reach the corner
-    update();
+    map._unciaScaleBar = bar;
+    map.on("move", function () { redraw(map, bar); });
+    map.on("resize", bar.refresh);
+    map.on("load", bar.refresh);
+    // One listener per graph, for whichever map it holds now: a new legend may reach the corner.
+    if (graph.on && !graph._unciaScaleListener) {
+      graph._unciaScaleListener = true;
+      graph.on("plotly_afterplot", function () {
+        const current = mapOf(graph);
+        if (current && current._unciaScaleBar) current._unciaScaleBar.refresh();
+      });
+    }
+    bar.refresh();
   }
 
   // Maps are created (and re-created) by Dash's renders; look for new ones twice a second.
