@@ -1,5 +1,6 @@
 """`create_app(settings)`: the Dash app: its context, the page composed of its sections, their
-callbacks, the thumbnail route, authentication, the callback cache and the store warmer.
+callbacks, the thumbnail and offline basemap routes, authentication, the callback cache and the
+store warmer.
 
 Nothing happens at import time; the CLI (`uncia serve`) and the root `app.py` call create_app.
 """
@@ -13,6 +14,7 @@ import dash
 from dashboard.context import ALL_CACHES, Caches, DashboardContext, build_context
 from dashboard.pages import hotspots, individuals, insights
 from dashboard.serving.auth import authenticator_for, install_auth
+from dashboard.serving.basemap import register_basemap
 from dashboard.serving.callback_cache import CallbackCache, install_callback_cache
 from dashboard.serving.guards import install_request_guards
 from dashboard.serving.thumbnails import ThumbnailService, register_thumbnails
@@ -59,6 +61,7 @@ def create_app(settings: Settings, caches: Caches = ALL_CACHES) -> dash.Dash:
         ThumbnailService(ctx.store, settings.thumbnail_px, settings.image_roots),
         prefix=app.config.routes_pathname_prefix,
     )
+    register_basemap(app.server, prefix=app.config.routes_pathname_prefix)
     # Last, so it sees every route; write callbacks are marked with auth.require_role.
     install_auth(
         app.server,

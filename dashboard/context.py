@@ -9,6 +9,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from dashboard.data.places import all_places, places_near
 from dashboard.data.queries import DEFAULT_EVENT_GAP_MINUTES, Overview
 from dashboard.data.store import Store
 from dashboard.figures import map_style
@@ -22,12 +23,15 @@ log = logging.getLogger(__name__)
 class TileSource:
     """Decides whether the configured tile server answers; probed once, in the background.
 
-    Until the probe has answered (at most `timeout_s`), maps use the offline style.
+    Until the probe has answered (at most `timeout_s`), and always without a tile URL, maps
+    use the offline basemap this server serves under `basemap_prefix` (relief and place
+    names; serving.basemap), or a plain background when `basemap_prefix` is None.
     """
 
-    def __init__(self, url: str | None, timeout_s: float) -> None:
+    def __init__(self, url: str | None, timeout_s: float, basemap_prefix: str | None = None):
         self.url = url
         self.timeout_s = timeout_s
+        self.basemap_prefix = basemap_prefix
         self._done = threading.Event()
         self._available = False
         self._started = False
@@ -39,6 +43,9 @@ class TileSource:
             if self._started:
                 return
             self._started = True
+        if self.basemap_prefix is not None:
+            # The place list takes about a second to read; read it before the first map asks.
+            threading.Thread(target=all_places, name="uncia-places", daemon=True).start()
         if self.url is None:
             self._done.set()
             return
@@ -71,9 +78,14 @@ class TileSource:
             self._waited = True
         return self._available
 
-    def style(self) -> dict[str, Any]:
-        """The MapLibre style to draw under the hexagons."""
-        return map_style(self.url if self.available() else None)
+    def style(self, bounds: tuple[float, float, float, float] | None = None) -> dict[str, Any]:
+        """The MapLibre style to draw under the hexagons; `bounds` (min_lng, min_lat, max_lng,
+        max_lat of the cameras) picks the place names around them."""
+        if self.available():
+            return map_style(self.url)
+        if self.basemap_prefix is None:
+            return map_style(None)
+        return map_style(None, self.basemap_prefix, places_near(bounds))
 
 
 @dataclass(frozen=True)
@@ -136,7 +148,7 @@ def build_context(
     return DashboardContext(
         settings=settings,
         store=store,
-        tiles=TileSource(settings.tile_url, settings.tile_probe_timeout_s),
+        tiles=TileSource(settings.tile_url, settings.tile_probe_timeout_s, url_prefix),
         views=PageViews(store.state, entries=PageViews.ENTRIES if caches.page_views else 0),
         url_prefix=url_prefix,
     )

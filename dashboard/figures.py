@@ -5,23 +5,30 @@ building `plotly.graph_objects` figures validates and deep-copies every property
 which cost more CPU per callback than the queries themselves (docs/benchmarks.md).
 
 The map is a `choroplethmap` trace of independent leopard events per H3 hexagon over a
-MapLibre style that is either a plain background (offline) or a raster tile layer.
+MapLibre style: the offline relief and place names this server serves, a configured raster
+tile layer, or a plain background.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import plotly.io as pio
 import pyarrow as pa
 
+from dashboard.data.places import Place
 from dashboard.filters import Period
 from pipeline.hexgrid import cell_outline, cells_geojson
 
 OFFLINE_BACKGROUND = "#e8ebe3"
 OSM_ATTRIBUTION = "© OpenStreetMap contributors"
+# The offline relief's last zoom level (serving.basemap.RELIEF_MAX_ZOOM; the layers forbid
+# figures importing serving) and the font name its glyph route answers for.
+RELIEF_MAX_ZOOM = 5
+PLACE_FONT = "DejaVu Sans"
 # Zero events is a pale sand colour, so hexagons with cameras but no leopard still show.
 EVENT_COLORSCALE = [
     [0.0, "#f6f1e4"],
@@ -74,11 +81,20 @@ def add_centred_note(
     fig["layout"].setdefault("annotations", []).append(note)
 
 
-def map_style(tile_url: str | None) -> dict[str, Any]:
-    """Return an inline MapLibre style: a background, plus raster tiles when `tile_url` is set.
+def map_style(
+    tile_url: str | None,
+    basemap_prefix: str | None = None,
+    places: Sequence[Place] = (),
+) -> dict[str, Any]:
+    """Return an inline MapLibre style under the hexagons.
 
-    Without tiles the style names no external resource (no glyphs, sprites or sources), so the
-    map renders with no network at all.
+    - `tile_url`: an external raster tile template, drawn instead of the offline relief;
+    - else `basemap_prefix` (the app's URL prefix, e.g. "/"): the offline basemap this server
+      itself serves (serving.basemap): shaded relief tiles and the glyphs for `places`' names;
+    - neither: a plain background.
+
+    Every URL is relative to the page's own host, so by default the map asks no other host
+    for anything.
     """
     layers: list[dict[str, Any]] = [
         {
@@ -89,9 +105,8 @@ def map_style(tile_url: str | None) -> dict[str, Any]:
     ]
     # plotly.js drops an empty `sources` object when it updates the figure, and MapLibre then
     # rejects the style; an empty inline GeoJSON source keeps it present and stays offline.
-    sources: dict[str, Any] = {
-        "empty": {"type": "geojson", "data": {"type": "FeatureCollection", "features": []}}
-    }
+    sources: dict[str, Any] = {"empty": {"type": "geojson", "data": _features([])}}
+    style: dict[str, Any] = {"version": 8, "sources": sources, "layers": layers}
     if tile_url:
         attribution = OSM_ATTRIBUTION if "openstreetmap.org" in tile_url else "map tiles"
         sources["tiles"] = {
@@ -101,7 +116,76 @@ def map_style(tile_url: str | None) -> dict[str, Any]:
             "attribution": attribution,
         }
         layers.append({"id": "tiles", "type": "raster", "source": "tiles"})
-    return {"version": 8, "sources": sources, "layers": layers}
+        return style
+    if basemap_prefix is None:
+        return style
+    sources["relief"] = {
+        "type": "raster",
+        "tiles": [f"{basemap_prefix}basemap/relief/{{z}}/{{x}}/{{y}}.png"],
+        "tileSize": 256,
+        "maxzoom": RELIEF_MAX_ZOOM,
+        "attribution": "Relief: Natural Earth",
+    }
+    layers.append(
+        {"id": "relief", "type": "raster", "source": "relief", "paint": {"raster-opacity": 0.9}}
+    )
+    # plotly.js puts choropleth hexagons just above the first layer named "water…"; this empty
+    # one sits under the place names, so names stay readable on top of the hexagons (plotly.js
+    # then puts its scattermap traces, camera dots and outlines, below the names too).
+    layers.append({"id": "water-under-place-names", "type": "fill", "source": "empty"})
+    if not places:
+        return style
+    style["glyphs"] = f"{basemap_prefix}basemap/fonts/{{fontstack}}/{{range}}.pbf"
+    sources["places"] = {
+        "type": "geojson",
+        "data": _features(
+            [
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": [p.lng, p.lat]},
+                    "properties": {"name": p.name, "rank": i},
+                }
+                for i, p in enumerate(places)
+            ]
+        ),
+        "attribution": "Places: GeoNames (CC BY 4.0)",
+    }
+    layers += [
+        {
+            "id": "place-dots",
+            "type": "circle",
+            "source": "places",
+            "paint": {
+                "circle-radius": 2.5,
+                "circle-color": "#333333",
+                "circle-stroke-color": "#ffffff",
+                "circle-stroke-width": 1,
+            },
+        },
+        {
+            "id": "place-names",
+            "type": "symbol",
+            "source": "places",
+            "layout": {
+                "text-field": ["get", "name"],
+                "text-font": [PLACE_FONT],
+                "text-size": 12,
+                "text-anchor": "left",
+                "text-offset": [0.5, 0],
+                "symbol-sort-key": ["get", "rank"],  # the largest place wins a tie for space
+            },
+            "paint": {
+                "text-color": "#222222",
+                "text-halo-color": "rgba(255,255,255,0.9)",
+                "text-halo-width": 1.4,
+            },
+        },
+    ]
+    return style
+
+
+def _features(features: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "FeatureCollection", "features": features}
 
 
 def _view(geojson: dict[str, Any]) -> tuple[dict[str, float], float]:

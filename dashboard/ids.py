@@ -11,6 +11,8 @@ class Ids:
     BANNER = "demo-banner"
     RUN_INFO = "run-info"
     STATUS = "status-alert"
+    FILTERS = "filters"
+    FILTERS_TOGGLE = "filters-toggle"
     RESOLUTION = "resolution"
     DATES = "date-range"
     SEASON = "season"

@@ -143,7 +143,17 @@ def controls(
             ),
             *extra,
         ],
+        id=Ids.FILTERS,
         className="controls",
+    )
+
+
+def filters_toggle() -> html.Button:
+    """The button that opens and closes the filters' drawer on a phone (hidden on wider
+    screens, where the filters always show)."""
+    aria: dict[str, Any] = {"aria-controls": Ids.FILTERS, "aria-expanded": "false"}
+    return html.Button(
+        "Filters", id=Ids.FILTERS_TOGGLE, n_clicks=0, className="filters-toggle", **aria
     )
 
 
@@ -177,6 +187,7 @@ def layout(
             ),
             html.Div(demo_banner(overview), id=Ids.BANNER),
             html.Div([] if overview else [alert(NO_STORE)], id=Ids.STATUS),
+            filters_toggle(),
             controls(ctx, overview, extra_controls),
             html.Main(
                 [
@@ -315,6 +326,11 @@ h3 { font-size: 14px; margin: 12px 0 6px; }
 .reviewer { display: flex; gap: 8px; align-items: center; margin: 6px 0; font-size: 13px; }
 .exports { display: flex; flex-wrap: wrap; gap: 8px; margin: 8px 0; }
 button.clear { font-size: 12px; margin: 0 0 4px; }
+.filters-toggle { display: none; }
+.map-scale { position: absolute; z-index: 2; pointer-events: none; font-size: 11px;
+             color: #222; line-height: 1.2; }
+.map-scale-label { display: inline-block; padding: 0 3px; background: rgba(255,255,255,0.8);
+                   border-radius: 2px; }
 /* A waiting panel's spinner never swallows a click meant for the map or a card under it. */
 .dash-spinner-container, .dash-spinner { pointer-events: none; }
 :focus-visible { outline: 3px solid #0b4f8a; outline-offset: 1px; }
@@ -323,7 +339,17 @@ button.clear { font-size: 12px; margin: 0 0 4px; }
   .page { padding: 6px 8px 30px; display: flex; flex-direction: column; }
   .page > * { min-width: 0; max-width: 100%; }
   h1 { font-size: 18px; }
-  .controls { order: 3; gap: 8px; }
+  /* The filters are a drawer: hidden until the Filters button (always in reach, bottom
+     right) opens them over the page; the map comes first. */
+  .controls { display: none; position: fixed; left: 0; right: 0; bottom: 0; z-index: 1000;
+              max-height: 78vh; overflow-y: auto; margin: 0; border-radius: 10px 10px 0 0;
+              box-shadow: 0 -4px 18px rgba(0,0,0,0.3); padding: 12px 12px 64px;
+              box-sizing: border-box; }
+  .controls.open { display: flex; }
+  .filters-toggle { display: block; position: fixed; right: 12px; bottom: 12px; z-index: 1001;
+                    padding: 10px 16px; font-size: 15px; font-weight: 600; border: none;
+                    border-radius: 22px; background: #0b4f8a; color: #fff;
+                    box-shadow: 0 2px 8px rgba(0,0,0,0.35); }
   .control { min-width: 0; width: 100%; }
   .row { flex-direction: column; flex-wrap: nowrap; }
   .map-panel, .table-panel { flex: 1 1 auto; }
@@ -414,6 +440,19 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         inputs={"version": version},
         prevent_initial_call=True,  # the layout is drawn from the same store version
     )(bind(views.render_header, ctx))
+    # The phone's filter drawer opens and closes in the browser, with no round trip.
+    app.clientside_callback(
+        """function (clicks) {
+          const open = (clicks || 0) % 2 === 1;
+          return [open ? "controls open" : "controls", open ? "Close filters" : "Filters",
+                  open ? "true" : "false"];
+        }""",
+        Output(Ids.FILTERS, "className"),
+        Output(Ids.FILTERS_TOGGLE, "children"),
+        Output(Ids.FILTERS_TOGGLE, "aria-expanded"),
+        Input(Ids.FILTERS_TOGGLE, "n_clicks"),
+        prevent_initial_call=True,
+    )
     app.callback(
         output={
             "start_disabled": Output(Ids.MONTH_START, "disabled"),

@@ -144,6 +144,15 @@ def hotspot_table(
     return analysis.with_significance(summary, rules(ctx))
 
 
+def camera_bounds(cameras: pa.Table) -> tuple[float, float, float, float] | None:
+    """West, south, east and north of the cameras (analysis.active_cameras); None for none."""
+    lngs = [v for v in cameras.column("longitude").to_pylist() if v is not None]
+    lats = [v for v in cameras.column("latitude").to_pylist() if v is not None]
+    if not lngs or not lats:
+        return None
+    return min(lngs), min(lats), max(lngs), max(lats)
+
+
 def map_outputs(
     ctx: DashboardContext,
     con: duckdb.DuckDBPyConnection,
@@ -158,7 +167,7 @@ def map_outputs(
     drawn = _bounded(summary)
     shown = set(drawn.column("hexagon").to_pylist())
     cameras = analysis.active_cameras(con, filters, hexagons=sorted(shown), limit=MAP_CELLS)
-    style = ctx.tiles.style()
+    style = ctx.tiles.style(camera_bounds(cameras))
     what = {
         Layer.LEOPARD: "leopard",
         Layer.PREY: "ibex & prey",
