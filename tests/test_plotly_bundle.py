@@ -29,6 +29,7 @@ def test_bundle_registers_every_trace_type_the_figures_draw() -> None:
     for module in (ROOT / "dashboard").rglob("*.py"):
         drawn |= set(re.findall(r'"type":\s*"(\w+)"', module.read_text(encoding="utf-8")))
     # "type" also names GeoJSON objects, map style layers and sources, axes and table columns.
-    not_traces = {"FeatureCollection", "Feature", "Polygon", "geojson", "raster", "background"}
+    not_traces = {"FeatureCollection", "Feature", "Polygon", "Point", "geojson", "raster"}
+    not_traces |= {"background", "fill", "circle", "symbol"}  # the basemap's style layers
     traces = drawn - not_traces - {"date", "numeric", "text", "linear", "log", "category"}
     assert traces and traces <= set(TRACE_TYPES), traces
