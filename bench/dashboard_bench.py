@@ -13,19 +13,15 @@ bench/results/dashboard.json.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
 import platform
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +30,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from bench.dashboard_clicks import uncia_serve
 from dashboard.data import analysis
 from dashboard.data.analysis import EffortRules
 from dashboard.data.store import Store
@@ -307,26 +304,6 @@ def _forget_shared_work(store_dir: Path) -> None:
     shutil.rmtree(StorePaths(store_dir).dashboard_cache, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def _uncia_serve(store_dir: Path) -> Iterator[str]:
-    """`uncia serve --workers 2` on a free port; yields its URL once it listens."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "cli.main", "serve", "--data", str(store_dir),
-               "--port", str(port), "--tiles", "none", "--workers", "2"]  # fmt: skip
-    proc = subprocess.Popen(
-        command, cwd=ROOT.parent, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        proc.stdout.readline()  # "Uncia dashboard on ...": listening
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-
-
 def time_served_render(store_dir: Path, loads: int = 5) -> dict[str, Any]:
     """First renders from the real `uncia serve --workers 2` (see time_first_render), and the
     first page after a restart (the snapshot's camera gaps then come from DIR/work/dashboard)."""
@@ -334,11 +311,11 @@ def time_served_render(store_dir: Path, loads: int = 5) -> dict[str, Any]:
 
     _forget_shared_work(store_dir)  # a snapshot no dashboard process has seen yet
     with sync_playwright() as p:
-        with _uncia_serve(store_dir) as url:
+        with uncia_serve(store_dir, workers=2) as url:
             cold = _fresh_browser_loads(p, url, 1)[0]
             time.sleep(5)  # both workers' warmers finish
             warm = _fresh_browser_loads(p, url, loads)
-        with _uncia_serve(store_dir) as url:
+        with uncia_serve(store_dir, workers=2) as url:
             restart = _fresh_browser_loads(p, url, 1)[0]
     return {
         "served_cold_first_load_s": cold,
