@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -229,43 +230,56 @@ def _metadata(path: Path | None) -> dict[str, Any]:
     return value
 
 
-def _export_megadetector(args: argparse.Namespace) -> int:
-    for name in ("threshold", "min_conf"):
+def _check_scores(args: argparse.Namespace, *names: str) -> None:
+    """Refuse a score option outside [0, 1] in one line."""
+    for name in names:
         value = getattr(args, name)
         if value is not None and not 0 <= value <= 1:
             raise ConfigError(f"--{name.replace('_', '-')} {value:g}: a score is within [0, 1]")
+
+
+def _report(
+    left_out: dict[str, int], problems: Sequence[str], valid: str, invalid: str | None = None
+) -> int:
+    """Print what an export left out and its validation (the first 20 problems, then
+    `invalid`): exit 0 when valid, else EXIT_INVALID."""
+    for reason, n in left_out.items():
+        print(f"left out: {n} {reason}")
+    for problem in problems[:20]:
+        print(f"invalid: {problem}")
+    if problems:
+        if invalid is not None:
+            print(invalid)
+        return EXIT_INVALID
+    print(valid)
+    return 0
+
+
+def _export_megadetector(args: argparse.Namespace) -> int:
+    _check_scores(args, "threshold", "min_conf")
     options = MegadetectorExportOptions(threshold=args.threshold, min_conf=args.min_conf)
     result = export_megadetector(args.data, args.out, options)
     print(
         f"wrote {result.images} frame(s), {result.detections} box(es) and {result.failures} "
         f"unreadable frame(s) to {args.out} (MegaDetector batch output 1.5)"
     )
-    for reason, n in result.left_out.items():
-        print(f"left out: {n} {reason}")
-    if result.validation.error:
-        print(f"invalid: {result.validation.error}")
-        return EXIT_INVALID
-    print("valid MegaDetector batch output (Uncia's validate_batch_results): 0 errors")
-    return 0
+    problems = [result.validation.error] if result.validation.error else []
+    return _report(
+        result.left_out,
+        problems,
+        "valid MegaDetector batch output (Uncia's validate_batch_results): 0 errors",
+    )
 
 
 def _export_coco(args: argparse.Namespace) -> int:
-    if args.threshold is not None and not 0 <= args.threshold <= 1:
-        raise ConfigError(f"--threshold {args.threshold:g}: a score is within [0, 1]")
+    _check_scores(args, "threshold")
     result = export_coco(args.data, args.out, args.threshold)
     kinds = ", ".join(f"{n} {k}" for k, n in result.annotations.items() if n) or "none"
     print(
         f"wrote {result.images} image(s), {sum(result.annotations.values())} annotation(s) "
         f"({kinds}) in {result.categories} categories to {args.out} (COCO Camera Traps)"
     )
-    for reason, n in result.left_out.items():
-        print(f"left out: {n} {reason}")
-    if result.problems:
-        for problem in result.problems[:20]:
-            print(f"invalid: {problem}")
-        return EXIT_INVALID
-    print("valid COCO Camera Traps structure: 0 errors")
-    return 0
+    return _report(result.left_out, result.problems, "valid COCO Camera Traps structure: 0 errors")
 
 
 def export_command(args: argparse.Namespace) -> int:
@@ -292,12 +306,10 @@ def export_command(args: argparse.Namespace) -> int:
             f"wrote {result.deployments} deployment(s), {result.media} media and "
             f"{sum(result.observations.values())} observation(s) ({kinds or 'none'}) to {args.out}"
         )
-        for reason, n in result.left_out.items():
-            print(f"left out: {n} {reason}")
-        if result.problems:
-            for problem in result.problems[:20]:
-                print(f"invalid: {problem}")
-            print(f"the package does not validate: {len(result.problems)} problem(s)")
-            return EXIT_INVALID
-        print("valid Camtrap DP 1.0.2 (profile and table schemas, checked offline): 0 errors")
+        return _report(
+            result.left_out,
+            result.problems,
+            "valid Camtrap DP 1.0.2 (profile and table schemas, checked offline): 0 errors",
+            f"the package does not validate: {len(result.problems)} problem(s)",
+        )
     return 0

@@ -17,12 +17,13 @@ from PIL import Image
 
 from pipeline.errors import ConfigError
 from pipeline.stages.embed import Backbone, load_backbone
+from pipeline.stages.tracks import best_view_per_frame
 from pipeline.stages.views import ViewOptions
 from pipeline.store.view_cache import ViewEmbeddingCache, embed_views
 from pipeline.training.head import model_run_defaults
 from pipeline.training.labels import visit_ids
 from pipeline.training.metrics import recall_at_false_positive_rate
-from pipeline.training.train import TrainOptions, best_view_per_frame
+from pipeline.training.train import TrainOptions
 from tests.helpers import scene, with_animal
 from tests.train_fixtures import Survey, make_patch_survey
 from tests.train_fixtures import uncia_in_process as uncia

@@ -42,6 +42,18 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
+def best_view_per_frame(values: np.ndarray, bag: np.ndarray, n: int) -> np.ndarray:
+    """For each of `n` frames, the row (index into `values`) of its highest value; -1 for a
+    frame without rows. Ties go to the earlier row (the whole view comes first)."""
+    best = np.full(n, -1, dtype=np.int64)
+    if len(values):
+        order = np.lexsort((np.arange(len(values)), -values, bag))  # by frame, value down
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = bag[order][1:] != bag[order][:-1]
+        best[bag[order][first]] = order[first]
+    return best
+
+
 def link_tracks(boxes: Sequence[np.ndarray], min_iou: float = TRACK_MIN_IOU) -> list[np.ndarray]:
     """Track ids of the motion regions of one burst's frames, in frame order.
 
@@ -103,12 +115,7 @@ def frame_evidence(
     """
     scores = np.asarray(scores, dtype=np.float64)
     frame = np.asarray(frame, dtype=np.int64)
-    best = np.full(n_frames, -1, dtype=np.int64)
-    if len(scores):
-        order = np.lexsort((np.arange(len(scores)), -scores, frame))
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = frame[order][1:] != frame[order][:-1]
-        best[frame[order][first]] = order[first]
+    best = best_view_per_frame(scores, frame, n_frames)
     score_row, box_row = best.copy(), best.copy()
     carried = np.zeros(n_frames, dtype=bool)
     motion = np.asarray([k == ViewKind.MOTION.value for k in kinds], dtype=bool)

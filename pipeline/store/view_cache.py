@@ -120,6 +120,7 @@ class _Views:
 
     features: dict[bool, np.ndarray]  # flip -> (V, D)
     boxes: np.ndarray  # (V, 4)
+    moves: tuple[bool, ...] = ()  # motion crops: does something move in each now
 
 
 def embed_views(
@@ -243,7 +244,7 @@ def embed_views(
                 strict=True,
             ):
                 if is_motion:
-                    moving[i] = _Views(features, cut.boxes)
+                    moving[i] = _Views(features, cut.boxes, tuple(moves[i]))
                 else:
                     tiled[hashes[i]].features.update(features)  # type: ignore[index]
             for k, frame_decoded in enumerate(decoded):
@@ -261,12 +262,7 @@ def embed_views(
     embedded = _assemble(
         paths, hashes, table, wanted_flips, backbone.feature_dim, moving, hits, len(to_decode)
     )
-    moving_rows = np.zeros(len(embedded.kinds), dtype=bool)
-    for i, flags in moves.items():
-        rows = np.flatnonzero((embedded.frame == i) & (embedded.kinds == ViewKind.MOTION.value))
-        if len(rows) == len(flags):  # a frame that failed has no rows
-            moving_rows[rows] = flags
-    return replace(embedded, bursts=tuple(bursts), moving=moving_rows)
+    return replace(embedded, bursts=tuple(bursts))
 
 
 def _embed_cuts(
@@ -369,6 +365,7 @@ def _assemble(
     blocks: dict[bool, list[np.ndarray]] = {f: [] for f in wanted_flips}
     frame_of: list[int] = []
     kinds: list[str] = []
+    moves: list[bool] = []  # per row: a motion crop in which something moves now
     boxes: list[np.ndarray] = []
     failure: list[str | None] = [None] * len(paths)
     exif: list[str | None] = [None] * len(paths)
@@ -386,11 +383,13 @@ def _assemble(
             blocks[flip].append(values[offsets[r] : offsets[r + 1]].reshape(-1, dim))
         frame_boxes = box_values[box_offsets[rows[0]] : box_offsets[rows[0] + 1]].reshape(-1, 4)
         kinds += [ViewKind.WHOLE.value] + [ViewKind.TILE.value] * (len(frame_boxes) - 1)
+        moves += [False] * len(frame_boxes)
         boxes.append(frame_boxes)
         if i in moving:
             for flip in wanted_flips:
                 blocks[flip].append(moving[i].features[flip])
             kinds += [ViewKind.MOTION.value] * len(moving[i].boxes)
+            moves += moving[i].moves
             boxes.append(moving[i].boxes)
         frame_of += [i] * (len(kinds) - len(frame_of))
     matrices = {
@@ -402,6 +401,7 @@ def _assemble(
         flipped=matrices.get(True),
         frame=np.array(frame_of, dtype=np.int64),
         kinds=np.array(kinds, dtype=object),
+        moving=np.array(moves, dtype=bool),
         boxes=np.concatenate(boxes).astype(np.float32) if boxes else np.empty((0, 4), np.float32),
         content_sha256=list(hashes),
         failure=failure,

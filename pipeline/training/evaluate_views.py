@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -18,7 +18,7 @@ import pyarrow as pa
 from pipeline.schema import BurstAggregation, ViewKind, ViewMode
 from pipeline.stages.classify import Classifier
 from pipeline.stages.embed import Backbone
-from pipeline.stages.tracks import frame_evidence
+from pipeline.stages.tracks import best_view_per_frame, frame_evidence
 from pipeline.stages.views import ViewOptions
 from pipeline.training.labels import visit_ids
 from pipeline.training.metrics import (
@@ -28,7 +28,7 @@ from pipeline.training.metrics import (
     recall_at_false_positive_rate,
     summarize,
 )
-from pipeline.training.train import LabelledEmbeddings, best_view_per_frame, embed_labelled
+from pipeline.training.train import LabelledEmbeddings, embed_labelled
 
 FALSE_POSITIVE_RATE = 0.01
 
@@ -74,29 +74,9 @@ def score_labelled(
     averages each view's features with its mirror image's, as `uncia run --tta-flip` does.
     """
     embedded: dict[str, LabelledEmbeddings] = {}
-    if ViewMode.WHOLE in modes:
-        embedded["whole"] = embed_labelled(
-            frames,
-            backbone,
-            cache_dir,
-            tta_flip,
-            burst_gap_seconds,
-            batch_size,
-            workers,
-            progress,
-            log,
-        )
-    tiled = [m for m in modes if m != ViewMode.WHOLE]
-    if tiled:
-        mode = ViewMode.TILES_MOTION if ViewMode.TILES_MOTION in tiled else ViewMode.TILES
-        cut = ViewOptions(
-            mode=mode,
-            grids=views.grids,
-            overlap=views.overlap,
-            working_side=views.working_side,
-            motion_regions=views.motion_regions,
-        )
-        embedded["views"] = embed_labelled(
+
+    def embed(cut: ViewOptions | None) -> LabelledEmbeddings:
+        return embed_labelled(
             frames,
             backbone,
             cache_dir,
@@ -108,6 +88,13 @@ def score_labelled(
             log,
             views=cut,
         )
+
+    if ViewMode.WHOLE in modes:
+        embedded["whole"] = embed(None)
+    tiled = [m for m in modes if m != ViewMode.WHOLE]
+    if tiled:
+        mode = ViewMode.TILES_MOTION if ViewMode.TILES_MOTION in tiled else ViewMode.TILES
+        embedded["views"] = embed(replace(views, mode=mode))
     first = next(iter(embedded.values()))
     n = frames.num_rows
     out: dict[ViewMode, ModeScores] = {}

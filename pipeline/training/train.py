@@ -33,6 +33,7 @@ from pipeline import __version__
 from pipeline.errors import ConfigError, InputError
 from pipeline.schema import TRAINING_FRAMES, BurstAggregation, FrameSource, Split, ViewMode
 from pipeline.stages.embed import BACKBONES, RUNTIMES, Backbone, load_backbone
+from pipeline.stages.tracks import best_view_per_frame
 from pipeline.stages.views import (
     DEFAULT_GRIDS,
     DEFAULT_MOTION_REGIONS,
@@ -409,18 +410,6 @@ def calibrate(logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
     best = minimize_scalar(nll, bounds=(-4.0, 4.0), method="bounded")
     return {"temperature": float(np.exp(best.x))}
-
-
-def best_view_per_frame(values: np.ndarray, bag: np.ndarray, n: int) -> np.ndarray:
-    """For each of `n` frames, the row (index into `values`) of its highest value; -1 for a
-    frame without rows. Ties go to the earlier row (the whole view comes first)."""
-    best = np.full(n, -1, dtype=np.int64)
-    if len(values):
-        order = np.lexsort((np.arange(len(values)), -values, bag))  # by frame, value down
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = bag[order][1:] != bag[order][:-1]
-        best[bag[order][first]] = order[first]
-    return best
 
 
 def fit_head(
