@@ -341,7 +341,7 @@ def _observations(
             continue
         row = dict(original.get(obs["observationID"], {}))
         row.update(
-            {k: obs[k] for k in obs if k not in {"label", "source"}},
+            {k: obs[k] for k in obs if k not in {"label", "source", "imported_at"}},
             eventStart=utc_text(obs["eventStart"]),
             eventEnd=utc_text(obs["eventEnd"]),
             classificationTimestamp=(
