@@ -35,16 +35,12 @@ from tests.verified_fixtures import (
     VERIFIED_EVENTS,
     VERIFIED_HISTORY,
     build_verified_survey,
+    burst_of,
     image,
     write_timelapse_csv,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
-
-
-def burst_of(store: Path, station: str, d: int) -> str:
-    detections = st.rows(store, "detections")
-    return next(r["burst_id"] for r in detections if r["image_id"] == image(station, d))
 
 
 def review(store: Path, station: str, d: int, decision: str, when: datetime | None) -> None:

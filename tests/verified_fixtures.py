@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipeline.interop import store_tables as st
 from pipeline.stages.discover import image_id_for
 from tests.interop_fixtures import build_store, frame
 
@@ -42,6 +43,12 @@ def day(d: int) -> datetime:
 
 def image(station: str, d: int) -> str:
     return image_id_for(station, f"{station}-{d:02d}.jpg")
+
+
+def burst_of(store: Path, station: str, d: int) -> str:
+    """The burst of `station`'s frame of day `d`."""
+    detections = st.rows(store, "detections")
+    return next(r["burst_id"] for r in detections if r["image_id"] == image(station, d))
 
 
 def build_verified_survey(out: Path) -> Path:
