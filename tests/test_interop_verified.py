@@ -5,7 +5,9 @@ and after the import; the dashboard's "Human-verified only" counts, the occupanc
 
 from __future__ import annotations
 
+import csv
 import io
+import shutil
 import zipfile
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,6 +27,8 @@ from pipeline.interop import store_tables as st
 from pipeline.interop.camtrap_export import CamtrapExportOptions, export_camtrap_dp
 from pipeline.interop.camtrap_import import import_camtrap_dp
 from pipeline.interop.occupancy import HistoryOptions, detection_history
+from pipeline.interop.timelapse import import_timelapse
+from pipeline.interop.timelapse_store import store_timelapse_labels
 from pipeline.store.reviews import record_review
 from pipeline.store.verdicts import store_verdicts
 from tests.helpers import CONTROLS
@@ -218,3 +222,29 @@ def test_timelapse_data_needs_a_store_before_writing_anything(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no Uncia store" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_reimport_replaces_its_rows_and_the_package_keeps_them_valid(
+    labelled, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(labelled[0], store)
+    csv_file = write_timelapse_csv(tmp_path / "tost.csv")
+    result = import_timelapse(csv_file, tmp_path / "labels")
+    again = store_timelapse_labels(result.frame_labels, store, csv_file.name)
+    assert (again.stored, again.replaced) == (6, 6)
+    assert len(st.rows(store, "observations")) == 6
+    # Imported again, the labels are newer than the B d12 review: the import wins now.
+    verdict = {v["burst_id"]: v for v in store_verdicts(store).to_pylist()}
+    assert verdict[burst_of(store, "B", 12)]["label"] == "empty"
+    package = tmp_path / "package"
+    exported = export_camtrap_dp(
+        store, package, CamtrapExportOptions(contributors=("A",), utc_offset_minutes=360)
+    )
+    assert exported.problems == () and exported.observations["imported"] == 6
+    with (package / "media.csv").open(newline="") as fh:
+        media = {m["mediaID"]: m["timestamp"] for m in csv.DictReader(fh)}
+    with (package / "observations.csv").open(newline="") as fh:
+        imported = [o for o in csv.DictReader(fh) if o["classifiedBy"] == "Timelapse"]
+    assert len(imported) == 6
+    assert all(o["eventStart"] == media[o["mediaID"]] == o["eventEnd"] for o in imported)
