@@ -12,6 +12,7 @@ import zipfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from cli.main import main
@@ -29,7 +30,9 @@ from pipeline.interop.camtrap_import import import_camtrap_dp
 from pipeline.interop.occupancy import HistoryOptions, detection_history
 from pipeline.interop.timelapse import import_timelapse
 from pipeline.interop.timelapse_store import store_timelapse_labels
+from pipeline.schema import INDIVIDUALS, conform
 from pipeline.store.reviews import record_review
+from pipeline.store.store import StorePaths, atomic_write_parquet
 from pipeline.store.verdicts import store_verdicts
 from tests.helpers import CONTROLS
 from tests.interop_fixtures import build_store, frame
@@ -248,3 +251,35 @@ def test_a_reimport_replaces_its_rows_and_the_package_keeps_them_valid(
         imported = [o for o in csv.DictReader(fh) if o["classifiedBy"] == "Timelapse"]
     assert len(imported) == 6
     assert all(o["eventStart"] == media[o["mediaID"]] == o["eventEnd"] for o in imported)
+
+
+def test_the_secr_download_and_a_windowed_occupancy_one_are_the_cli_exports(
+    labelled, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(labelled[0], store)
+    individuals = {image("A", 8): "ind-1", image("B", 3): "ind-1", image("B", 15): "ind-2"}
+    rows = [{"image_id": i, "individualID": n, "sightings": 1, "status": "confirmed"}
+            for i, n in individuals.items()]  # fmt: skip
+    atomic_write_parquet(conform(pa.Table.from_pylist(rows, INDIVIDUALS), INDIVIDUALS),
+                         StorePaths(store).table("individuals"))  # fmt: skip
+    ctx = build_context(Settings(data_dir=store, tiles="none"))
+    machine = {**CONTROLS, "threshold": 0.5, "start_date": "2024-01-06", "end_date": "2024-01-20",
+               "season": "all"}  # fmt: skip
+    content, name = downloads.build_export(ctx, "secr", False, occasion=7, **machine)
+    archive = zipfile.ZipFile(io.BytesIO(content))
+    cli = tmp_path / "cli"
+    assert main(["export", "secr", "--data", str(store), "--out", str(cli), "--threshold", "0.5",
+                 "--occasion-days", "7", "--gap-days", "0", "--start", "2024-01-06",
+                 "--end", "2024-01-20"]) == 0  # fmt: skip
+    for member in ("captures.txt", "traps.txt"):
+        assert archive.read(member).decode() == (cli / member).read_text()
+    # By hand: occasions of 7 days from 6 Jan; A d8 is ind-1 in o1, B d15 ind-2 in o2 (B d3
+    # is before the window); three traps with exact metres.
+    captures = archive.read("captures.txt").decode().splitlines()[1:]
+    assert captures == ["1 ind-1 1 A", "1 ind-2 2 B"]
+    traps = archive.read("traps.txt").decode().splitlines()[1:]
+    assert [t.split()[0] for t in traps] == ["A", "B", "C"]
+    assert all(float(t.split()[1]) > 1000 and float(t.split()[2]) > 1000 for t in traps)
+    assert "same_as,uncia export secr --occasion-days 7 --threshold 0.5 --gap-days 0 --start " \
+        "2024-01-06 --end 2024-01-20" in archive.read("provenance.csv").decode()
