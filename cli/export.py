@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from pipeline.interop.coco import export_coco
 from pipeline.interop.common import parse_utc_offset
 from pipeline.interop.megadetector import MegadetectorExportOptions, export_megadetector
 from pipeline.interop.occupancy import (
+    ALL_MONTHS,
     DAY1_CHOICES,
     HistoryOptions,
     capture_history,
@@ -165,7 +167,23 @@ def _add_history_options(parser: argparse.ArgumentParser, day1: bool) -> None:
         default=defaults.gap_days,
         metavar="N",
         help="more than N days without a frame: the camera was down (default "
-        f"{defaults.gap_days}, the dashboard's)",
+        f"{defaults.gap_days}; 0: no gap guessed from silence, the dashboard's default)",
+    )
+    parser.add_argument(
+        "--start", type=_day, metavar="YYYY-MM-DD", help="count only days from this date on"
+    )
+    parser.add_argument("--end", type=_day, metavar="YYYY-MM-DD", help="…and up to this date")
+    parser.add_argument(
+        "--months",
+        type=_months,
+        metavar="M,M,…",
+        help="count only days in these months (1-12), the dashboard's season, e.g. 11,12,1,2",
+    )
+    parser.add_argument(
+        "--verified-only",
+        action="store_true",
+        help="detections are only bursts a person said are snow leopards (a review decision or "
+        "an imported human label), the dashboard's Human-verified only",
     )
 
 
@@ -186,12 +204,33 @@ def _add_history_commands(formats: Any) -> None:
     )
 
 
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a date looks like 2024-01-31, not {text!r}") from None
+
+
+def _months(text: str) -> tuple[int, ...]:
+    try:
+        months = tuple(int(m) for m in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"months are numbers 1-12, not {text!r}") from None
+    if not months or any(not 1 <= m <= 12 for m in months):
+        raise argparse.ArgumentTypeError(f"months are numbers 1-12, not {text!r}")
+    return months
+
+
 def _history_options(args: argparse.Namespace) -> HistoryOptions:
     return HistoryOptions(
         occasion_days=args.occasion_days,
         day1=getattr(args, "day1", "survey"),
         threshold=args.threshold,
-        gap_days=args.gap_days,
+        gap_days=args.gap_days or None,
+        start=args.start,
+        end=args.end,
+        months=args.months or ALL_MONTHS,
+        verified_only=args.verified_only,
     )
 
 

@@ -3,7 +3,8 @@
 
     uncia import camtrap-dp PACKAGE --out DIR       deployments, media, observations
     uncia import megadetector RESULTS.json --data DIR   another detector's boxes per frame
-    uncia import timelapse EXPORT.csv --out DIR     human labels as `uncia train` reads them
+    uncia import timelapse EXPORT.csv --out DIR [--data STORE]   human labels for `uncia train`
+                                                    (and, with --data, verified in the dashboard)
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pipeline.config import ZERO_SHOT_THRESHOLDS
 from pipeline.errors import ConfigError
 from pipeline.interop.camtrap_import import import_camtrap_dp
 from pipeline.interop.megadetector import DEFAULT_IMPORT_THRESHOLD, import_megadetector
+from pipeline.interop.store_tables import require_store
 from pipeline.interop.timelapse import TimelapseMapping, import_timelapse, parse_pairs
+from pipeline.interop.timelapse_store import store_timelapse_labels
 from pipeline.schema import ViewMode
 
 
@@ -58,6 +61,13 @@ def _add_timelapse_command(formats: Any) -> None:
     tl.add_argument("csv", type=Path, metavar="CSV", help="the CSV Timelapse exported")
     tl.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="folder for labels.csv and a report"
+    )
+    tl.add_argument(
+        "--data",
+        type=Path,
+        metavar="STORE",
+        help="also write the labels into this store's observations: the dashboard shows their "
+        "bursts as human-verified",
     )
     tl.add_argument(
         "--species-column",
@@ -103,6 +113,8 @@ def _import_timelapse(args: argparse.Namespace) -> int:
         flags=parse_pairs(args.flag, "--flag"),
         value_map=dict(parse_pairs(args.map, "--map")),
     )
+    if args.data is not None:
+        require_store(args.data)  # before anything is written
     result = import_timelapse(args.csv, args.out, mapping)
     labels = ", ".join(f"{n} {label}" for label, n in result.labels.items()) or "none"
     print(
@@ -112,6 +124,22 @@ def _import_timelapse(args: argparse.Namespace) -> int:
     )
     for reason, n in sorted(result.left_out.items()):
         print(f"left out: {n} row(s): {reason}")
+    if args.data is not None:
+        stored = store_timelapse_labels(result.frame_labels, args.data, args.csv.name)
+        print(
+            f"stored {stored.stored} frame label(s) in {args.data} (observations, source "
+            f"timelapse:{args.csv.name}; {stored.replaced} row(s) of an earlier import of it "
+            "replaced): the dashboard counts them as human-verified"
+        )
+        if stored.without_time:
+            print(f"left out: {stored.without_time} frame(s) of the store without a capture time")
+        if stored.not_in_store:
+            shown = ", ".join(stored.not_in_store[:5])
+            more = len(stored.not_in_store) - 5
+            print(
+                f"warning: {len(stored.not_in_store)} file(s) are not in the store: {shown}"
+                + (f" and {more} more" if more > 0 else "")
+            )
     return 0
 
 

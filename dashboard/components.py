@@ -182,17 +182,25 @@ def data_attribute(name: str, value: str) -> dict[str, Any]:
     return {f"data-{name}": value}
 
 
+def verdict_text(row: dict[str, Any]) -> str:
+    """What a person said of a burst, and where: "verified in review by X: confirm
+    (snow_leopard)", "verified: imported from Timelapse (labels.csv): relabel (empty)", or
+    "not reviewed" (`row`: a review_candidates row)."""
+    if not row.get("decision"):
+        return "not reviewed"
+    said = f"{row['decision']} ({row['label']})"
+    if row.get("origin") == "import":
+        return f"verified: {row['reviewer']}: {said}"
+    return f"verified in review by {row['reviewer']}: {said}"
+
+
 def review_cards(rows: list[dict[str, Any]], url_prefix: str) -> list[html.Figure]:
     """One focusable card per candidate burst with confirm / reject / relabel buttons; a row's
     "box" (queries.FrameBox of its best frame) is drawn on the thumbnail."""
     cards = []
     for row in rows:
         burst = row["burst_id"]
-        decided = (
-            f"{row['decision']} ({row['label']}) by {row['reviewer']}"
-            if row.get("decision")
-            else "not reviewed"
-        )
+        decided = verdict_text(row)
 
         def button(decision: ReviewDecision, text: str, key: str, burst: str = burst) -> Any:
             return html.Button(

@@ -54,3 +54,4 @@ class InsightIds:
     PUBLIC = "export-public"
     DOWNLOAD = "export-download"
     EXPORT_ALERT = "export-alert"
+    OCCASION_DAYS = "export-occasion-days"  # the histories' occasion length

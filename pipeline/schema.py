@@ -403,6 +403,7 @@ OBSERVATIONS = pa.schema(
         pa.field("classificationProbability", pa.float64()),
         pa.field("label", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
+        pa.field("imported_at", UTC_TS),  # when `uncia import` wrote it (verdict precedence)
     ]
 )
 

@@ -143,7 +143,7 @@ def test_confirming_a_burst_counts_it_in_the_verified_view(ctx: DashboardContext
     )
     assert sum(after["figure"]["data"][0]["z"]) == 1
     shown = review.show_gallery(ctx, cell, "v", out["reviews"], **CONTROLS)
-    assert "confirm (snow_leopard) by Bayara" in texts(shown["cards"][0])
+    assert "verified in review by Bayara: confirm (snow_leopard)" in texts(shown["cards"][0])
     assert read_reviews(ctx.settings.data_dir).column("burst_id").to_pylist() == [burst]
 
 

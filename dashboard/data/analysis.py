@@ -2,8 +2,9 @@
 Gi* hotspots, change between two years, diel activity, operation timelines and review lists.
 
 All SQL is parameterized DuckDB. Two small Arrow tables travel with each query, registered on
-the cursor: `camera_gaps` (days a camera was down, from `camera_gaps`) and `review_latest` (the
-latest human decision per burst, from `pipeline.store.reviews.read_reviews`).
+the cursor: `camera_gaps` (days a camera was down, from `camera_gaps`) and `review_latest` (a
+person's verdict per burst: the latest review decision or a newer imported human label, from
+`pipeline.store.verdicts`).
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from dashboard.data.outages import OUTAGES
 from dashboard.filters import Filters
 from dashboard.species import Layer, labels_of
 from dashboard.stats import DEFAULT_ALPHA, Hotness, gi_star
-from pipeline.schema import REVIEWS, TRUSTED_TIME_FLAGS
+from pipeline.schema import TRUSTED_TIME_FLAGS
 from pipeline.stages.bursts import independent_events_sql
 from pipeline.store.reviews import LEOPARD_LABEL
 from pipeline.store.store import atomic_write_parquet, decision_lock
+from pipeline.store.verdicts import VERDICTS
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +296,8 @@ def attach(
     reviews: pa.Table | None,
     cache_key: str | None = None,
 ) -> None:
-    """Register the gaps and latest reviews on `con`, and the views `operating_nights` and
+    """Register the gaps and the verdicts (`reviews`: VERDICTS rows) on `con`, and the views
+    `operating_nights` and
     `operating_spans`.
 
     With `cache_key` (e.g. "g7" for gap_days 7) both are materialized once in
@@ -302,7 +305,7 @@ def attach(
     is a new snapshot, so they never go stale. Without it they are computed in each query.
     """
     con.register("camera_gaps", gaps.cast(GAPS))
-    con.register("review_latest", reviews if reviews is not None else REVIEWS.empty_table())
+    con.register("review_latest", reviews if reviews is not None else VERDICTS.empty_table())
     if cache_key is None:
         con.execute(f"CREATE OR REPLACE TEMP VIEW operating_nights AS {_OPERATING_NIGHTS}")
         con.execute(f"CREATE OR REPLACE TEMP VIEW operating_spans AS {_OPERATING_SPANS}")
@@ -363,16 +366,17 @@ nights_per_deployment AS (
 def _sightings(layer: Layer, verified: bool = False) -> str:
     """SQL relation `sightings` (burst_id, deploymentID, start_time, end_time) for `layer`.
 
-    Leopards: bursts at or above the threshold, or, with verified_only, bursts whose latest
-    review says snow leopard. Other layers: bursts holding a frame whose top-1 ImageNet label
-    is in the layer's group (or, verified, bursts a reviewer relabelled to the group).
+    Leopards: bursts at or above the threshold, or, with verified_only, bursts whose verdict
+    (`review_latest`: the latest review, or a newer imported human label; an imported frame in
+    no burst is a sighting of its own) says snow leopard. Other layers: bursts holding a frame
+    whose top-1 ImageNet label is in the layer's group (or, verified, bursts whose verdict
+    relabelled them to the group).
     """
     if layer is Layer.LEOPARD and verified:
         return f"""
 sightings AS (
-  SELECT b.burst_id, b.deploymentID, b.start_time, b.end_time FROM bursts b
-  JOIN review_latest r ON r.burst_id = b.burst_id
-  WHERE b.start_time IS NOT NULL AND {_window("b.start_time")} AND r.label = $leopard_label
+  SELECT r.burst_id, r.deploymentID, r.start_time, r.end_time FROM review_latest r
+  WHERE r.start_time IS NOT NULL AND {_window("r.start_time")} AND r.label = $leopard_label
 )"""
     if layer is Layer.LEOPARD:
         return f"""
@@ -383,13 +387,9 @@ sightings AS (
     if verified:
         return f"""
 sightings AS (
-  SELECT x.burst_id, any_value(x.deploymentID) AS deploymentID,
-         min(x.captured_at) AS start_time, max(x.captured_at) AS end_time
-  FROM detections x
-  WHERE x.captured_at IS NOT NULL AND {_window("x.captured_at")}
-    AND x.burst_id IN (SELECT burst_id FROM review_latest
-                       WHERE list_contains($labels, label) OR label = $layer)
-  GROUP BY x.burst_id
+  SELECT r.burst_id, r.deploymentID, r.start_time, r.end_time FROM review_latest r
+  WHERE r.start_time IS NOT NULL AND {_window("r.start_time")}
+    AND (list_contains($labels, r.label) OR r.label = $layer)
 )"""
     return f"""
 sightings AS (
@@ -759,13 +759,14 @@ def review_candidates(
     """Leopard bursts at or above the threshold in the window, highest score first.
 
     Columns: burst_id, best_image_id, score, start_time, n_frames, deploymentID, locationName,
-    decision, label, reviewer (the latest review, null when none).
+    decision, label, reviewer, origin (the burst's verdict: the latest review, or a newer
+    imported human label; null when none).
     """
     where = _hexagon_clause(filters, hexagon)
     sql = f"""
 SELECT b.burst_id, b.best_image_id, b.score, b.start_time, b.n_frames, b.deploymentID,
        coalesce(d.locationName, d.locationID) AS locationName,
-       r.decision, r.label, r.reviewer
+       r.decision, r.label, r.reviewer, r.origin
 FROM bursts b JOIN deployments d USING (deploymentID)
 LEFT JOIN review_latest r ON r.burst_id = b.burst_id
 WHERE b.score >= $threshold::FLOAT AND b.start_time IS NOT NULL

@@ -19,6 +19,7 @@ from pipeline.errors import StoreError
 from pipeline.store import matches, reviews
 from pipeline.store.reviews import read_reviews, reviews_signature
 from pipeline.store.store import StorePaths
+from pipeline.store.verdicts import human_observations, verdicts
 
 _ALIAS = "survey"  # the attached store file's name in each snapshot
 
@@ -64,6 +65,7 @@ class Store:
         )
         self.keep_operating_nights = keep_operating_nights
         self._outages: tuple[str, pa.Table] | None = None
+        self._verdicts: tuple[str, pa.Table] | None = None
 
     def version(self) -> str | None:
         """Return a cheap signature of the store file (inode, mtime, size), None when absent."""
@@ -127,6 +129,20 @@ class Store:
         """Changes whenever a review decision is recorded."""
         return reviews_signature(self.data_dir)
 
+    def verdicts(self, con: duckdb.DuckDBPyConnection) -> pa.Table:
+        """A person's verdict per burst (pipeline.store.verdicts.VERDICTS): the latest review
+        decision, or a newer human label imported from Camtrap DP or Timelapse. Computed on
+        `con` once per store version, reviews and observations file."""
+        observations = self.table("observations")
+        key = f"{self.version()}|{self.reviews_signature()}|{_signature(observations)}"
+        with self._lock:
+            if self._verdicts is not None and self._verdicts[0] == key:
+                return self._verdicts[1]
+        table = verdicts(con, self.reviews(), human_observations(observations))
+        with self._lock:
+            self._verdicts = (key, table)
+        return table
+
     def outages(self) -> tuple[pa.Table | None, str]:
         """The known camera outages (data.outages) and a key that changes with their file;
         (None, "") without a file. Raises ConfigError for a file that cannot be used."""
@@ -144,12 +160,20 @@ class Store:
 
     def prepare(self, con: duckdb.DuckDBPyConnection, gap_days: int | None) -> None:
         """Register on `con` this snapshot's camera gaps (outages, and silences over `gap_days`
-        days when set; cached per store version), the latest reviews and the operating nights
+        days when set; cached per store version), the verdicts and the operating nights
         the effort queries read (`analysis.attach`)."""
         outages, key = self.outages()
         gaps = self.gaps.get(con, self.version(), gap_days, outages, key)
         rule = gap_rule(gap_days, key) if self.keep_operating_nights else None
-        attach(con, gaps, self.reviews(), cache_key=rule)
+        attach(con, gaps, self.verdicts(con), cache_key=rule)
+
+
+def _signature(path: Path | None) -> str:
+    try:
+        st = os.stat(path) if path is not None else None
+    except OSError:
+        st = None
+    return "-" if st is None else f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
 
 
 def data_state(data_dir: Path) -> str:

@@ -21,6 +21,7 @@ from dashboard.views.common import shows_alert
 from dashboard.views.downloads import EXPORT_LABELS, ExportFormat, build_export
 from dashboard.views.insights import MODE_LABELS, MapMode, update_insights, year_options
 from dashboard.views.review import record_decision, reviewer_name, show_gallery
+from pipeline.interop.occupancy import HistoryOptions
 
 
 def _control(label: str, *children: Any) -> html.Div:
@@ -177,6 +178,23 @@ def sections() -> list[Any]:
                     value=[],
                 ),
                 html.Div(export_buttons, className="exports"),
+                html.Div(
+                    [
+                        html.Label(
+                            "Occasion length of the histories (days)",
+                            htmlFor=InsightIds.OCCASION_DAYS,
+                        ),
+                        dcc.Input(
+                            id=InsightIds.OCCASION_DAYS,
+                            type="number",
+                            min=1,
+                            max=365,
+                            step=1,
+                            value=HistoryOptions().occasion_days,
+                        ),
+                    ],
+                    className="reviewer",
+                ),
                 html.Div(id=InsightIds.EXPORT_ALERT),
                 dcc.Download(id=InsightIds.DOWNLOAD),
             ],
@@ -257,7 +275,15 @@ def register(app: Any, ctx: DashboardContext, filter_inputs: dict[str, Input]) -
         prevent_initial_call=True,
     )(on_review)
 
-    def on_export(clicks: Any, public: Any, selected: Any, mode: Any, layer: Any, **controls: Any):
+    def on_export(
+        clicks: Any,
+        public: Any,
+        selected: Any,
+        mode: Any,
+        layer: Any,
+        occasion: Any,
+        **controls: Any,
+    ):
         triggered = dash.ctx.triggered_id
         if not triggered or not any(c for c in (clicks or []) if c):
             return no_update, no_update
@@ -270,6 +296,7 @@ def register(app: Any, ctx: DashboardContext, filter_inputs: dict[str, Input]) -
                 selected=selected,
                 map_mode=mode,
                 layer=layer,
+                occasion=occasion,
                 **controls,
             )
             return {"download": dcc.send_bytes(content, name), "alert": []}
@@ -288,6 +315,7 @@ def register(app: Any, ctx: DashboardContext, filter_inputs: dict[str, Input]) -
             "selected": State(Ids.SELECTED, "data"),
             "mode": State(InsightIds.MODE, "value"),
             "layer": State(InsightIds.LAYER, "value"),
+            "occasion": State(InsightIds.OCCASION_DAYS, "value"),
             **states,
         },
         prevent_initial_call=True,

@@ -1,5 +1,6 @@
 """Downloads of the current view: hotspot CSV, GeoJSON, GeoPackage, HTML and PDF reports
-(optionally generalized for the public), and the reviews as training labels.
+(optionally generalized for the public), the reviews as training labels, and the occupancy and
+SECR histories (views.history_downloads).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dashboard.exports import (
 from dashboard.filters import parse_hexagon
 from dashboard.species import LAYER_LABELS
 from dashboard.views.common import view_filters
+from dashboard.views.history_downloads import build_history_export
 from dashboard.views.insights import effort_rule, hotspot_table, parse_view, rules
 from pipeline.store.reviews import training_labels_csv
 
@@ -35,6 +37,8 @@ class ExportFormat(StrEnum):
     HTML = "html"
     PDF = "pdf"
     LABELS = "labels"
+    OCCUPANCY = "occupancy"
+    SECR = "secr"
 
 
 EXPORT_LABELS = {
@@ -44,6 +48,8 @@ EXPORT_LABELS = {
     ExportFormat.HTML: "Report (HTML)",
     ExportFormat.PDF: "Report (PDF)",
     ExportFormat.LABELS: "Reviews as training labels (CSV)",
+    ExportFormat.OCCUPANCY: "Occupancy detection history (zip)",
+    ExportFormat.SECR: "SECR captures and traps (zip)",
 }
 
 
@@ -54,10 +60,14 @@ def build_export(
     selected: str | None = None,
     map_mode: Any = None,
     layer: Any = None,
+    occasion: Any = None,
     **controls: Any,
 ) -> tuple[bytes, str]:
-    """The bytes and file name of one export of the current view."""
+    """The bytes and file name of one export of the current view (`occasion`: the histories'
+    occasion length in days, as typed)."""
     fmt = ExportFormat(fmt)
+    if fmt in (ExportFormat.OCCUPANCY, ExportFormat.SECR):
+        return build_history_export(ctx, fmt.value, public, occasion, **controls)
     selected = parse_hexagon(selected)
     view = parse_view(map_mode, layer)
     stamp = datetime.now(UTC)

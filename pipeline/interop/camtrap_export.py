@@ -334,20 +334,31 @@ def _observations(
         counts["machine-event"] += 1
     out.extend(_reviewed(data_dir, offsets, event_of_burst, counts))
     left_out["imported observations of frames left out"] = 0
-    for obs in st.rows(data_dir, "observations"):
+    observations = st.rows(data_dir, "observations")
+    # A label imported from Timelapse carries the frame's time in UTC as far as the frame knew
+    # its offset; the package's media use the deployment's offset, and so must its observation.
+    frame_times = {
+        i["image_id"]: local(i["deploymentID"], i["captured_at"])
+        for i in (st.rows(data_dir, "images") if any(
+            o["source"].startswith("timelapse:") for o in observations) else [])
+        if i["image_id"] in media_ids
+    }  # fmt: skip
+    for obs in observations:
         orphan = obs["mediaID"] is not None and obs["mediaID"] not in media_ids
         if obs["deploymentID"] not in offsets or orphan:
             left_out["imported observations of frames left out"] += 1
             continue
         row = dict(original.get(obs["observationID"], {}))
         row.update(
-            {k: obs[k] for k in obs if k not in {"label", "source"}},
+            {k: obs[k] for k in obs if k not in {"label", "source", "imported_at"}},
             eventStart=utc_text(obs["eventStart"]),
             eventEnd=utc_text(obs["eventEnd"]),
             classificationTimestamp=(
                 utc_text(obs["classificationTimestamp"]) if obs["classificationTimestamp"] else None
             ),
         )
+        if obs["source"].startswith("timelapse:") and obs["mediaID"] in frame_times:
+            row.update(eventStart=frame_times[obs["mediaID"]], eventEnd=frame_times[obs["mediaID"]])
         out.append(row)
         counts["imported"] += 1
     return out, counts

@@ -95,7 +95,9 @@ def import_camtrap_dp(package_dir: Path, out_dir: Path, leopard_threshold: float
             for d in deployments.to_pylist()
         }
         images = _media_rows(paths["media"], package_dir, run_id, windows)
-        observations = _observation_rows(paths["observations"], descriptor.get("name") or "")
+        observations = _observation_rows(
+            paths["observations"], descriptor.get("name") or "", started
+        )
         known_media = {i["image_id"] for i in images}
         problems = [
             f"observation {o['observationID']}: media {o['mediaID']} is not in media.csv"
@@ -203,7 +205,9 @@ def _number(text: str | None) -> float | None:
     return float(text) if text else None
 
 
-def _observation_rows(path: Path, package_name: str) -> list[dict[str, Any]]:
+def _observation_rows(
+    path: Path, package_name: str, imported_at: datetime
+) -> list[dict[str, Any]]:
     rows = []
     for line, obs in enumerate(read_csv_rows(path), start=2):
         where = f"{path.name} line {line}"
@@ -234,6 +238,7 @@ def _observation_rows(path: Path, package_name: str) -> list[dict[str, Any]]:
             ),
             "classificationProbability": _number(obs.get("classificationProbability")),
             "source": f"camtrap-dp:{package_name}",
+            "imported_at": imported_at,
         }
         row["label"] = label_for_observation(obs["observationType"], row["scientificName"])
         rows.append(row)

@@ -5,7 +5,8 @@ A deployment works every day from its start date to its end date, less its gaps:
 more than `gap_days` days without a frame whose time is trustworthy (`time_flag` ok), the
 dashboard's camera gaps. A station is a camera location (`locationID`): its deployments'
 working days together. A detection day is the day a leopard burst starts: a burst at or above
-the threshold that no reviewer rejected or relabelled, or one a reviewer confirmed.
+the threshold that no person rejected or relabelled, or one a person confirmed (a review
+decision or an imported human label, pipeline.store.verdicts); verified only, just the latter.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from pipeline.interop import store_tables as st
 from pipeline.schema import TRUSTED_TIME_FLAGS, ReviewDecision
+from pipeline.store.verdicts import store_verdicts
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,9 @@ def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def operating_days(data_dir: Path, gap_days: int) -> dict[str, set[date]]:
-    """Station (locationID) -> the days one of its cameras worked."""
+def operating_days(data_dir: Path, gap_days: int | None) -> dict[str, set[date]]:
+    """Station (locationID) -> the days one of its cameras worked (`gap_days` None: no day
+    counts as down for silence, the dashboard's default)."""
     seen: dict[str, set[date]] = {}
     for image in st.rows(data_dir, "images"):
         if image["time_flag"] in TRUSTED_TIME_FLAGS and image["captured_at"] is not None:
@@ -51,30 +54,42 @@ def operating_days(data_dir: Path, gap_days: int) -> dict[str, set[date]]:
         days = sorted(seen.get(dep["deploymentID"], set()) | {first, last})
         down: set[date] = set()
         for a, b in zip(days, days[1:], strict=False):
-            if (b - a).days - 1 > gap_days:
+            if gap_days is not None and (b - a).days - 1 > gap_days:
                 down.update(_days(a + timedelta(days=1), b - timedelta(days=1)))
         worked = {d for d in _days(first, last) if d not in down}
         stations.setdefault(dep["locationID"], set()).update(worked)
     return stations
 
 
-def leopard_bursts(data_dir: Path, threshold: float) -> list[dict]:
-    """Bursts that count as leopard detections (with a start time), reviews applied."""
-    decisions = {r["burst_id"]: r["decision"] for r in st.latest_reviews(data_dir)}
+def leopard_bursts(data_dir: Path, threshold: float, verified_only: bool = False) -> list[dict]:
+    """Bursts that count as leopard detections (with a start time), a person's verdicts
+    applied (pipeline.store.verdicts: reviews and imported human labels). With
+    `verified_only`, only those a person said are snow leopards, whatever their score (an
+    imported frame in no burst too). Each: burst_id, locationID, start_time."""
+    verdicts = {v["burst_id"]: v for v in store_verdicts(data_dir).to_pylist()}
     found = []
     for burst in st.rows(data_dir, "bursts"):
+        verdict = verdicts.pop(burst["burst_id"], None)
         if burst["start_time"] is None:
             continue
-        decision = decisions.get(burst["burst_id"])
+        decision = verdict["decision"] if verdict else None
         by_score = burst["score"] >= threshold and decision in (None, ReviewDecision.CONFIRM)
-        if by_score or decision == ReviewDecision.CONFIRM:
+        if decision == ReviewDecision.CONFIRM or (by_score and not verified_only):
             found.append(burst)
+    # Verdicts on frames in no burst (an imported store) count like confirmed bursts.
+    found.extend(
+        v for v in verdicts.values()
+        if v["decision"] == ReviewDecision.CONFIRM and v["start_time"] is not None
+        and v["locationID"] is not None
+    )  # fmt: skip
     return found
 
 
-def detection_days(data_dir: Path, threshold: float) -> dict[str, set[date]]:
+def detection_days(
+    data_dir: Path, threshold: float, verified_only: bool = False
+) -> dict[str, set[date]]:
     """Station (locationID) -> the days a leopard burst started there."""
     days: dict[str, set[date]] = {}
-    for burst in leopard_bursts(data_dir, threshold):
+    for burst in leopard_bursts(data_dir, threshold, verified_only):
         days.setdefault(burst["locationID"], set()).add(burst["start_time"].date())
     return days

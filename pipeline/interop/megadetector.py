@@ -197,7 +197,7 @@ def read_batch_results(path: Path) -> tuple[dict[str, Any], BatchValidation]:
     return data, validation
 
 
-def _file_index(data_dir: Path) -> dict[str, str]:
+def file_index(data_dir: Path) -> dict[str, str]:
     """Every name under which another tool may list a frame -> its image_id."""
     imports = st.import_run_ids(data_dir)
     index: dict[str, str] = {}
@@ -241,7 +241,7 @@ def import_megadetector(
     if threshold is None:
         typical = (info.get("detector_metadata") or {}).get("typical_detection_threshold")
         threshold = float(typical) if isinstance(typical, int | float) else DEFAULT_IMPORT_THRESHOLD
-    index = _file_index(data_dir)
+    index = file_index(data_dir)
     categories = data["detection_categories"]
     classes = data.get("classification_categories") or {}
     now = datetime.now(UTC)

@@ -29,18 +29,53 @@ from pipeline.schema import TRUSTED_TIME_FLAGS
 DAY1_CHOICES = ("station", "survey")
 
 
+ALL_MONTHS = tuple(range(1, 13))
+
+
 @dataclass(frozen=True)
 class HistoryOptions:
+    """How a history is cut: occasions, the detection rule and the window.
+
+    `start`, `end` (dates, inclusive) and `months` (the season) keep only the days inside them
+    as working days, as the dashboard's filters do; days outside are not worked (NA).
+    `verified_only`: detections are only what a person said is a snow leopard (the dashboard's
+    "Human-verified only"). `gap_days` None: no camera gap is guessed from silence.
+    """
+
     occasion_days: int = 7
     day1: str = "station"  # occasions from each station's first day, or the survey's
     threshold: float | None = None  # default: the latest run's
-    gap_days: int = 7  # the dashboard's camera-gap rule (EffortRules.gap_days)
+    gap_days: int | None = 7  # the camera-gap rule (None: off, the dashboard's default)
+    start: date | None = None
+    end: date | None = None
+    months: tuple[int, ...] = ALL_MONTHS
+    verified_only: bool = False
 
     def __post_init__(self) -> None:
         if self.occasion_days < 1:
             raise ConfigError(f"an occasion lasts at least 1 day, not {self.occasion_days}")
         if self.day1 not in DAY1_CHOICES:
             raise ConfigError(f"day1 is one of {DAY1_CHOICES}, not {self.day1!r}")
+        if self.start is not None and self.end is not None and self.start > self.end:
+            raise ConfigError(f"the window starts ({self.start}) after it ends ({self.end})")
+        if self.gap_days is not None and self.gap_days < 1:
+            raise ConfigError(f"gap days are at least 1 (or off), not {self.gap_days}")
+        if not self.months or any(m not in ALL_MONTHS for m in self.months):
+            raise ConfigError(f"months are 1-12, not {list(self.months)}")
+
+    def keeps(self, day: date) -> bool:
+        """Whether `day` is inside the window and the season."""
+        return (
+            (self.start is None or day >= self.start)
+            and (self.end is None or day <= self.end)
+            and day.month in self.months
+        )
+
+
+def _working(data_dir: Path, options: HistoryOptions) -> dict[str, set[date]]:
+    """Each station's working days inside the window and season."""
+    working = operating_days(data_dir, options.gap_days)
+    return {s: {d for d in days if options.keeps(d)} for s, days in working.items()}
 
 
 @dataclass(frozen=True)
@@ -76,11 +111,13 @@ def detection_history(data_dir: Path, options: HistoryOptions | None = None) -> 
     """The leopard detection history of every station of the store in `data_dir`."""
     options = options or HistoryOptions()
     st.require_store(data_dir)
-    working = operating_days(data_dir, options.gap_days)
-    detected = detection_days(data_dir, _threshold(data_dir, options.threshold))
+    working = _working(data_dir, options)
+    detected = detection_days(
+        data_dir, _threshold(data_dir, options.threshold), options.verified_only
+    )
     stations = tuple(sorted(s for s in working if working[s]))
     if not stations:
-        raise StoreError(f"{data_dir} has no deployment with a working day")
+        raise StoreError(f"{data_dir} has no deployment with a working day in the window")
     survey_first = min(min(working[s]) for s in stations)
     survey_last = max(max(working[s]) for s in stations)
     per_station = {
@@ -151,14 +188,15 @@ def capture_history(
     individuals = {r["image_id"]: r["individualID"] for r in st.rows(data_dir, "individuals")}
     if not individuals:
         raise StoreError(f"{data_dir} has no individuals: run `uncia identify` first")
-    working = operating_days(data_dir, options.gap_days)
+    working = _working(data_dir, options)
     stations = sorted(s for s in working if working[s])
+    if not stations:
+        raise StoreError(f"{data_dir} has no deployment with a working day in the window")
     first = min(min(working[s]) for s in stations)
     last = max(max(working[s]) for s in stations)
     occ = _occasions(first, options.occasion_days, last)
-    leopard = {
-        b["burst_id"] for b in leopard_bursts(data_dir, _threshold(data_dir, options.threshold))
-    }
+    threshold = _threshold(data_dir, options.threshold)
+    leopard = {b["burst_id"] for b in leopard_bursts(data_dir, threshold, options.verified_only)}
     captures = set()
     for det in st.rows(data_dir, "detections"):
         ind = individuals.get(det["image_id"])

@@ -60,6 +60,7 @@ class TimelapseImport:
     left_out: dict[str, int]  # reason -> rows
     labels_csv: Path
     report_csv: Path
+    frame_labels: dict[str, str] = field(default_factory=dict)  # file -> label, as written
 
 
 def parse_pairs(values: list[str], option: str) -> tuple[tuple[str, str], ...]:
@@ -233,7 +234,7 @@ def import_timelapse(
         counts[label] = counts.get(label, 0) + 1
     return TimelapseImport(
         rows=len(rows), labels=dict(sorted(counts.items())), left_out=left_out,
-        labels_csv=labels_csv, report_csv=report_csv,
+        labels_csv=labels_csv, report_csv=report_csv, frame_labels=dict(sorted(labels.items())),
     )  # fmt: skip
 
 
