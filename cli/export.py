@@ -164,10 +164,17 @@ def _add_history_options(parser: argparse.ArgumentParser, day1: bool) -> None:
     parser.add_argument(
         "--gap-days",
         type=int,
-        default=defaults.gap_days,
+        default=0,
         metavar="N",
-        help="more than N days without a frame: the camera was down (default "
-        f"{defaults.gap_days}; 0: no gap guessed from silence, the dashboard's default)",
+        help="opt-in: more than N days without a frame counts the camera as down (default "
+        "0: off, as the dashboard; a quiet station is not a broken one)",
+    )
+    parser.add_argument(
+        "--outages",
+        type=Path,
+        metavar="CSV",
+        help="camera outages: deploymentID,outageStart,outageEnd; their days are not worked "
+        "(default DIR/outages.csv when it exists, as the dashboard)",
     )
     parser.add_argument(
         "--start", type=_day, metavar="YYYY-MM-DD", help="count only days from this date on"
@@ -227,6 +234,7 @@ def _history_options(args: argparse.Namespace) -> HistoryOptions:
         day1=getattr(args, "day1", "survey"),
         threshold=args.threshold,
         gap_days=args.gap_days or None,
+        outages_file=args.outages,
         start=args.start,
         end=args.end,
         months=args.months or ALL_MONTHS,

@@ -20,11 +20,11 @@ import pytest
 from dashboard import Settings
 from dashboard.context import build_context
 from dashboard.data import analysis
-from dashboard.data.outages import read_outages
 from dashboard.data.store import Store
 from dashboard.filters import Filters, Season
 from dashboard.views.insights import default_years, effort_rule, year_options
 from pipeline.errors import ConfigError
+from pipeline.interop.outages import read_outages
 from tests.dashboard_fixtures import A_CELL_R7, deployments_table, write_survey
 
 GAP = 30.0

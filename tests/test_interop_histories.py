@@ -74,7 +74,7 @@ def test_operating_days_have_the_dashboards_camera_gaps(survey: Path) -> None:
 
 
 def test_detection_history_from_the_surveys_first_day(survey: Path) -> None:
-    history = detection_history(survey, HistoryOptions(occasion_days=5, day1="survey"))
+    history = detection_history(survey, HistoryOptions(occasion_days=5, day1="survey", gap_days=7))
     assert history.stations == ("A", "B", "C")
     NA = None
     assert history.detections == (
@@ -90,7 +90,7 @@ def test_detection_history_from_the_surveys_first_day(survey: Path) -> None:
 
 def test_detection_history_from_each_stations_first_day(survey: Path) -> None:
     """camtrapR's default day1 = "station": B's occasion 1 starts on 6 January."""
-    history = detection_history(survey, HistoryOptions(occasion_days=5))
+    history = detection_history(survey, HistoryOptions(occasion_days=5, gap_days=7))
     assert history.detections == ((1, None, 0, 1), (1, 0, None, None), (0, 0, 0, 0))
     assert history.effort == ((3, 0, 2, 5), (5, 5, 0, 0), (5, 5, 5, 5))
     assert history.first_days[1] == date(2024, 1, 6)
@@ -103,13 +103,13 @@ def test_reviews_change_the_detections(tmp_path: Path, survey: Path) -> None:
                   reviewer="r")  # fmt: skip
     record_review(store, burst_id="C/20240109T120000", image_id="y", decision="confirm",
                   reviewer="r")  # fmt: skip
-    history = detection_history(store, HistoryOptions(occasion_days=5, day1="survey"))
+    history = detection_history(store, HistoryOptions(occasion_days=5, day1="survey", gap_days=7))
     assert history.detections[0] == (0, None, 0, 1)
     assert history.detections[2] == (0, 1, 0, 0)
 
 
 def test_capture_history_for_secr(survey: Path) -> None:
-    history = capture_history(survey, HistoryOptions(occasion_days=5), session="tost")
+    history = capture_history(survey, HistoryOptions(occasion_days=5, gap_days=7), session="tost")
     assert history.captures == (
         ("tost", "ind-1", 1, "A"), ("tost", "ind-1", 2, "B"), ("tost", "ind-2", 4, "A"),
     )  # fmt: skip
@@ -142,15 +142,55 @@ def test_capture_history_needs_individuals_and_a_projected_crs(
     assert detection_history(bare, HistoryOptions(occasion_days=2)).detections == ((1, 0, 0),)
 
 
+def test_silence_is_not_a_gap_unless_asked_and_reported_outages_are_not_worked(
+    survey: Path, tmp_path: Path
+) -> None:
+    """By default (as the dashboard) A's ten silent days are worked; the field team's outages
+    file takes out the days it reports: A 4-13 Jan, C from 16 Jan to its end (no end given),
+    and an outage of a deployment the store lacks changes nothing."""
+    quiet = detection_history(survey, HistoryOptions(occasion_days=5, day1="survey"))
+    assert quiet.effort[0] == (5, 5, 5, 5) and quiet.detections[0] == (1, 0, 0, 1)
+    outages = tmp_path / "outages.csv"
+    outages.write_text(
+        "deploymentID,outageStart,outageEnd,reason\n"
+        "A,2024-01-04,2024-01-13,card full\n"
+        "C,2024-01-16T08:00:00,,snow over the lens\n"
+        "Z,2024-01-01,2024-01-31,not in this store\n"
+    )
+    options = HistoryOptions(occasion_days=5, day1="survey", outages_file=outages)
+    history = detection_history(survey, options)
+    NA = None
+    assert history.effort == ((3, 0, 2, 5), (0, 5, 5, 0), (5, 5, 5, 0))
+    assert history.detections == ((1, NA, 0, 1), (NA, 1, 0, NA), (0, 0, 0, NA))
+    traps = capture_history(survey, options).traps
+    assert {d: u for d, _, _, u in traps} == {"A": "1011", "B": "0110", "C": "1110"}
+    # DATA/outages.csv is read without being named, as `uncia serve` reads it.
+    store = tmp_path / "store"
+    shutil.copytree(survey, store)
+    shutil.copy(outages, store / "outages.csv")
+    out = tmp_path / "cli"
+    assert main(["export", "occupancy", "--data", str(store), "--out", str(out),
+                 "--occasion-days", "5", "--day1", "survey"]) == 0  # fmt: skip
+    assert (out / "effort.csv").read_text().splitlines()[1:] == [
+        "A,3,0,2,5", "B,0,5,5,0", "C,5,5,5,0",
+    ]  # fmt: skip
+    bad = tmp_path / "bad.csv"
+    bad.write_text("deploymentID,outageStart,outageEnd\nA,2024-01-10,2024-01-04\n")
+    with pytest.raises(ConfigError, match="row 2: outageEnd is before outageStart"):
+        detection_history(survey, HistoryOptions(outages_file=bad))
+    with pytest.raises(ConfigError, match="cannot read the outages file"):
+        detection_history(survey, HistoryOptions(outages_file=tmp_path / "absent.csv"))
+
+
 def test_uncia_export_occupancy_and_secr_write_the_files(survey: Path, tmp_path: Path) -> None:
     out = tmp_path / "occupancy"
-    args = ["--data", str(survey), "--out", str(out), "--occasion-days", "5"]
+    args = ["--data", str(survey), "--out", str(out), "--occasion-days", "5", "--gap-days", "7"]
     assert main(["export", "occupancy", *args, "--day1", "survey"]) == 0
     assert (out / "detection_history.csv").read_text().splitlines()[1] == "A,1,NA,0,1"
     assert (out / "effort.csv").read_text().splitlines()[1] == "A,3,0,2,5"
     out = tmp_path / "secr"
     assert main(["export", "secr", "--data", str(survey), "--out", str(out),
-                 "--occasion-days", "5"]) == 0  # fmt: skip
+                 "--occasion-days", "5", "--gap-days", "7"]) == 0  # fmt: skip
     assert (out / "captures.txt").read_text().splitlines()[1:] == [
         "1 ind-1 1 A", "1 ind-1 2 B", "1 ind-2 4 A"
     ]  # fmt: skip

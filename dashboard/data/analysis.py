@@ -24,7 +24,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dashboard.data.outages import OUTAGES
+from pipeline.interop.outages import OUTAGES
 from dashboard.filters import Filters
 from dashboard.species import Layer, labels_of
 from dashboard.stats import DEFAULT_ALPHA, Hotness, gi_star
@@ -95,7 +95,7 @@ def camera_gaps(
 ) -> pa.Table:
     """The days each deployment was down, as merged stretches (no two overlap or touch).
 
-    Down is what is known: the `outages` (data.outages.OUTAGES rows, clipped to the deployment;
+    Down is what is known: the `outages` (pipeline.interop.outages.OUTAGES rows, clipped to the deployment;
     an outage without an end lasts to the deployment's end). Only when `gap_days` is set are
     silences guessed to be down too: stretches of more than `gap_days` days without a
     trustworthy frame. Frames whose capture time is missing, unparseable or outside the

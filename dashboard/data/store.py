@@ -13,8 +13,8 @@ import duckdb
 import pyarrow as pa
 
 from dashboard.data.analysis import GapCache, attach, gap_rule
-from dashboard.data.outages import outages_path, read_outages
-from dashboard.data.outages import signature as outages_signature
+from pipeline.interop.outages import outages_path, read_outages
+from pipeline.interop.outages import signature as outages_signature
 from pipeline.errors import StoreError
 from pipeline.store import matches, reviews
 from pipeline.store.reviews import read_reviews, reviews_signature
@@ -144,7 +144,7 @@ class Store:
         return table
 
     def outages(self) -> tuple[pa.Table | None, str]:
-        """The known camera outages (data.outages) and a key that changes with their file;
+        """The known camera outages (pipeline.interop.outages) and a key that changes with their file;
         (None, "") without a file. Raises ConfigError for a file that cannot be used."""
         path = outages_path(self.data_dir, self.outages_file)
         key = outages_signature(path)

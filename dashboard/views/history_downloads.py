@@ -21,6 +21,7 @@ from dashboard.exports import history_zip
 from dashboard.views.common import view_filters
 from pipeline.errors import ConfigError, StoreError
 from pipeline.interop.occupancy import HistoryOptions, capture_history, detection_history
+from pipeline.interop.outages import outages_path
 
 OCCUPANCY = "occupancy"
 SECR = "secr"
@@ -63,6 +64,7 @@ def build_history_export(
         occasion_days=days,
         threshold=filters.threshold,
         gap_days=ctx.settings.gap_days,
+        outages_file=ctx.store.outages_file,
         start=filters.start,
         end=filters.end,
         months=filters.months,
@@ -83,6 +85,7 @@ def build_history_export(
         raise ConfigError(str(exc).replace(str(data_dir), "this survey")) from None
     stamp = datetime.now(UTC)
     gap = ctx.settings.gap_days
+    outages = outages_path(data_dir, ctx.store.outages_file)
     window = f"{filters.start or overview.first_day} to {filters.end or overview.last_day}"
     provenance = {
         "export": name,
@@ -100,11 +103,12 @@ def build_history_export(
         "data_through": str(overview.last_day or ""),
         "simulated": "yes" if overview.is_demo else "no",
         "trap_nights_rule": "each day from deployment start to end"
-        + (f", less stretches of more than {gap} days without a frame" if gap else "")
-        + "; reported outages are not applied to histories",
+        + (f", less the reported outages ({outages.name})" if outages else "")
+        + (f", less stretches of more than {gap} days without a frame" if gap else ""),
         "same_as": f"uncia export {kind} --occasion-days {days}"
         + (" --verified-only" if filters.verified_only else f" --threshold {filters.threshold:g}")
         + f" --gap-days {gap or 0}"
+        + (f" --outages {outages.name}" if ctx.store.outages_file else "")
         + (f" --start {filters.start}" if filters.start else "")
         + (f" --end {filters.end}" if filters.end else "")
         + (f" --months {','.join(map(str, filters.months))}" if len(filters.months) < 12 else ""),

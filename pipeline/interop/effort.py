@@ -1,12 +1,15 @@
 """Trap-night effort and leopard detection days per station, by the dashboard's rules, for the
 occupancy and SECR exports.
 
-A deployment works every day from its start date to its end date, less its gaps: stretches of
-more than `gap_days` days without a frame whose time is trustworthy (`time_flag` ok), the
-dashboard's camera gaps. A station is a camera location (`locationID`): its deployments'
-working days together. A detection day is the day a leopard burst starts: a burst at or above
-the threshold that no person rejected or relabelled, or one a person confirmed (a review
-decision or an imported human label, pipeline.store.verdicts); verified only, just the latter.
+A deployment works every day from its start date to its end date, less its reported outages
+(pipeline.interop.outages: the days from an outage's first to its last, clipped to the
+deployment; without an end, to the deployment's end) and, only when `gap_days` is set, less
+stretches of more than `gap_days` days without a frame whose time is trustworthy: the
+dashboard's camera gaps, by the same rules. A station is a camera location (`locationID`): its
+deployments' working days together. A detection day is the day a leopard burst starts: a burst
+at or above the threshold that no person rejected or relabelled, or one a person confirmed (a
+review decision or an imported human label, pipeline.store.verdicts); verified only, just the
+latter.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+
+import pyarrow as pa
 
 from pipeline.interop import store_tables as st
 from pipeline.schema import TRUSTED_TIME_FLAGS, ReviewDecision
@@ -41,9 +46,22 @@ def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def operating_days(data_dir: Path, gap_days: int | None) -> dict[str, set[date]]:
+def _outage_days(outages: pa.Table | None) -> dict[str, list[tuple[date, date | None]]]:
+    by_deployment: dict[str, list[tuple[date, date | None]]] = {}
+    for row in (outages.to_pylist() if outages is not None else []):
+        by_deployment.setdefault(row["deploymentID"], []).append(
+            (row["outage_first"], row["outage_last"])
+        )
+    return by_deployment
+
+
+def operating_days(
+    data_dir: Path, gap_days: int | None, outages: pa.Table | None = None
+) -> dict[str, set[date]]:
     """Station (locationID) -> the days one of its cameras worked (`gap_days` None: no day
-    counts as down for silence, the dashboard's default)."""
+    counts as down for silence, the dashboard's default; `outages`: an OUTAGES table, whose
+    days are down)."""
+    reported = _outage_days(outages)
     seen: dict[str, set[date]] = {}
     for image in st.rows(data_dir, "images"):
         if image["time_flag"] in TRUSTED_TIME_FLAGS and image["captured_at"] is not None:
@@ -56,6 +74,10 @@ def operating_days(data_dir: Path, gap_days: int | None) -> dict[str, set[date]]
         for a, b in zip(days, days[1:], strict=False):
             if gap_days is not None and (b - a).days - 1 > gap_days:
                 down.update(_days(a + timedelta(days=1), b - timedelta(days=1)))
+        for outage_first, outage_last in reported.get(dep["deploymentID"], []):
+            a, b = max(outage_first, first), min(outage_last or last, last)
+            if a <= b:
+                down.update(_days(a, b))
         worked = {d for d in _days(first, last) if d not in down}
         stations.setdefault(dep["locationID"], set()).update(worked)
     return stations

@@ -24,6 +24,7 @@ import pyproj
 from pipeline.errors import ConfigError, StoreError
 from pipeline.interop import store_tables as st
 from pipeline.interop.effort import Occasions, detection_days, leopard_bursts, operating_days
+from pipeline.interop.outages import outages_path, read_outages
 from pipeline.schema import TRUSTED_TIME_FLAGS
 
 DAY1_CHOICES = ("station", "survey")
@@ -39,13 +40,17 @@ class HistoryOptions:
     `start`, `end` (dates, inclusive) and `months` (the season) keep only the days inside them
     as working days, as the dashboard's filters do; days outside are not worked (NA).
     `verified_only`: detections are only what a person said is a snow leopard (the dashboard's
-    "Human-verified only"). `gap_days` None: no camera gap is guessed from silence.
+    "Human-verified only"). `gap_days` None (the default, as the dashboard's): no camera gap
+    is guessed from silence. `outages_file`: the field team's CSV of camera outages
+    (pipeline.interop.outages), whose days are not worked; None: DATA/outages.csv when it
+    exists, as the dashboard reads it.
     """
 
     occasion_days: int = 7
     day1: str = "station"  # occasions from each station's first day, or the survey's
     threshold: float | None = None  # default: the latest run's
-    gap_days: int | None = 7  # the camera-gap rule (None: off, the dashboard's default)
+    gap_days: int | None = None  # the camera-gap rule (None: off, the dashboard's default)
+    outages_file: Path | None = None
     start: date | None = None
     end: date | None = None
     months: tuple[int, ...] = ALL_MONTHS
@@ -74,7 +79,9 @@ class HistoryOptions:
 
 def _working(data_dir: Path, options: HistoryOptions) -> dict[str, set[date]]:
     """Each station's working days inside the window and season."""
-    working = operating_days(data_dir, options.gap_days)
+    path = outages_path(data_dir, options.outages_file)
+    outages = read_outages(path) if path is not None else None
+    working = operating_days(data_dir, options.gap_days, outages)
     return {s: {d for d in days if options.keeps(d)} for s, days in working.items()}
 
 
