@@ -651,6 +651,17 @@ def analyse(work: Path, draws: int, seed: int) -> dict[str, Any]:
     subsets = {"all": ok, "full_resolution": ok & full}
     for name, keep in subsets.items():
         results[name] = study(fixed, kms, truth, groups, sources, visits, keep, draws, seed)
+    # Tiles only where they add detail: pictures under FULL_RESOLUTION_SIDE keep their
+    # whole-frame score (a rule from geometry, not fitted).
+    results["tiles_only_where_they_add_detail"] = {
+        f"{score}|{name}": figures(
+            truth[ok],
+            np.where(full, fixed[f"{score}|{name}"], fixed[f"{score}|{BASELINE}|max"])[ok],
+            [visits[i] for i in np.flatnonzero(ok)],
+        )
+        for score in ("felid", "p289")
+        for name in ("4x3 (default)|max", "2x2+3x2+4x3|mean", "4x3 (default)|gate_whole")
+    }
     dev_fixed = fixed_scores(dev)
     neg_max = {k: float(np.nanmax(s[~truth])) for k, s in fixed.items()}
     results["dev"] = dev_figures(dev, {k: dev_fixed[k] for k in fixed if k in dev_fixed}, neg_max)
