@@ -769,6 +769,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.draws < 10 or args.workers < 1:
+        print("--draws must be at least 10 and --workers at least 1", file=sys.stderr)
+        return 2
     if not CAMERA_TRAPS.is_dir() or not SNOW_LEOPARD_DEV.is_dir():
         print(f"{CAMERA_TRAPS} or {SNOW_LEOPARD_DEV} is absent", file=sys.stderr)
         return 2
