@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8050
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lock bench bench-pipeline bench-views bench-views-train bench-spark bench-train bench-identify bench-localize bench-dashboard bench-caches bench-load lint lint-docker install install-dev browser java ocr clean
+.PHONY: demo test lock bench bench-pipeline bench-views bench-views-train bench-felid-aggregation bench-spark bench-train bench-identify bench-localize bench-dashboard bench-caches bench-load lint lint-docker install install-dev browser java ocr clean
 
 # requirements.lock holds the exact version of every distribution the suite passed on; every
 # install takes it as pip constraints, so a fresh clone gets those versions, not next month's.
@@ -66,7 +66,7 @@ test: install-dev browser java ocr
 # Speed and memory targets, each measured as ratios side by side in one run; results land in
 # bench/results/*.json. `make bench` runs them all (about half an hour on 2 cores); each has a
 # target of its own, and a missed target is reported while the others still run.
-bench: bench-pipeline bench-views bench-views-train bench-spark bench-train bench-identify bench-localize bench-dashboard bench-caches bench-load
+bench: bench-pipeline bench-views bench-views-train bench-felid-aggregation bench-spark bench-train bench-identify bench-localize bench-dashboard bench-caches bench-load
 
 bench-pipeline: install
 	-$(PY) -m bench
@@ -74,6 +74,8 @@ bench-views: install
 	-$(PY) -m bench.views_bench
 bench-views-train: install
 	-$(PY) -m bench.views_train_bench
+bench-felid-aggregation: install
+	-$(PY) -m bench.felid_aggregation
 bench-spark: install-dev java
 	-$(PY) -m bench.spark_bench
 bench-train: install
