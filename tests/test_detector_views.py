@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -104,10 +105,10 @@ def _survey(tmp: Path) -> tuple[Path, Path, tuple[float, float, float, float]]:
     return tmp / "images", write_deployments(tmp / "d.csv", [deployment("CAM")]), box
 
 
-def _run(images: Path, csv: Path, out: Path, backbone: Backbone) -> str:
+def _run(images: Path, csv: Path, out: Path, backbone: Backbone, **extra: str) -> str:
     options = resolve_run_options(
         {"images_root": images, "deployments": csv, "out_dir": out, "views": "tiles",
-         "backbone": "efficientnet_lite0", "batch_size": 8, "progress": False},
+         "backbone": "efficientnet_lite0", "batch_size": 8, "progress": False, **extra},
         env={},
     )  # fmt: skip
     log = io.StringIO()
@@ -181,3 +182,25 @@ def test_a_megadetector_box_around_a_small_leopard_lifts_its_frame(
 
     # Scored once: the next run over the same images has nothing to do.
     assert "0 classified" in _run(images, csv, out, backbone)
+
+
+@pytest.mark.model
+@pytest.mark.spark
+@pytest.mark.skipif(not DEV.is_dir(), reason="../shared/data/snow-leopard-dev absent")
+@pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java 17")
+def test_the_spark_engine_scores_the_detector_view_too(tmp_path: Path, backbone: Backbone) -> None:
+    """The boxes travel with their frames to the Spark workers (the same classify_batch)."""
+    pytest.importorskip("pyspark", reason="the spark extra is not installed")
+    images, csv, box = _survey(tmp_path)
+    out = tmp_path / "store"
+    _run(images, csv, out, backbone)
+    md = _results(tmp_path / "md.json", [
+        {"file": "CAM/pasted.jpg", "detections": [
+            {"category": "1", "conf": 0.93, "bbox": list(box)}]},
+    ])  # fmt: skip
+    assert main(["import", "megadetector", str(md), "--data", str(out)]) == 0
+    log = _run(images, csv, out, backbone, engine="spark", spark_master="local[1]")
+    assert "1 frame(s) to score again" in log
+    after = _detections(out)["pasted.jpg"]
+    assert after["view"] == "detector" and after["score"] > 0.15
+    assert after["box"] == pytest.approx(box, abs=1e-6)
