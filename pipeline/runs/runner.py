@@ -197,7 +197,8 @@ def _run_survey_locked(options: RunOptions, log: TextIO, backbone: Backbone | No
         )
 
     previous = store.latest_frames(out_dir)
-    detector = detector_views(out_dir)
+    # Whole-frame scoring decodes no working frame to cut the boxes' crops from.
+    detector = detector_views(out_dir) if options.view_options().tiled else {}
     rescore = _detector_boxes_since_scored(discovery.frames, previous, detector, writers)
     frames = discovery.frames.filter(pc.or_(_changed_or_new(discovery.frames, previous), rescore))
     frames = _with_detector_boxes(frames, detector)
