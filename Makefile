@@ -18,8 +18,14 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PIP) install -q -c $(LOCK) -e .
 	touch $@
 
+# MegaDetector's own batch-results validator checks our exports (tests/test_megadetector_package.py).
+# Its wheel alone, --no-deps: its full set (ultralytics-yolov5, opencv-python, torch pins) fights
+# ours, and the validator's imports need only what the lock already has plus jsonpickle (dev).
+MEGADETECTOR := megadetector
+
 $(VENV)/.installed-dev: pyproject.toml $(LOCK) $(VENV)/.installed
 	$(PIP) install -q -c $(LOCK) -e '.[dev,spark]'
+	$(PIP) install -q --no-deps -c $(LOCK) $(MEGADETECTOR)
 	touch $@
 
 # Refresh the lock: resolve pyproject.toml's ranges afresh in a new .venv, pin what was
@@ -28,6 +34,7 @@ lock: browser java ocr
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -e '.[dev,spark]'
+	$(PIP) install -q --no-deps $(MEGADETECTOR)
 	{ echo "# Exact versions of every distribution 'make test' installs, as pip constraints."; \
 	  echo "# Written by 'make lock' on $$($(PY) --version), $$(uname -sm); do not edit by hand."; \
 	  $(PIP) freeze --all --exclude-editable --exclude pip; } > $(LOCK).tmp

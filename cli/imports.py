@@ -157,6 +157,17 @@ def _import_megadetector(args: argparse.Namespace) -> int:
         shown = ", ".join(result.unmatched[:5])
         more = f" and {len(result.unmatched) - 5} more" if len(result.unmatched) > 5 else ""
         print(f"warning: {len(result.unmatched)} file(s) are not in the store: {shown}{more}")
+    if result.files and not result.matched:
+        print(
+            "warning: none of the files is a frame of this store: results of another images "
+            "root? (files are matched by their path under the survey's root)"
+        )
+    if result.frames_with_views:
+        print(
+            f"{result.frames_with_views} frame(s) have animal boxes at or above "
+            f"{result.threshold:g}: the next `uncia run` over the same images scores them again, "
+            "with a crop of each box as a view (docs/views.md)"
+        )
     for warning in result.warnings[:10]:
         print(f"warning: {warning}")
     return 0

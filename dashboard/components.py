@@ -97,6 +97,11 @@ def box_title(box: FrameBox) -> str:
                 f"Moving region tracked through the burst to a view seen as a leopard{score}:"
                 " a coarse box; uncia localize refines it"
             )
+        if box.target == "detector":
+            return (
+                f"MegaDetector's box, whose crop scored best{score}: "
+                "an animal box from an imported detector run"
+            )
         return f"Best-scoring view ({box.target}{score}): a coarse box; uncia localize refines it"
     method = METHOD_NAMES.get(box.method, box.method)
     score = "" if box.target_score is None else f", {box.target} score {box.target_score:.2f}"
@@ -194,6 +199,31 @@ def verdict_text(row: dict[str, Any]) -> str:
     return f"verified in review by {row['reviewer']}: {said}"
 
 
+# Dark text on pale amber: readable (contrast above 7:1) and not a decision's colour.
+LIKELY_EMPTY_STYLE = {
+    "background": "#fff1c2",
+    "color": "#4a3600",
+    "borderRadius": "3px",
+    "padding": "0 4px",
+    "marginLeft": "6px",
+    "fontSize": "85%",
+}
+
+
+def likely_empty_badge(row: dict[str, Any]) -> list[Any]:
+    """A small "likely empty" badge for a review candidate whose frames MegaDetector (an
+    imported run) called likely empty, its tooltip saying how many; nothing otherwise."""
+    if not row.get("likely_empty"):
+        return []
+    seen = row.get("detector_seen") or 0
+    title = (
+        f"MegaDetector (imported run) saw {seen} of this burst's {row['n_frames']} frame(s) "
+        "and found no animal above its threshold in any: reviewed last"
+    )
+    return [html.Span("likely empty", className="likely-empty", title=title,
+                      style=LIKELY_EMPTY_STYLE)]  # fmt: skip
+
+
 def review_cards(rows: list[dict[str, Any]], url_prefix: str) -> list[html.Figure]:
     """One focusable card per candidate burst with confirm / reject / relabel buttons; a row's
     "box" (queries.FrameBox of its best frame) is drawn on the thumbnail."""
@@ -223,6 +253,7 @@ def review_cards(rows: list[dict[str, Any]], url_prefix: str) -> list[html.Figur
                     html.Figcaption(
                         [
                             html.Strong(f"score {row['score']:.3f}"),
+                            *likely_empty_badge(row),
                             html.Div(f"{when} · {row['locationName']} · {row['n_frames']} frames"),
                             html.Div(decided, className=f"decision {row.get('decision') or ''}"),
                             html.Div(

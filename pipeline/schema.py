@@ -64,6 +64,9 @@ class ViewKind(StrEnum):
     # A moving region of this frame, tracked through the burst to a better-scored view of the
     # same animal in another frame (pipeline/stages/tracks.py): the score is that view's.
     TRACK = "track"
+    # A crop around a box another detector found in this frame (MegaDetector batch output,
+    # imported by `uncia import megadetector`): the box, not the crop, is the view's box.
+    DETECTOR = "detector"
 
 
 class RunStatus(StrEnum):
@@ -428,6 +431,9 @@ DETECTOR_BOXES = pa.schema(
         pa.field("classification_conf", pa.float64()),
         pa.field("failure", pa.string()),
         pa.field("likely_empty", pa.bool_(), nullable=False),
+        # The import's threshold: boxes at or above it (category animal) become views for
+        # scoring at the next `uncia run`; null in tables imported before it was kept.
+        pa.field("threshold", pa.float64()),
         pa.field("imported_at", UTC_TS, nullable=False),
     ]
 )

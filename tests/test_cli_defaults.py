@@ -398,6 +398,22 @@ def test_an_uncia_run_store_exports_valid_megadetector_and_coco_files(
     assert len(cct["annotations"]) == len(cct["images"])
 
 
+def test_an_uncia_run_store_passes_megadetectors_own_validator(
+    zero_shot_store: Path, tmp_path: Path, offline: dict[str, str]
+) -> None:
+    """The export of a real run's store, checked by the `megadetector` package itself
+    (tests/test_megadetector_package.py shows it refuses broken files)."""
+    validator = pytest.importorskip(
+        "megadetector.postprocessing.validate_batch_results",
+        reason="the megadetector package is not installed (`make install-dev` installs it)",
+    )
+    uncia("export", "megadetector", "--data", zero_shot_store, "--out", tmp_path / "md.json",
+          env=offline)  # fmt: skip
+    result = validator.validate_batch_results(str(tmp_path / "md.json"))["validation_results"]
+    assert result["errors"] == [], result
+    assert len(json.loads((tmp_path / "md.json").read_text())["images"]) == len(SURVEYED) * 4
+
+
 @pytest.mark.skipif(not tesseract_available(), reason="no tesseract (make test installs it)")
 def test_uncia_infobar_with_only_its_required_arguments(
     tmp_path: Path, offline: dict[str, str]

@@ -46,8 +46,6 @@ GAPS = pa.schema(
 )
 
 
-
-
 def surveyed(alias: str = "d") -> str:
     """SQL condition: the deployment `alias` has at least one row in `images` (a frame, a
     failure or a missing file).
@@ -754,27 +752,50 @@ ORDER BY c.locationID, c.deploymentID, start
 
 
 def review_candidates(
-    con: duckdb.DuckDBPyConnection, filters: Filters, hexagon: str | None, limit: int
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    hexagon: str | None,
+    limit: int,
+    detector_boxes: Path | None = None,
 ) -> pa.Table:
-    """Leopard bursts at or above the threshold in the window, highest score first.
+    """Leopard bursts at or above the threshold in the window, highest score first; bursts
+    another detector (MegaDetector, `uncia import megadetector`) called likely empty last.
 
     Columns: burst_id, best_image_id, score, start_time, n_frames, deploymentID, locationName,
     decision, label, reviewer, origin (the burst's verdict: the latest review, or a newer
-    imported human label; null when none).
+    imported human label; null when none), detector_seen (frames of the burst in
+    `detector_boxes`' results, failures left out), detector_empty (of them, those likely empty
+    in every import) and likely_empty (the detector saw frames of the burst and called every
+    one likely empty).
     """
     where = _hexagon_clause(filters, hexagon)
+    extra: dict[str, Any] = {"limit": int(limit), "threshold": filters.threshold}
+    seen = "SELECT NULL::VARCHAR AS burst_id, 0 AS seen, 0 AS empty WHERE false"
+    if detector_boxes is not None:
+        seen = """
+SELECT x.burst_id, count(*) AS seen, count(*) FILTER (WHERE m.empty) AS empty
+FROM detections x
+JOIN (SELECT image_id, bool_and(likely_empty) AS empty FROM read_parquet($detector_boxes)
+      WHERE image_id IS NOT NULL AND failure IS NULL GROUP BY image_id) m USING (image_id)
+WHERE x.burst_id IS NOT NULL
+GROUP BY x.burst_id"""
+        extra["detector_boxes"] = str(detector_boxes)
     sql = f"""
+WITH seen AS ({seen})
 SELECT b.burst_id, b.best_image_id, b.score, b.start_time, b.n_frames, b.deploymentID,
        coalesce(d.locationName, d.locationID) AS locationName,
-       r.decision, r.label, r.reviewer, r.origin
+       r.decision, r.label, r.reviewer, r.origin,
+       coalesce(s.seen, 0)::INTEGER AS detector_seen,
+       coalesce(s.empty, 0)::INTEGER AS detector_empty,
+       coalesce(s.seen > 0 AND s.empty = s.seen, false) AS likely_empty
 FROM bursts b JOIN deployments d USING (deploymentID)
 LEFT JOIN review_latest r ON r.burst_id = b.burst_id
+LEFT JOIN seen s ON s.burst_id = b.burst_id
 WHERE b.score >= $threshold::FLOAT AND b.start_time IS NOT NULL
   AND {_window("b.start_time")} {where}
-ORDER BY b.score DESC, b.start_time, b.burst_id
+ORDER BY likely_empty, b.score DESC, b.start_time, b.burst_id
 LIMIT $limit
 """
-    extra: dict[str, Any] = {"limit": int(limit), "threshold": filters.threshold}
     if hexagon is not None:
         extra["hexagon"] = hexagon
     params = {"start": filters.start, "end": filters.end, "months": list(filters.months), **extra}

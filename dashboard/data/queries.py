@@ -225,7 +225,7 @@ def _view_boxes(con: duckdb.DuckDBPyConnection, image_ids: Sequence[str]) -> dic
     sql = """
 SELECT image_id, view_box_x, view_box_y, view_box_width, view_box_height, 'view', view, score
 FROM detections
-WHERE image_id IN (SELECT unnest($ids::VARCHAR[])) AND view IN ('tile', 'motion', 'track')
+WHERE image_id IN (SELECT unnest($ids::VARCHAR[])) AND view IN ('tile', 'motion', 'track', 'detector')
   AND view_box_x IS NOT NULL AND view_box_y IS NOT NULL AND view_box_width IS NOT NULL
   AND view_box_height IS NOT NULL
 """

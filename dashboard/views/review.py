@@ -27,8 +27,9 @@ def show_gallery(
     reviews: str | None,
     **controls: Any,
 ) -> dict[str, Any]:
-    """Candidate leopard bursts (threshold, window, hexagon), highest score first, the best
-    frame's localization box on each thumbnail."""
+    """Candidate leopard bursts (threshold, window, hexagon), highest score first, bursts an
+    imported MegaDetector run called likely empty last and badged, the best frame's
+    localization box on each thumbnail."""
     hexagon = parse_hexagon(hexagon)
 
     limit = ctx.settings.max_review_bursts
@@ -36,16 +37,20 @@ def show_gallery(
         overview = queries.survey_overview(con)
         filters = view_filters(overview, controls)
         ctx.store.prepare(con, ctx.settings.gap_days)
-        rows = analysis.review_candidates(con, filters, hexagon, limit).to_pylist()
+        rows = analysis.review_candidates(
+            con, filters, hexagon, limit, ctx.store.table("detector_boxes")
+        ).to_pylist()
         best = [r["best_image_id"] for r in rows]
         boxes = queries.latest_boxes(con, ctx.store.table("localizations"), best)
     for row in rows:
         row["box"] = boxes.get(row["best_image_id"])
     where = f"hexagon {hexagon}" if hexagon else "all hexagons"
     done = sum(1 for r in rows if r.get("decision"))
+    empty = sum(1 for r in rows if r.get("likely_empty"))
+    last = f"; {empty} MegaDetector called likely empty last" if empty else ""
     title = (
         f"Review: {len(rows)} candidate leopard bursts in {where} scoring ≥ "
-        f"{filters.threshold:.2f}, highest first ({done} reviewed)"
+        f"{filters.threshold:.2f}, highest first{last} ({done} reviewed)"
     )
     return {"title": title, "cards": review_cards(rows, ctx.url_prefix), "alert": []}
 

@@ -35,6 +35,37 @@ DECIMALS = 4  # as MegaDetector writes boxes and confidences
 
 
 @dataclass(frozen=True)
+class DetectorViews:
+    """One frame's imported boxes that become views (`uncia run`, docs/views.md): [x, y, w, h]
+    fractions, and when the latest of them was imported."""
+
+    boxes: tuple[tuple[float, float, float, float], ...]
+    imported_at: datetime
+
+
+def detector_views(data_dir: Path) -> dict[str, DetectorViews]:
+    """The store's imported boxes that `uncia run` scores as views, by image_id: boxes of the
+    category named `animal` (a person or vehicle is no leopard) at or above their import's
+    threshold, in frames of the store. Empty without imports."""
+    found: dict[str, tuple[list[tuple[float, float, float, float]], datetime]] = {}
+    for row in st.rows(Path(data_dir), "detector_boxes"):
+        threshold = row.get("threshold")
+        threshold = DEFAULT_IMPORT_THRESHOLD if threshold is None else float(threshold)
+        if (
+            row["image_id"] is None
+            or row["bbox_x"] is None
+            or (row["category_name"] or "").lower() != "animal"
+            or row["conf"] is None
+            or row["conf"] < threshold
+        ):
+            continue
+        boxes, when = found.setdefault(row["image_id"], ([], row["imported_at"]))
+        boxes.append((row["bbox_x"], row["bbox_y"], row["bbox_width"], row["bbox_height"]))
+        found[row["image_id"]] = (boxes, max(when, row["imported_at"]))
+    return {k: DetectorViews(tuple(b), when) for k, (b, when) in found.items()}
+
+
+@dataclass(frozen=True)
 class MegadetectorExportOptions:
     threshold: float | None = None  # the typical threshold Timelapse offers; default the run's
     min_conf: float = 0.05  # frames scoring below get an empty detections list
@@ -182,6 +213,7 @@ class MegadetectorImport:
     likely_empty: int
     threshold: float
     warnings: tuple[str, ...]
+    frames_with_views: int = 0  # frames of the store with an animal box >= threshold
 
 
 def read_batch_results(path: Path) -> tuple[dict[str, Any], BatchValidation]:
@@ -263,6 +295,7 @@ def import_megadetector(
             "detector": info.get("detector"),
             "failure": image.get("failure"),
             "likely_empty": empty,
+            "threshold": threshold,
             "imported_at": now,
         }
         if not detections:
@@ -300,4 +333,14 @@ def import_megadetector(
         likely_empty=likely_empty,
         threshold=threshold,
         warnings=tuple(validation.warnings),
+        frames_with_views=len(
+            {
+                r["image_id"]
+                for r in new_rows
+                if r["image_id"] is not None
+                and r.get("conf") is not None
+                and r["conf"] >= threshold
+                and (r.get("category_name") or "").lower() == "animal"
+            }
+        ),
     )

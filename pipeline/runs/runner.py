@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm import tqdm
 
 from pipeline import __version__
 from pipeline.config import RunOptions
 from pipeline.errors import StoreError
-from pipeline.runs.scoring import classify_batch
+from pipeline.interop.megadetector import DetectorViews, detector_views
+from pipeline.runs.scoring import DETECTOR_COLUMN, classify_batch
 from pipeline.runs.spark_engine import classify_on_spark
 from pipeline.schema import FRAME_RESULTS, ImageStatus, RunKind, RunStatus, TimeFlag
 from pipeline.stages.classify import Classifier, ZeroShotImageNet
@@ -195,8 +197,19 @@ def _run_survey_locked(options: RunOptions, log: TextIO, backbone: Backbone | No
         )
 
     previous = store.latest_frames(out_dir)
-    frames = discovery.frames.filter(_changed_or_new(discovery.frames, previous))
+    # Whole-frame scoring decodes no working frame to cut the boxes' crops from.
+    detector = detector_views(out_dir) if options.view_options().tiled else {}
+    rescore = _detector_boxes_since_scored(discovery.frames, previous, detector, writers)
+    frames = discovery.frames.filter(pc.or_(_changed_or_new(discovery.frames, previous), rescore))
+    frames = _with_detector_boxes(frames, detector)
     summary.frames_skipped = discovery.frames.num_rows - frames.num_rows
+    again = int(pc.sum(rescore).as_py() or 0)
+    if again:
+        print(
+            f"{again} frame(s) to score again: MegaDetector boxes were imported since their "
+            "run; a crop of each box is one more view (docs/views.md)",
+            file=log,
+        )
     missing = _missing_frames(previous, discovery.frames, Path(options.images_root), run_id)
 
     backbone = backbone or _load_backbone(options)
@@ -332,6 +345,47 @@ def _changed_or_new(frames: pa.Table, previous: pa.Table) -> pa.Array:
         same = old is not None and old[0] == size and (old[1] is None or old[1] == mtime)
         mask.append(not same)
     return pa.array(mask, pa.bool_())
+
+
+def _detector_boxes_since_scored(
+    frames: pa.Table,
+    previous: pa.Table,
+    detector: dict[str, DetectorViews],
+    writers: list[dict[str, Any]],
+) -> pa.Array:
+    """A mask of `frames` to score again: frames scored before their detector boxes were
+    imported (`uncia import megadetector` after the run), so the boxes become views now."""
+    started = {w["run_id"]: _utc(w["started_at"]) for w in writers if w["started_at"] is not None}
+    scored = {
+        image_id: started.get(run_id)
+        for image_id, run_id, status in zip(
+            *(previous.column(c).to_pylist() for c in ("image_id", "run_id", "status")),
+            strict=True,
+        )
+        if status == ImageStatus.OK
+    }
+    mask = []
+    for image_id in frames.column("image_id").to_pylist():
+        views, when = detector.get(image_id), scored.get(image_id)
+        mask.append(views is not None and when is not None and views.imported_at > when)
+    return pa.array(mask, pa.bool_())
+
+
+def _utc(value: datetime | str) -> datetime:
+    """A run record's time (a datetime from the runs table, ISO text from a record file)."""
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _with_detector_boxes(frames: pa.Table, detector: dict[str, DetectorViews]) -> pa.Table:
+    """`frames` with their imported detector boxes (scoring.DETECTOR_COLUMN), when any."""
+    if not detector:
+        return frames
+    boxes = [
+        [list(b) for b in detector[i].boxes] if i in detector else None
+        for i in frames.column("image_id").to_pylist()
+    ]
+    return frames.append_column(DETECTOR_COLUMN, pa.array(boxes, pa.list_(pa.list_(pa.float64()))))
 
 
 def _missing_frames(

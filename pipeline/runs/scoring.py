@@ -30,6 +30,9 @@ from pipeline.stages.views import (
 )
 
 WHOLE_FRAME = ViewOptions(mode=ViewMode.WHOLE)
+# The frame-list column holding another detector's boxes for a frame (list of [x, y, w, h]
+# fractions), added by the runner for frames with imported MegaDetector boxes.
+DETECTOR_COLUMN = "detector_boxes"
 
 
 def classify_batch(
@@ -51,6 +54,10 @@ def classify_batch(
     and box; motion views come from bursts found within the batch (frames of one deployment
     at most `burst_gap_seconds` apart). `tta_flip` averages each view's features with its
     mirror image's before scoring.
+
+    A frame whose row has `detector_boxes` (another detector's boxes, [x, y, w, h] fractions)
+    gets a crop around each as a `detector` view, with the tiled view modes (whole-frame
+    scoring decodes no working frame to cut them from).
 
     With an `infobar` preset, frames without an EXIF time get the time printed in their info
     bar (pipeline/stages/infobar.py: both reads agreeing), flagged `infobar`; frames whose bar
@@ -101,10 +108,20 @@ def classify_batch(
             }
         )
     ok = [i for i, r in enumerate(records) if r["failure"] is None]
+    detector = [[tuple(b) for b in listed[i].get(DETECTOR_COLUMN) or ()] for i in ok]
     for i, best in zip(
         ok,
         _best_views(
-            records, decoded, ok, backbone, classifier, pad_to, tta_flip, views, burst_gap_seconds
+            records,
+            decoded,
+            ok,
+            backbone,
+            classifier,
+            pad_to,
+            tta_flip,
+            views,
+            burst_gap_seconds,
+            detector,
         ),
         strict=True,
     ):
@@ -151,8 +168,10 @@ def _best_views(
     tta_flip: bool,
     views: ViewOptions,
     burst_gap_seconds: float,
+    detector: list[list[tuple[float, ...]]],
 ) -> list[BestView]:
-    """The best view of each frame in `ok` (indices into `decoded`), in that order."""
+    """The best view of each frame in `ok` (indices into `decoded`), in that order;
+    `detector[k]`: the other detector's boxes of frame `ok[k]`."""
     if not ok:
         return []
     size = backbone.input_size
@@ -178,7 +197,14 @@ def _best_views(
                 for j, found, flags in zip(group, boxes, moves, strict=True):
                     motion[j], moving[j] = found, flags
         cut = [
-            cut_views(decoded[i].working, views, size, motion[k], decoded[i].pixels)  # type: ignore[arg-type]
+            cut_views(
+                decoded[i].working,  # type: ignore[arg-type]
+                views,
+                size,
+                motion[k],
+                decoded[i].pixels,
+                detector[k],  # type: ignore[arg-type]
+            )
             for k, i in enumerate(ok)
         ]
         return score_views(cut, backbone, classifier, pad_to or len(ok), tta_flip, bursts, moving)

@@ -22,7 +22,7 @@ import torch
 
 from pipeline.config import RunOptions
 from pipeline.errors import ConfigError
-from pipeline.runs.scoring import classify_batch
+from pipeline.runs.scoring import DETECTOR_COLUMN, classify_batch
 from pipeline.schema import FRAME_RESULTS, conform
 from pipeline.stages.classify import Classifier, ZeroShotImageNet
 from pipeline.stages.decode import decode_frame
@@ -172,7 +172,10 @@ def classify_on_spark(
     )
     chunk = options.batch_size * parallelism * BATCHES_PER_PARTITION
     schema = _spark_schema()
-    work = frames.select(FRAME_INPUT_COLUMNS)
+    # Imported detector boxes travel with their frames (scoring.DETECTOR_COLUMN).
+    work = frames.select(
+        [c for c in (*FRAME_INPUT_COLUMNS, DETECTOR_COLUMN) if c in frames.column_names]
+    )
     for start in range(0, work.num_rows, chunk):
         piece = work.slice(start, chunk)
         partitions = min(parallelism, max(1, -(-piece.num_rows // options.batch_size)))

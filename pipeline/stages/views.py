@@ -4,7 +4,8 @@ A far snow leopard fills 2-5% of a wide trail-camera frame and becomes a few pix
 whole frame is squeezed to the model's 224 px. So a frame is scored on several views: the whole
 frame, overlapping tiles of a larger DCT-scaled decode (the "working" frame), and, within a
 burst of frames from a still camera, crops of the regions where the frames differ from the
-burst's median background (motion). The frame's score is its best view's; that view's box is a
+burst's median background (motion), and crops around the boxes another detector (MegaDetector)
+found in the frame (detector). The frame's score is its best view's; that view's box is a
 first, coarse localization (fractions of the upright frame, as in `localizations`).
 """
 
@@ -246,6 +247,31 @@ def _crop_box(region: tuple[slice, slice], scale: float, width: int, height: int
     return (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
 
 
+def detector_crop(
+    box: tuple[float, float, float, float], width: int, height: int
+) -> tuple[Box, tuple[float, float, float, float]] | None:
+    """The square-ish crop around another detector's box (left, top, width, height fractions
+    of the upright frame) in a width x height working frame, and the box clipped to the frame;
+    None for a box with no area inside the frame (zero-sized, outside, not finite).
+
+    The crop is cut like a motion crop: `_REGION_MARGIN` wider than the box so the animal is
+    whole with some context, at least `_MIN_CROP_SIDE` of the frame's height, kept inside."""
+    x, y, w, h = (float(v) for v in box)
+    if not all(np.isfinite((x, y, w, h))):
+        return None
+    left, top = min(max(x, 0.0), 1.0), min(max(y, 0.0), 1.0)
+    right, bottom = min(max(x + w, 0.0), 1.0), min(max(y + h, 0.0), 1.0)
+    if right - left <= 0.0 or bottom - top <= 0.0:
+        return None
+    pixels = (left * width, top * height, right * width, bottom * height)
+    side = max(pixels[2] - pixels[0], pixels[3] - pixels[1]) * _REGION_MARGIN
+    side = min(max(side, _MIN_CROP_SIDE * height), width, height)
+    cx = min(max((pixels[0] + pixels[2]) / 2, side / 2), width - side / 2)
+    cy = min(max((pixels[1] + pixels[3]) / 2, side / 2), height - side / 2)
+    crop = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+    return crop, (left, top, right - left, bottom - top)
+
+
 @dataclass(frozen=True)
 class FrameViews:
     """The views of one frame: uint8 (V, S, S, 3) pixels, their boxes as fractions of the frame
@@ -262,9 +288,13 @@ def cut_views(
     size: int,
     motion: Sequence[Box] = (),
     whole: np.ndarray | None = None,
+    detector: Sequence[tuple[float, float, float, float]] = (),
 ) -> FrameViews:
     """Cut the views of one upright working frame (uint8 H x W x 3): the whole frame first,
-    then the tiles, then the motion crops given in working pixels.
+    then the tiles, then the motion crops given in working pixels, then a crop around each
+    of another detector's boxes (`detector`: left, top, width, height fractions; a box with no
+    area in the frame is skipped). A detector view's box is the detector's box (clipped to the
+    frame), not the wider crop: where the animal is, as the detector saw it.
 
     `whole`, when given, is the whole frame already squeezed to (size, size) (the decoder
     makes it from the same working frame, `DecodedFrame.pixels`): it is not made again.
@@ -287,14 +317,18 @@ def cut_views(
     pixels += [
         np.asarray(image.resize((size, size), Image.Resampling.BILINEAR, box=b)) for b in motion
     ]
-    fractions = np.array(
-        [
-            (b[0] / width, b[1] / height, (b[2] - b[0]) / width, (b[3] - b[1]) / height)
-            for b in boxes
-        ],
-        dtype=np.float32,
-    )
-    return FrameViews(np.stack(pixels), fractions, tuple(kinds))
+    fractions = [
+        (b[0] / width, b[1] / height, (b[2] - b[0]) / width, (b[3] - b[1]) / height) for b in boxes
+    ]
+    for found in detector:
+        cut = detector_crop(found, width, height)
+        if cut is None:
+            continue
+        crop, clipped = cut
+        pixels.append(np.asarray(image.resize((size, size), Image.Resampling.BILINEAR, box=crop)))
+        fractions.append(clipped)
+        kinds.append(ViewKind.DETECTOR)
+    return FrameViews(np.stack(pixels), np.array(fractions, dtype=np.float32), tuple(kinds))
 
 
 def _grid_tiles(

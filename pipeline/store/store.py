@@ -297,11 +297,12 @@ def _has_parts(paths: StorePaths) -> bool:
 
 
 def latest_frames(out_dir: Path) -> pa.Table:
-    """The latest row of every frame in `out_dir`: image_id, deploymentID, relative_path,
-    file_path, file_size, file_mtime_ns and status (empty when nothing was classified yet).
-    Resume compares them with what is on disk now."""
+    """The latest row of every frame in `out_dir`: image_id, run_id, deploymentID,
+    relative_path, file_path, file_size, file_mtime_ns and status (empty when nothing was
+    classified yet). Resume compares them with what is on disk now (and run_id with imported
+    detector boxes)."""
     paths = StorePaths(Path(out_dir))
-    columns = ["image_id", "deploymentID", "relative_path", "file_path", "file_size",
+    columns = ["image_id", "run_id", "deploymentID", "relative_path", "file_path", "file_size",
                "file_mtime_ns", "status"]  # fmt: skip
     schema = pa.schema([FRAME_RESULTS.field(c) for c in columns])
     if not _has_parts(paths):
