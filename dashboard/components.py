@@ -167,7 +167,9 @@ def detection_cards(rows: list[dict[str, Any]], url_prefix: str) -> list[html.Fi
                         [
                             html.Strong(f"score {row['score']:.3f}"),
                             html.Div(
-                                f"{_when(row['captured_at'])}\n{camera}\ntop 5: {top5}",
+                                f"{_when(row['captured_at'])}\n{camera}\n"
+                                + (f"{row['verdict']}\n" if row.get("verdict") else "")
+                                + f"top 5: {top5}",
                                 className="lines",
                             ),
                         ]

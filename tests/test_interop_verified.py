@@ -22,7 +22,7 @@ from dashboard.data import analysis
 from dashboard.data.store import Store
 from dashboard.filters import Filters
 from dashboard.species import Layer
-from dashboard.views import downloads
+from dashboard.views import downloads, hotspots
 from pipeline.errors import ConfigError, StoreError
 from pipeline.interop import store_tables as st
 from pipeline.interop.camtrap_export import CamtrapExportOptions, export_camtrap_dp
@@ -38,6 +38,7 @@ from tests.helpers import CONTROLS
 from tests.interop_fixtures import build_store, frame
 from tests.verified_fixtures import (
     EARLY,
+    STATIONS,
     MACHINE_HISTORY,
     VERIFIED_EVENTS,
     VERIFIED_HISTORY,
@@ -283,3 +284,28 @@ def test_the_secr_download_and_a_windowed_occupancy_one_are_the_cli_exports(
     assert all(float(t.split()[1]) > 1000 and float(t.split()[2]) > 1000 for t in traps)
     assert "same_as,uncia export secr --occasion-days 7 --threshold 0.5 --gap-days 0 --start " \
         "2024-01-06 --end 2024-01-20" in archive.read("provenance.csv").decode()
+
+
+def test_verified_hexagon_frames_are_the_frames_the_map_counts(labelled) -> None:
+    """In "Human-verified only" a hexagon's frames are those of the bursts people called a
+    snow leopard, whatever their score (A d5 scored 0.2), never a rejected or relabelled
+    one (A d9, 0.9, Timelapse said empty), each saying who verified it."""
+    store, _ = labelled
+    ctx = build_context(Settings(data_dir=store, tiles="none"))
+    with ctx.store.connect() as con:
+        ctx.store.prepare(con, None)
+        summary = analysis.layer_summary(con, Filters(threshold=0.5), 30.0).to_pylist()
+    hexagon = {r["stations"]: r["hexagon"] for r in summary}
+    shown = {}
+    for station in STATIONS:
+        panel = hotspots.show_detections(ctx, hexagon[station], None,
+                                         **{**CONTROLS, "verified": "verified"})  # fmt: skip
+        shown[station] = [c.children[1].children[1].children for c in panel["cards"]]
+        assert "verified as snow leopard" in panel["title"]
+        assert ("no frame" in panel["title"]) == (not shown[station])
+    assert [len(v) for v in shown.values()] == [1, 3, 0]  # VERIFIED_EVENTS: one frame a burst
+    assert "2024-01-05" in shown["A"][0] and "imported from Timelapse (tost.csv)" in shown["A"][0]
+    assert sum("verified in review by Bayara" in text for text in shown["B"]) == 1  # B d12
+    machine = hotspots.show_detections(ctx, hexagon["A"], None, **CONTROLS)
+    texts = [c.children[1].children[1].children for c in machine["cards"]]
+    assert len(texts) == 2 and not any("verified" in t for t in texts)  # A d8 and d9, >= 0.5

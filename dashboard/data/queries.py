@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from dashboard.filters import Filters
 from pipeline.schema import RunKind
+from pipeline.store.reviews import LEOPARD_LABEL
 from pipeline.store.store import StorePaths, first_row
 
 DEFAULT_EVENT_GAP_MINUTES = 30.0
@@ -118,21 +119,37 @@ def _params(filters: Filters, **extra: Any) -> dict[str, Any]:
 def hexagon_detections(
     con: duckdb.DuckDBPyConnection, filters: Filters, hexagon: str, limit: int
 ) -> pa.Table:
-    """Frames in `hexagon` scoring at least the threshold in the window, highest score first.
+    """Frames in `hexagon` scoring at least the threshold in the window, highest score first;
+    with `filters.verified_only`, instead the frames of the bursts a person's verdict calls a
+    snow leopard (`review_latest`, registered by analysis.attach: a review or an imported
+    human label; a frame in no burst is judged alone), whatever their score: the frames the
+    map counts.
 
     Columns: image_id, captured_at, locationID, locationName, cameraID, score, top5_labels,
-    top5_scores. At most `limit` rows.
+    top5_scores, verdict (who said so; null in machine mode). At most `limit` rows.
     """
+    if filters.verified_only:
+        judged = """JOIN review_latest r
+  ON r.burst_id = coalesce(x.burst_id, 'frame:' || x.image_id) AND r.label = $leopard_label"""
+        verdict = """CASE WHEN r.origin = 'import' THEN 'verified: ' || r.reviewer
+            ELSE 'verified in review by ' || r.reviewer END"""
+        params = _params(filters, leopard_label=LEOPARD_LABEL)
+        params.pop("threshold")
+        kept = "TRUE"
+    else:
+        judged, verdict, params = "", "NULL::VARCHAR", _params(filters)
+        kept = "x.score >= $threshold::FLOAT"
     sql = f"""
 SELECT x.image_id, x.captured_at, x.locationID, d.locationName, d.cameraID, x.score,
-       x.top5_labels, x.top5_scores
-FROM detections x JOIN deployments d USING (deploymentID)
-WHERE d."{filters.h3_column}" = $hexagon AND x.score >= $threshold::FLOAT
+       x.top5_labels, x.top5_scores, {verdict} AS verdict
+FROM detections x JOIN deployments d USING (deploymentID) {judged}
+WHERE d."{filters.h3_column}" = $hexagon AND {kept}
   AND x.captured_at IS NOT NULL AND {_window("x.captured_at")}
 ORDER BY x.score DESC, x.captured_at, x.image_id
 LIMIT $limit
 """
-    return con.sql(sql, params=_params(filters, hexagon=hexagon, limit=int(limit))).to_arrow_table()
+    params.update(hexagon=hexagon, limit=int(limit))
+    return con.sql(sql, params=params).to_arrow_table()
 
 
 def hexagon_stations(con: duckdb.DuckDBPyConnection, filters: Filters, hexagon: str) -> str:

@@ -138,8 +138,9 @@ def table_highlight(hexagon: str | None) -> list[dict[str, Any]]:
 def show_detections(
     ctx: DashboardContext, hexagon: str | None, version: str | None, **controls: Any
 ) -> dict[str, Any]:
-    """The selected hexagon's frames at or above the threshold, highest score first, each
-    with its latest localization box when `uncia localize` boxed it."""
+    """The selected hexagon's frames at or above the threshold (in "Human-verified only", the
+    frames a person called a snow leopard, the ones the map counts), highest score first,
+    each with its latest localization box when `uncia localize` boxed it."""
     hexagon = parse_hexagon(hexagon)
     if hexagon is None:
         return {"title": PICK_HEXAGON, "cards": [], "alert": []}
@@ -147,21 +148,28 @@ def show_detections(
     with ctx.store.connect() as con:
         overview = queries.survey_overview(con)
         filters = view_filters(overview, controls)
+        if filters.verified_only:  # the verdicts the map counts
+            ctx.store.prepare(con, ctx.settings.gap_days)
         rows = queries.hexagon_detections(con, filters, hexagon, limit).to_pylist()
         stations = stations_label(queries.hexagon_stations(con, filters, hexagon))
         ids = [r["image_id"] for r in rows]
         boxes = queries.latest_boxes(con, ctx.store.table("localizations"), ids)
     for row in rows:
         row["box"] = boxes.get(row["image_id"])
+    which = (
+        "frames a person verified as snow leopard"
+        if filters.verified_only
+        else f"frames scoring ≥ {filters.threshold:.2f}"
+    )
     if rows:
         capped = f", the first {limit}" if len(rows) == limit else ""
-        title = (
-            f"Hexagon {hexagon} ({stations}): frames scoring ≥ {filters.threshold:.2f}, "
-            f"highest first{capped}"
-        )
+        title = f"Hexagon {hexagon} ({stations}): {which}, highest first{capped}"
     else:
         title = (
-            f"Hexagon {hexagon} ({stations}): no frame scores ≥ {filters.threshold:.2f} "
+            f"Hexagon {hexagon} ({stations}): no frame a person verified as snow leopard "
+            "in this window"
+            if filters.verified_only
+            else f"Hexagon {hexagon} ({stations}): no frame scores ≥ {filters.threshold:.2f} "
             "in this window"
         )
     return {"title": title, "cards": detection_cards(rows, ctx.url_prefix), "alert": []}
