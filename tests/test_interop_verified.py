@@ -38,8 +38,8 @@ from tests.helpers import CONTROLS
 from tests.interop_fixtures import build_store, frame
 from tests.verified_fixtures import (
     EARLY,
-    STATIONS,
     MACHINE_HISTORY,
+    STATIONS,
     VERIFIED_EVENTS,
     VERIFIED_HISTORY,
     build_verified_survey,
