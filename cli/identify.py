@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.stages.identify import IdentifyOptions
-from pipeline.stages.localize_options import LimeOptions
+from pipeline.stages.localize_options import METHODS, LimeOptions
 
 
 def _classes(text: str) -> tuple[int, ...]:
@@ -29,9 +29,11 @@ def add_identify_commands(sub: Any) -> None:
     )
     localize.add_argument(
         "--method",
-        choices=("lime", "gradcam"),
+        choices=METHODS,
         default="lime",
-        help="lime (default): superpixel masks, model-agnostic; gradcam: one backward pass, fast",
+        help="lime (default): superpixel masks, model-agnostic; gradcam: one backward pass, "
+        "fast; megadetector: no model, the best box of `uncia import megadetector` (frames "
+        "without one get a failure row)",
     )
     localize.add_argument(
         "--threshold",
@@ -137,7 +139,12 @@ def localize_command(args: argparse.Namespace) -> int:
         f"({summary['failed']} failed, {summary['skipped_already_done']} already done) "
         f"into {args.data / 'parquet' / 'localizations.parquet'}"
     )
+    for reason, count in list(summary["failures"].items())[:FAILURES_SHOWN]:
+        print(f"  {count} failed: {reason}")
     return 0
+
+
+FAILURES_SHOWN = 8  # the most common reasons a frame has no box; all are in the table
 
 
 def identify_command(args: argparse.Namespace) -> int:

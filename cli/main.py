@@ -6,7 +6,7 @@
     uncia demo --out DIR                                   build the simulated demo survey
     uncia train --images ROOT --labels CSV --out MODEL     train a leopard head
     uncia evaluate --model MODEL --images ROOT --labels CSV --out REPORT   measure it
-    uncia localize --data DIR [--method lime|gradcam]      boxes, heat maps, crops
+    uncia localize --data DIR [--method lime|gradcam|megadetector]  boxes, heat maps, crops
     uncia identify --data DIR                              spot-pattern matches, individuals
     uncia import FORMAT SOURCE --out DIR                   another tool's data into a store
     uncia export FORMAT --data DIR --out FILE              a store in another tool's format

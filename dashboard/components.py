@@ -85,7 +85,7 @@ def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else "time unknown"
 
 
-METHOD_NAMES = {"lime": "LIME", "gradcam": "Grad-CAM"}
+METHOD_NAMES = {"lime": "LIME", "gradcam": "Grad-CAM", "megadetector": "MegaDetector"}
 
 
 def box_title(box: FrameBox) -> str:

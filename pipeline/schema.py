@@ -317,6 +317,7 @@ REVIEWS = pa.schema(
 class LocalizeMethod(StrEnum):
     LIME = "lime"
     GRADCAM = "gradcam"
+    MEGADETECTOR = "megadetector"  # an imported detector box, no explanation (no heat map)
 
 
 class MatchDecision(StrEnum):

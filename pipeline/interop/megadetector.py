@@ -11,6 +11,7 @@ likely empty.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,6 +64,90 @@ def detector_views(data_dir: Path) -> dict[str, DetectorViews]:
         boxes.append((row["bbox_x"], row["bbox_y"], row["bbox_width"], row["bbox_height"]))
         found[row["image_id"]] = (boxes, max(when, row["imported_at"]))
     return {k: DetectorViews(tuple(b), when) for k, (b, when) in found.items()}
+
+
+ANIMAL_BOX_TARGET = "megadetector:animal"  # localizations.target of a detector box
+
+
+@dataclass(frozen=True)
+class DetectorBox:
+    """A frame's box for `uncia localize --method megadetector` (docs/identification.md): the
+    best imported animal box at or above its import's threshold, clipped to the frame, with
+    the detector's confidence; or, with `box` None, why the frame has none (`failure`)."""
+
+    box: tuple[float, float, float, float] | None
+    conf: float | None
+    failure: str | None = None
+
+
+def _inside(bbox: tuple[Any, ...]) -> tuple[float, float, float, float] | None:
+    """[x, y, w, h] clipped to the frame; None when it has no area inside it (or is not finite)."""
+    try:
+        x, y, w, h = (float(v) for v in bbox)
+    except (TypeError, ValueError):
+        return None
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        return None
+    left, top = max(0.0, x), max(0.0, y)
+    right, bottom = min(1.0, x + w), min(1.0, y + h)
+    if right <= left or bottom <= top:
+        return None
+    return left, top, right - left, bottom - top
+
+
+def detector_boxes_for_localization(data_dir: Path) -> dict[str, DetectorBox]:
+    """By image_id, each frame of the store that an imported results file lists: its best
+    animal box (highest conf, any import) at or above that import's threshold with some area
+    inside the frame, or the reason it has none. Frames no import lists are absent."""
+    rows_by_image: dict[str, list[dict[str, Any]]] = {}
+    for row in st.rows(Path(data_dir), "detector_boxes"):
+        if row["image_id"] is not None:
+            rows_by_image.setdefault(row["image_id"], []).append(row)
+    found: dict[str, DetectorBox] = {}
+    for image_id, rows in rows_by_image.items():
+        boxes = [r for r in rows if r["bbox_x"] is not None and r["conf"] is not None]
+        animals = [r for r in boxes if (r["category_name"] or "").lower() == "animal"]
+        usable = [r for r in animals if r["conf"] >= _threshold(r)]
+        usable.sort(key=lambda r: r["conf"], reverse=True)
+        for row in usable:
+            inside = _inside((row["bbox_x"], row["bbox_y"], row["bbox_width"], row["bbox_height"]))
+            if inside is not None:
+                found[image_id] = DetectorBox(inside, float(row["conf"]))
+                break
+        else:
+            found[image_id] = DetectorBox(None, None, _why_no_box(rows, boxes, animals, usable))
+    return found
+
+
+def _threshold(row: dict[str, Any]) -> float:
+    threshold = row.get("threshold")
+    return DEFAULT_IMPORT_THRESHOLD if threshold is None else float(threshold)
+
+
+def _why_no_box(
+    rows: list[dict[str, Any]],
+    boxes: list[dict[str, Any]],
+    animals: list[dict[str, Any]],
+    usable: list[dict[str, Any]],
+) -> str:
+    if usable:
+        return (
+            f"MegaDetector's {len(usable)} animal box(es) at or above the import threshold "
+            "lie outside the frame"
+        )
+    if animals:
+        best = max(animals, key=lambda r: r["conf"])
+        return (
+            f"MegaDetector's {len(animals)} animal box(es) are all below the import threshold "
+            f"{_threshold(best):g} (best conf {best['conf']:.3g})"
+        )
+    if boxes:
+        names = sorted({(r["category_name"] or r["category"] or "?").lower() for r in boxes})
+        return f"MegaDetector found no animal, only {' and '.join(names)} box(es)"
+    failures = [r["failure"] for r in rows if r["failure"]]
+    if failures:
+        return f"MegaDetector could not read this frame: {failures[0]}"
+    return "MegaDetector found no box in this frame"
 
 
 @dataclass(frozen=True)

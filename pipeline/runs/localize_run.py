@@ -4,6 +4,9 @@ Reads DIR/parquet/detections.parquet and runs.parquet, explains each frame with 
 classifier that scored it (or `target_class`), and writes DIR/localizations/heatmaps/*.png,
 DIR/localizations/crops/*.jpg and DIR/parquet/localizations.parquet (LOCALIZATIONS), each
 atomically. Re-running skips frames already localized with the same method and target.
+`--method megadetector` runs no model: it crops each frame's best imported MegaDetector animal
+box (`uncia import megadetector`, the detector_boxes table) the way the other methods crop
+theirs, and writes a failure row for a frame without a usable box.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -25,6 +29,11 @@ import pyarrow.parquet as pq
 from PIL import ImageOps
 
 from pipeline.errors import ConfigError, StoreError
+from pipeline.interop.megadetector import (
+    ANIMAL_BOX_TARGET,
+    DetectorBox,
+    detector_boxes_for_localization,
+)
 from pipeline.runs.spark_engine import spark_session
 from pipeline.schema import LOCALIZATIONS, LocalizeMethod, conform
 from pipeline.stages.decode import DecodedFrame, decode_frame, open_image, read_regular_file
@@ -53,6 +62,7 @@ from pipeline.training.head import HeadTarget, load_model
 
 CROP_MAX_SIDE = 640
 HEATMAP_WIDTH = 480
+PIXEL_EPSILON = 1e-6
 CROP_PADDING = 0.05  # of the box's size, each side: a little context helps a person judge it
 
 
@@ -79,7 +89,26 @@ class LocalizeOptions:
         if self.engine not in ("local", "spark"):
             raise ConfigError(f"engine must be local or spark, got {self.engine!r}")
         if self.method not in {m.value for m in LocalizeMethod}:
-            raise ConfigError(f"unknown method {self.method!r}: choose lime or gradcam")
+            raise ConfigError(
+                f"unknown method {self.method!r}: choose lime, gradcam or megadetector"
+            )
+        if self.method == LocalizeMethod.MEGADETECTOR:
+            given = [
+                flag
+                for flag, value in (
+                    ("--target-class", self.target_class),
+                    ("--box-fraction", self.box_fraction),
+                    ("--input-size", self.input_size),
+                )
+                if value is not None
+            ]
+            if self.engine != "local":
+                given.append("--engine spark")
+            if given:
+                raise ConfigError(
+                    f"{', '.join(given)}: not for --method megadetector, which takes the "
+                    "imported detector's boxes as they are (no model runs)"
+                )
         if self.input_size is not None and not 64 <= self.input_size <= 1024:
             raise ConfigError(f"input size must be 64..1024 pixels, got {self.input_size}")
         if self.threshold is not None and not 0 <= self.threshold <= 1:
@@ -155,24 +184,9 @@ def _save_pictures(
 
     `stem` is `<image_id>-<run_id>`: a later run with another method or target writes pictures
     of its own box and leaves the earlier row's pictures as they were."""
-    folder = Path(LOCALIZATIONS_DIR)
-    heat_rel = folder / "heatmaps" / f"{stem}.png"
-    crop_rel = folder / "crops" / f"{stem}.jpg"
-    with open_image(read_regular_file(file_path)) as opened:
-        upright = ImageOps.exif_transpose(opened).convert("RGB")
-    width, height = upright.size
+    heat_rel = Path(LOCALIZATIONS_DIR) / "heatmaps" / f"{stem}.png"
+    crop_rel, (width, height) = save_crop(data_dir, stem, file_path, explanation.box)
     x, y, w, h = explanation.box
-    pad_x, pad_y = w * CROP_PADDING, h * CROP_PADDING
-    left, top = max(0.0, x - pad_x) * width, max(0.0, y - pad_y) * height
-    right, bottom = min(1.0, x + w + pad_x) * width, min(1.0, y + h + pad_y) * height
-    crop = upright.crop(
-        (int(left), int(top), max(int(left) + 1, round(right)), max(int(top) + 1, round(bottom)))
-    )
-    crop.thumbnail((CROP_MAX_SIDE, CROP_MAX_SIDE))
-    buffer = io.BytesIO()
-    crop.save(buffer, "JPEG", quality=90)
-    atomic_write_bytes(buffer.getvalue(), data_dir / crop_rel)
-
     out_w = HEATMAP_WIDTH
     out_h = max(1, round(HEATMAP_WIDTH * height / width))
     base = cv2.resize(pixels, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
@@ -190,7 +204,39 @@ def _save_pictures(
     if not ok:
         raise StoreError(f"cannot encode the heat map {stem}")
     atomic_write_bytes(png.tobytes(), data_dir / heat_rel)
-    return str(heat_rel), str(crop_rel)
+    return str(heat_rel), crop_rel
+
+
+def crop_pixel_box(
+    box: tuple[float, float, float, float], width: int, height: int
+) -> tuple[int, int, int, int]:
+    """The pixels (left, top, right, bottom) a crop of `box` takes from a `width` x `height`
+    upright frame: the box plus CROP_PADDING of its size each side, inside the frame."""
+    x, y, w, h = box
+    pad_x, pad_y = w * CROP_PADDING, h * CROP_PADDING
+    left, top = max(0.0, x - pad_x) * width, max(0.0, y - pad_y) * height
+    right, bottom = min(1.0, x + w + pad_x) * width, min(1.0, y + h + pad_y) * height
+    # Edges a rounding error short of a pixel (19.999999 for 20) are that pixel.
+    left, top = int(left + PIXEL_EPSILON), int(top + PIXEL_EPSILON)
+    return left, top, max(left + 1, round(right)), max(top + 1, round(bottom))
+
+
+def save_crop(
+    data_dir: Path, stem: str, file_path: str, box: tuple[float, float, float, float]
+) -> tuple[str, tuple[int, int]]:
+    """Write the crop JPEG of `box` (crop_pixel_box of the full-resolution upright frame, at
+    most CROP_MAX_SIDE px) named `stem`; return its path relative to DIR and the frame's size.
+
+    The one crop convention of every method, so `uncia identify` treats their crops alike."""
+    crop_rel = Path(LOCALIZATIONS_DIR) / "crops" / f"{stem}.jpg"
+    with open_image(read_regular_file(file_path)) as opened:
+        upright = ImageOps.exif_transpose(opened).convert("RGB")
+    crop = upright.crop(crop_pixel_box(box, *upright.size))
+    crop.thumbnail((CROP_MAX_SIDE, CROP_MAX_SIDE))
+    buffer = io.BytesIO()
+    crop.save(buffer, "JPEG", quality=90)
+    atomic_write_bytes(buffer.getvalue(), data_dir / crop_rel)
+    return str(crop_rel), upright.size
 
 
 def run_localize(options: LocalizeOptions) -> dict[str, Any]:
@@ -214,9 +260,14 @@ def _run_localize_locked(options: LocalizeOptions) -> dict[str, Any]:
     skipped = 0
     failed = 0
     groups: dict[tuple[str, str, str | None], list[dict[str, Any]]] = {}
-    for frame in frames.to_pylist():
-        key = (frame["backbone"], frame["model_name"], frame["options_json"])
-        groups.setdefault(key, []).append(frame)
+    if options.method == LocalizeMethod.MEGADETECTOR:  # no model: the imported boxes
+        rows, done, failed, skipped = _localize_from_detector(
+            data_dir, frames, existing, run_id, options
+        )
+    else:
+        for frame in frames.to_pylist():
+            key = (frame["backbone"], frame["model_name"], frame["options_json"])
+            groups.setdefault(key, []).append(frame)
     for (backbone_name, model_name, options_json), members in groups.items():
         backbone, target = _model_for(backbone_name, model_name, options_json, options)
         already = {
@@ -282,8 +333,72 @@ def _run_localize_locked(options: LocalizeOptions) -> dict[str, Any]:
         "localized": done,
         "failed": failed,
         "skipped_already_done": skipped,
+        "failures": dict(Counter(r["failure"] for r in rows if r.get("failure")).most_common()),
         "run_id": run_id,
     }
+
+
+def _localize_from_detector(
+    data_dir: Path, frames: pa.Table, existing: pa.Table, run_id: str, options: LocalizeOptions
+) -> tuple[list[dict[str, Any]], int, int, int]:
+    """`--method megadetector`: each frame's best imported animal box becomes its
+    localization (crop, no heat map); a frame without one gets a failure row saying why.
+    Returns the rows and the counts localized, failed, skipped."""
+    if not StorePaths(data_dir).table("detector_boxes").exists():
+        raise StoreError(
+            f"{data_dir} holds no MegaDetector boxes (run `uncia import megadetector` first)"
+        )
+    boxes = detector_boxes_for_localization(data_dir)
+    already = {
+        r["image_id"]
+        for r in existing.to_pylist()
+        if r["method"] == options.method and r["target"] == ANIMAL_BOX_TARGET and not r["failure"]
+    }
+    todo = [f for f in frames.to_pylist() if f["image_id"] not in already]
+    skipped = frames.num_rows - len(todo)
+    if options.limit is not None:
+        todo = todo[: max(0, options.limit)]
+    rows: list[dict[str, Any]] = []
+    done = failed = 0
+    for frame in todo:
+        start = time.perf_counter()
+        found = boxes.get(frame["image_id"]) or DetectorBox(
+            None, None, "no imported MegaDetector result lists this frame"
+        )
+        row: dict[str, Any] = {
+            "image_id": frame["image_id"],
+            "run_id": run_id,
+            "method": options.method,
+            "target": ANIMAL_BOX_TARGET,
+            "score": frame["score"],
+        }
+        if found.box is None:
+            rows.append({**row, "failure": found.failure})
+            failed += 1
+            continue
+        try:
+            crop_rel, _ = save_crop(
+                data_dir, f"{frame['image_id']}-{run_id}", frame["file_path"], found.box
+            )
+        except (OSError, ValueError) as exc:  # unreadable now, or not a picture
+            rows.append({**row, "failure": f"cannot crop: {exc}"})
+            failed += 1
+            continue
+        x, y, w, h = found.box
+        rows.append(
+            {
+                **row,
+                "target_score": found.conf,
+                "box_x": x,
+                "box_y": y,
+                "box_width": w,
+                "box_height": h,
+                "crop_path": crop_rel,
+                "seconds": time.perf_counter() - start,
+            }
+        )
+        done += 1
+    return rows, done, failed, skipped
 
 
 _Explained = tuple[dict[str, Any], DecodedFrame, Explanation | None, float]

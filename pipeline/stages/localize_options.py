@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.errors import ConfigError
+from pipeline.schema import LocalizeMethod
 
-METHODS = ("lime", "gradcam")
+METHODS = tuple(m.value for m in LocalizeMethod)  # lime, gradcam, megadetector
 
 
 @dataclass(frozen=True)
