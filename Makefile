@@ -67,8 +67,14 @@ demo: install
 	$(PY) -m cli.main demo --out $(DEMO_DIR) --if-missing
 	$(PY) -m cli.main serve --data $(DEMO_DIR) --host $(HOST) --port $(PORT)
 
+# Test files are spread over TEST_WORKERS processes (pytest-xdist), each file whole on one
+# worker so that its module fixtures are built once; TEST_WORKERS=0 runs them in one process.
+# Tests marked `serial` time a defence against a load, so they run alone afterwards.
+TEST_WORKERS ?= 2
+
 test: install-dev browser java ocr
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not serial"
+	$(PY) -m pytest -m serial
 
 # Speed and memory targets, each measured as ratios side by side in one run; results land in
 # bench/results/*.json. `make bench` runs them all (about half an hour on 2 cores); each has a

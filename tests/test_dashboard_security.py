@@ -170,7 +170,7 @@ def test_uncia_serve_end_to_end_asks_for_a_password(demo_dir: Path, users_file: 
             assert ok.status == 200 and "Server" not in ok.headers
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=60)
 
 
 # --- passwords and the users file ----------------------------------------------------------
