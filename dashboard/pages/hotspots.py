@@ -21,6 +21,7 @@ from dashboard.components import (
     demo_banner,
     graph,
     loading,
+    more_button,
     run_info,
 )
 from dashboard.context import DashboardContext
@@ -256,6 +257,7 @@ def layout(
                             **{"aria-label": "Frames of the selected hexagon"},
                         )
                     ),
+                    more_button(Ids.DETECTIONS_MORE),
                 ],
                 className="panel",
             ),
@@ -320,7 +322,9 @@ h3 { font-size: 14px; margin: 12px 0 6px; }
 .timeline-box { max-height: 560px; overflow-y: auto; }
 .review-card:focus { outline: 3px solid #0b4f8a; }
 .review-actions { display: flex; flex-wrap: wrap; gap: 4px; align-items: center; margin-top: 4px; }
-.review-actions .relabel { min-width: 110px; }
+.relabel-as { display: flex; gap: 8px; align-items: center; margin: 6px 0; font-size: 13px; }
+.relabel-as .dash-dropdown { min-width: 140px; }
+button.more { margin: 8px 0 0; font-size: 13px; }
 .decision.confirm { color: #1a7a35; font-weight: 600; }
 .decision.reject, .decision.relabel { color: #9b2c1f; font-weight: 600; }
 .reviewer { display: flex; gap: 8px; align-items: center; margin: 6px 0; font-size: 13px; }
@@ -551,7 +555,14 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
             "title": Output(Ids.DETECTIONS_TITLE, "children"),
             "cards": Output(Ids.DETECTIONS, "children"),
             "alert": Output(Ids.DETECTIONS_ALERT, "children"),
+            "more": Output(Ids.DETECTIONS_MORE, "children"),
+            "more_hidden": Output(Ids.DETECTIONS_MORE, "hidden"),
         },
-        inputs={"hexagon": Input(Ids.SELECTED, "data"), "version": version, **filter_inputs()},
+        inputs={
+            "hexagon": Input(Ids.SELECTED, "data"),
+            "version": version,
+            "more": Input(Ids.DETECTIONS_MORE, "n_clicks"),
+            **filter_inputs(),
+        },
         prevent_initial_call=True,  # no hexagon is picked when the page opens
     )(bind(views.show_detections, ctx))
