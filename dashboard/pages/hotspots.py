@@ -380,36 +380,6 @@ button.clear { font-size: 12px; margin: 0 0 4px; }
 </html>"""
 
 
-# The selected hexagon's outline, redrawn in the browser from the hexagon's own polygon in the
-# map's data (figures.selected_outline draws the same when the server draws the map): a click
-# no longer waits for the whole map to come back from the server.
-OUTLINE_SELECTED = """function (cell, figure) {
-  const noUpdate = window.dash_clientside.no_update;
-  if (!figure || !Array.isArray(figure.data)) return noUpdate;
-  const data = figure.data.filter(function (t) { return t.name !== "Selected hexagon"; });
-  let changed = data.length !== figure.data.length;
-  if (typeof cell === "string") {
-    let ring = null;
-    data.forEach(function (t) {
-      const features = (t.geojson && t.geojson.features) || [];
-      features.forEach(function (f) {
-        if (ring === null && f.id === cell) ring = f.geometry.coordinates[0];
-      });
-    });
-    if (ring !== null) {
-      data.push({type: "scattermap", mode: "lines", hoverinfo: "skip",
-                 name: "Selected hexagon", showlegend: false,
-                 line: {width: 3.5, color: "#0b4f8a"},
-                 lon: ring.map(function (p) { return p[0]; }),
-                 lat: ring.map(function (p) { return p[1]; })});
-      changed = true;
-    }
-  }
-  if (!changed) return noUpdate;
-  return Object.assign({}, figure, {data: data});
-}"""
-
-
 def filter_inputs() -> dict[str, Input]:
     """The filter controls every view of the page reads, as keyword -> Input."""
     return {
@@ -477,9 +447,8 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         },
         inputs={
             "version": version,
-            # A State: a click redraws only the outline, in the browser (OUTLINE_SELECTED);
-            # the map is drawn again with its outline when a filter changes.
-            "selected": State(Ids.SELECTED, "data"),
+            # No selection: a click redraws no map; the browser outlines the selected hexagon
+            # on the map's canvas (assets/map_outline.js), whatever map the server drew.
             "map_mode": Input(InsightIds.MODE, "value"),
             "layer": Input(InsightIds.LAYER, "value"),
             "year_a": Input(InsightIds.YEAR_A, "value"),
@@ -489,10 +458,8 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         },
     )
     app.clientside_callback(
-        OUTLINE_SELECTED,
-        Output(Ids.MAP, "figure", allow_duplicate=True),
+        "function (cell) { window.unciaOutline(cell); }",
         Input(Ids.SELECTED, "data"),
-        State(Ids.MAP, "figure"),
         prevent_initial_call=True,
     )
     # A review decision changes what the map, series and charts count only when they show
