@@ -313,6 +313,7 @@ h2 { font-size: 16px; margin: 4px 0 8px; }
 .thumb .box { position: absolute; box-sizing: border-box; border: 2px solid #39ff14;
               box-shadow: 0 0 0 1px rgba(0, 0, 0, 0.7); }
 .detection .lines { white-space: pre-line; color: #444; }
+.detection .lines::first-line { font-weight: 600; color: #222; }
 .insights > div { flex: 1 1 480px; min-width: 0; }
 h3 { font-size: 14px; margin: 12px 0 6px; }
 .individuals .pair { max-width: 520px; }
@@ -322,6 +323,7 @@ h3 { font-size: 14px; margin: 12px 0 6px; }
 .timeline-box { max-height: 560px; overflow-y: auto; }
 .review-card:focus { outline: 3px solid #0b4f8a; }
 .review-actions { display: flex; flex-wrap: wrap; gap: 4px; align-items: center; margin-top: 4px; }
+.review-actions > div { flex: 1 0 100%; }
 .relabel-as { display: flex; gap: 8px; align-items: center; margin: 6px 0; font-size: 13px; }
 .relabel-as .dash-dropdown { min-width: 140px; }
 button.more { margin: 8px 0 0; font-size: 13px; }
