@@ -202,7 +202,7 @@ def _title_has(cell: str) -> str:
         && t('#diel .js-plotly-plot').includes('{cell}')
         && t('#timeline .js-plotly-plot').includes('{cell}')
         && t('#event-series .js-plotly-plot').includes('{cell}')
-        && document.querySelector('{MAP}').data.some((x) => x.name === 'Selected hexagon');
+        && document.querySelector('{MAP}').getAttribute('data-selected-hexagon') === '{cell}';
     }})()"""
 
 

@@ -59,6 +59,12 @@ def graph(component_id: str, *, scroll_zoom: bool = False, **kwargs: Any) -> dcc
     return dcc.Graph(id=component_id, config=config, **kwargs)
 
 
+def more_button(component_id: str) -> html.Button:
+    """A gallery's "Show all" toggle (components.show_all_button fills it in), hidden until
+    there is more to show."""
+    return html.Button(id=component_id, n_clicks=0, hidden=True, className="more")
+
+
 def alert(message: str) -> html.Div:
     """A visible, screen-reader-announced message box."""
     return html.Div(message, className="alert", role="alert")
@@ -147,8 +153,8 @@ def detection_cards(rows: list[dict[str, Any]], url_prefix: str) -> list[html.Fi
     for row in rows:
         labels = row.get("top5_labels") or []
         scores = row.get("top5_scores") or []
-        # Plain text lines, not a list of elements: a page of 60 cards stays a few hundred
-        # components, which the browser re-renders quickly on every update.
+        # Plain text lines, not a list of elements: the browser re-checks every component of
+        # the page on every update, so each card is as few components as it can be.
         top5 = " · ".join(
             f"{label} {score:.2f}" for label, score in zip(labels, scores, strict=False)
         )
@@ -163,16 +169,12 @@ def detection_cards(rows: list[dict[str, Any]], url_prefix: str) -> list[html.Fi
                         f"frame at {camera}, {_when(row['captured_at'])}",
                         row.get("box"),
                     ),
+                    # One text node, its first line (the score) in bold by CSS.
                     html.Figcaption(
-                        [
-                            html.Strong(f"score {row['score']:.3f}"),
-                            html.Div(
-                                f"{_when(row['captured_at'])}\n{camera}\n"
-                                + (f"{row['verdict']}\n" if row.get("verdict") else "")
-                                + f"top 5: {top5}",
-                                className="lines",
-                            ),
-                        ]
+                        f"score {row['score']:.3f}\n{_when(row['captured_at'])}\n{camera}\n"
+                        + (f"{row['verdict']}\n" if row.get("verdict") else "")
+                        + f"top 5: {top5}",
+                        className="lines",
                     ),
                 ],
                 className="detection",
@@ -226,9 +228,27 @@ def likely_empty_badge(row: dict[str, Any]) -> list[Any]:
                       style=LIKELY_EMPTY_STYLE)]  # fmt: skip
 
 
+def show_all_button(shown: int, total: int, expanded: bool, noun: str) -> dict[str, Any]:
+    """The "Show all" toggle under a gallery of `total` cards of which the first `shown` are
+    drawn folded: its text and whether it is hidden (nothing more to show)."""
+    if total <= shown:
+        return {"more": "", "more_hidden": True}
+    text = f"Show only the first {shown}" if expanded else f"Show all {total} {noun}"
+    return {"more": text, "more_hidden": False}
+
+
+def folded(rows: list[Any], shown: int, clicks: Any) -> tuple[list[Any], bool]:
+    """The rows a gallery draws: all when its "Show all" toggle was clicked an odd number of
+    times (`clicks`, as the browser sends it), else the first `shown`; and whether expanded."""
+    expanded = isinstance(clicks, int) and not isinstance(clicks, bool) and clicks % 2 == 1
+    return (rows if expanded else rows[:shown]), expanded
+
+
 def review_cards(rows: list[dict[str, Any]], url_prefix: str) -> list[html.Figure]:
     """One focusable card per candidate burst with confirm / reject / relabel buttons; a row's
-    "box" (queries.FrameBox of its best frame) is drawn on the thumbnail."""
+    "box" (queries.FrameBox of its best frame) is drawn on the thumbnail. Relabel gives the
+    label chosen in the gallery's one "Relabel as" dropdown (a dropdown per card cost the
+    browser ~0.5 CPU-s per redraw of 24 cards)."""
     cards = []
     for row in rows:
         burst = row["burst_id"]
@@ -254,26 +274,18 @@ def review_cards(rows: list[dict[str, Any]], url_prefix: str) -> list[html.Figur
                     ),
                     html.Figcaption(
                         [
-                            html.Strong(f"score {row['score']:.3f}"),
                             *likely_empty_badge(row),
-                            html.Div(f"{when} · {row['locationName']} · {row['n_frames']} frames"),
-                            html.Div(decided, className=f"decision {row.get('decision') or ''}"),
                             html.Div(
-                                [
-                                    button(ReviewDecision.CONFIRM, "Confirm", "c"),
-                                    button(ReviewDecision.REJECT, "Reject", "x"),
-                                    dcc.Dropdown(
-                                        id={"type": InsightIds.RELABEL, "burst": burst},
-                                        options=list(RELABEL_CHOICES),
-                                        value=RELABEL_CHOICES[0],
-                                        clearable=False,
-                                        className="relabel",
-                                    ),
-                                    button(ReviewDecision.RELABEL, "Relabel", "l"),
-                                ],
-                                className="review-actions",
+                                f"score {row['score']:.3f}\n{when} · {row['locationName']} · "
+                                f"{row['n_frames']} frames",
+                                className="lines",
                             ),
-                        ]
+                            html.Div(decided, className=f"decision {row.get('decision') or ''}"),
+                            button(ReviewDecision.CONFIRM, "Confirm", "c"),
+                            button(ReviewDecision.REJECT, "Reject", "x"),
+                            button(ReviewDecision.RELABEL, "Relabel", "l"),
+                        ],
+                        className="review-actions",
                     ),
                 ],
                 className="detection review-card",

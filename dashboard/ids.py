@@ -30,6 +30,7 @@ class Ids:
     DETECTIONS = "detections"
     DETECTIONS_TITLE = "detections-title"
     DETECTIONS_ALERT = "detections-alert"
+    DETECTIONS_MORE = "detections-more"  # "Show all N frames" / "Show the first N"
     CLEAR = "clear-selection"
 
 
@@ -49,7 +50,8 @@ class InsightIds:
     REVIEWS = "reviews-version"
     REVIEWS_FOR_VIEWS = "reviews-for-views"  # REVIEWS, passed on only in the verified view
     REVIEW_BUTTON = "review-button"
-    RELABEL = "relabel-choice"
+    RELABEL = "relabel-choice"  # one per gallery: the label the Relabel buttons give
+    GALLERY_MORE = "review-more"
     EXPORT_BUTTON = "export-button"
     PUBLIC = "export-public"
     DOWNLOAD = "export-download"

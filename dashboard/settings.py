@@ -40,6 +40,10 @@ class Settings:
     refresh_seconds: float = 5.0
     default_resolution: int = 6
     max_detections: int = 60
+    # Cards drawn at first in the frames and review galleries; "Show all" draws the rest. Each
+    # card is a dozen Dash components the browser re-checks on every update: 60 frame cards
+    # and 24 review cards made a hexagon click cost 2.5 CPU-s (docs/benchmarks.md).
+    detections_shown: int = 12
     event_gap_minutes: float | None = None
     thumbnail_px: int = 320
     auth_file: Path | None = None  # TOML users file (docs/security.md); None: no Basic auth
@@ -58,6 +62,7 @@ class Settings:
     public_resolution: int = 5  # public exports merge hexagons up to this H3 resolution
     public_min_cameras: int = 3  # public exports leave out cells with fewer cameras
     max_review_bursts: int = 24  # candidate bursts in the review gallery
+    review_bursts_shown: int = 12  # of those, drawn before "Show all"
 
     def __post_init__(self) -> None:
         # Absolute from the start: Flask resolves a relative folder against the package, not
@@ -95,6 +100,8 @@ class Settings:
             raise ConfigError(f"default_resolution must be 5–9, got {self.default_resolution}")
         if not 1 <= self.max_detections <= 500:
             raise ConfigError(f"max_detections must be 1–500, got {self.max_detections}")
+        if not 1 <= self.detections_shown <= 500:
+            raise ConfigError(f"detections_shown must be 1–500, got {self.detections_shown}")
         if self.event_gap_minutes is not None and self.event_gap_minutes < 0:
             raise ConfigError(f"event_gap_minutes must be >= 0, got {self.event_gap_minutes}")
         if not 32 <= self.thumbnail_px <= 2048:
@@ -111,6 +118,10 @@ class Settings:
             raise ConfigError(f"public_min_cameras must be >= 1, got {self.public_min_cameras}")
         if not 1 <= self.max_review_bursts <= 200:
             raise ConfigError(f"max_review_bursts must be 1–200, got {self.max_review_bursts}")
+        if not 1 <= self.review_bursts_shown <= 200:
+            raise ConfigError(
+                f"review_bursts_shown must be 1–200, got {self.review_bursts_shown}"
+            )
 
     @property
     def tile_url(self) -> str | None:

@@ -218,14 +218,14 @@ def payload(server: Server, d: Decision) -> dict[str, Any]:
     multi = [dict(zip(("id", "property"), p.rsplit(".", 1), strict=True))
              for p in output[2:-2].split("...")]  # fmt: skip
     button = {"burst": d.key, "decision": d.decision, "type": "review-button"}
-    relabel = {"burst": d.key, "type": "relabel-choice"}
+    # The gallery's one "Relabel as" dropdown: what it holds rides along with every click.
+    assert [s["id"] for s in dep["state"]] == ["relabel-choice", "reviewer-name"]
     return {
         "output": output,
         "outputs": multi,
         "inputs": [[{"id": button, "property": "n_clicks", "value": 1}]],
         "state": [
-            [{"id": relabel, "property": "value", "value": d.label or RELABELS[0]}],
-            [{"id": relabel, "property": "id", "value": relabel}],
+            {"id": "relabel-choice", "property": "value", "value": d.label or RELABELS[0]},
             {"id": "reviewer-name", "property": "value", "value": d.reviewer},
         ],
         "changedPropIds": [json.dumps(button, sort_keys=True, separators=(",", ":")) + ".n_clicks"],

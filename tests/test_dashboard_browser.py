@@ -133,8 +133,20 @@ def test_clicking_a_hexagon_lists_its_frames_with_thumbnails(page: Any) -> None:
     cell = click_first_hexagon(page)
     page.wait_for_selector("#detections figure img", timeout=15_000)
     assert cell in page.locator("#detections-title").inner_text()
-    names = f"() => document.querySelector('{GRAPH}').data.map(t => t.name)"
-    page.wait_for_function(f"() => ({names})().includes('Selected hexagon')")
+    # Outlined on the map's canvas, a line layer on top of the rest with the hexagon's ring.
+    outlined = f"document.querySelector('{GRAPH}').getAttribute('data-selected-hexagon')"
+    page.wait_for_function(f"() => {outlined} === '{cell}'")
+    ring, outline, top = page.evaluate(
+        f"""async () => {{
+          const g = document.querySelector('{GRAPH}');
+          const map = g._fullLayout.map._subplot.map;
+          const f = g.data[0].geojson.features.find((x) => x.id === '{cell}');
+          const layers = map.getStyle().layers;
+          const drawn = await map.getSource('uncia-selected-hexagon').getData();
+          return [f.geometry.coordinates[0], drawn, layers[layers.length - 1].id];
+        }}"""
+    )
+    assert outline["geometry"]["coordinates"] == ring and top == "uncia-selected-hexagon"
     first = page.locator("#detections figure img").first
     first.scroll_into_view_if_needed()
     page.wait_for_function(

@@ -34,6 +34,7 @@ from dashboard.serving.page_views import starting_values
 from dashboard.views import common, insights, review
 from dashboard.views import hotspots as callbacks
 from dashboard.views.common import shows_alert
+from pipeline.errors import ConfigError
 from pipeline.schema import RUN_TABLES
 from pipeline.store import store
 from tests.helpers import CONTROLS, texts
@@ -156,6 +157,31 @@ def test_detections_of_a_hexagon_list_thumbnails_highest_score_first(
     image = cards[0].children[0]
     assert re.fullmatch(r"/thumbnail/[0-9a-f]+", image.src)
     assert "snow leopard" in texts(cards[0])
+
+
+def test_galleries_draw_their_first_cards_and_show_all_on_an_odd_click(
+    ctx: DashboardContext,
+) -> None:
+    busiest = callbacks.update_map(ctx, "v1", **CONTROLS)["rows"][0]["hexagon"]
+    every = callbacks.show_detections(ctx, busiest, "v1", more=1, **CONTROLS)
+    total = len(every["cards"])
+    assert 12 < total <= 25  # max_detections=25, more than the 12 drawn at first
+    assert every["more"] == "Show only the first 12" and every["more_hidden"] is False
+    for clicks in (None, 0, 2, "1", True, [1], {"n": 1}):  # what a browser might send
+        first = callbacks.show_detections(ctx, busiest, "v1", more=clicks, **CONTROLS)
+        assert texts(first["cards"]) == texts(every["cards"][:12]), clicks
+        assert first["more"] == f"Show all {total} frames" and first["more_hidden"] is False
+    gallery = review.show_gallery(ctx, None, "v1", None, **CONTROLS)
+    assert len(gallery["cards"]) == 12 and gallery["more"] == "Show all 24 bursts"
+    unfolded = review.show_gallery(ctx, None, "v1", None, more=3, **CONTROLS)
+    assert len(unfolded["cards"]) == 24 and texts(unfolded["cards"][:12]) == texts(gallery["cards"])
+    # Nothing more to show: no button.
+    few = build_context(Settings(data_dir=ctx.settings.data_dir, tiles="none", max_detections=5))
+    out = callbacks.show_detections(few, busiest, "v1", **CONTROLS)
+    assert len(out["cards"]) == 5 and out["more_hidden"] is True
+    for bad in ({"detections_shown": 0}, {"review_bursts_shown": 201}):
+        with pytest.raises(ConfigError, match=next(iter(bad)) + " must be"):
+            Settings(data_dir=ctx.settings.data_dir, **bad)
 
 
 def test_no_hexagon_picked_asks_for_a_click(ctx: DashboardContext) -> None:

@@ -136,7 +136,7 @@ def test_confirming_a_burst_counts_it_in_the_verified_view(ctx: DashboardContext
     before = callbacks.update_map(ctx, "v", verified="verified", map_mode="events", **CONTROLS)
     assert sum(before["figure"]["data"][0]["z"]) == 0  # nothing reviewed yet
     trigger = {"type": InsightIds.REVIEW_BUTTON, "burst": burst, "decision": "confirm"}
-    out = review.record_decision(ctx, trigger, {}, "Bayara")
+    out = review.record_decision(ctx, trigger, None, "Bayara")
     assert out["alert"] == [] and out["reviews"]
     after = callbacks.update_map(
         ctx, "v", verified="verified", reviews=out["reviews"], map_mode="events", **CONTROLS

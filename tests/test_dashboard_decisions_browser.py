@@ -38,7 +38,11 @@ TRACE_NAMES = f"() => document.querySelector('{GRAPH}').data.map(t => t.name)"
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     data = tmp_path_factory.mktemp("demo")
     build_demo_survey(data, DemoOptions(n_stations=12, n_years=2, seed=3))
-    server, url = serve_app(create_app(Settings(data_dir=data, tiles="none", min_trap_nights=420)))
+    # Three cards drawn at first in each gallery, so that "Show all" has more to show here.
+    settings = Settings(
+        data_dir=data, tiles="none", min_trap_nights=420, detections_shown=3, review_bursts_shown=3
+    )
+    server, url = serve_app(create_app(settings))
     yield url, data
     server.shutdown()
 
@@ -110,8 +114,42 @@ def test_click_a_hexagon_into_the_gallery_and_confirm_by_keyboard(
         ".innerText.includes('reject (not_leopard)')",
         timeout=15_000,
     )
-    latest = {r["burst_id"]: r["decision"] for r in read_reviews(served[1]).to_pylist()}
-    assert latest == {burst: "confirm", second: "reject"}
+    # Relabel: the gallery's one "Relabel as" choice, then l on the third card.
+    page.locator("#relabel-choice").click()
+    page.locator(".dash-dropdown-options label", has_text="livestock").click()
+    third = page.locator("#review-gallery .review-card").nth(2)
+    third_burst = third.get_attribute("data-burst")
+    third.focus()
+    page.keyboard.press("l")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#review-gallery .review-card')[2]"
+        ".innerText.includes('relabel (livestock)')",
+        timeout=15_000,
+    )
+    latest = {
+        r["burst_id"]: (r["decision"], r["label"]) for r in read_reviews(served[1]).to_pylist()
+    }
+    assert latest == {
+        burst: ("confirm", "snow_leopard"),
+        second: ("reject", "not_leopard"),
+        third_burst: ("relabel", "livestock"),
+    }
+    # Three cards each at first; "Show all" draws the rest, and folds them again.
+    cards, more = "#review-gallery .review-card", page.locator("#review-more")
+    assert page.locator(cards).count() == 3 and more.is_visible()
+    total = int(more.inner_text().split()[2])  # "Show all N bursts"
+    more.click()
+    page.wait_for_function(f"() => document.querySelectorAll('{cards}').length === {total}")
+    assert more.inner_text() == "Show only the first 3"
+    more.click()
+    page.wait_for_function(f"() => document.querySelectorAll('{cards}').length === 3")
+    frames, more = "#detections .detection", page.locator("#detections-more")
+    assert page.locator(frames).count() == 3
+    total = int(more.inner_text().split()[2])  # "Show all N frames"
+    more.click()
+    page.wait_for_function(f"() => document.querySelectorAll('{frames}').length === {total}")
+    more.click()  # folded again for the tests after this one
+    page.wait_for_function(f"() => document.querySelectorAll('{frames}').length === 3")
     page.get_by_text("Human-verified only").click()
     page.wait_for_function(f"() => ({Z_SUM})() === 1", timeout=15_000)
     page.get_by_text("All machine detections").click()

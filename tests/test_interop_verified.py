@@ -34,7 +34,7 @@ from pipeline.schema import INDIVIDUALS, conform
 from pipeline.store.reviews import record_review
 from pipeline.store.store import StorePaths, atomic_write_parquet
 from pipeline.store.verdicts import store_verdicts
-from tests.helpers import CONTROLS
+from tests.helpers import CONTROLS, texts
 from tests.interop_fixtures import build_store, frame
 from tests.verified_fixtures import (
     EARLY,
@@ -300,12 +300,12 @@ def test_verified_hexagon_frames_are_the_frames_the_map_counts(labelled) -> None
     for station in STATIONS:
         panel = hotspots.show_detections(ctx, hexagon[station], None,
                                          **{**CONTROLS, "verified": "verified"})  # fmt: skip
-        shown[station] = [c.children[1].children[1].children for c in panel["cards"]]
+        shown[station] = [texts(card) for card in panel["cards"]]
         assert "verified as snow leopard" in panel["title"]
         assert ("no frame" in panel["title"]) == (not shown[station])
     assert [len(v) for v in shown.values()] == [1, 3, 0]  # VERIFIED_EVENTS: one frame a burst
     assert "2024-01-05" in shown["A"][0] and "imported from Timelapse (tost.csv)" in shown["A"][0]
     assert sum("verified in review by Bayara" in text for text in shown["B"]) == 1  # B d12
     machine = hotspots.show_detections(ctx, hexagon["A"], None, **CONTROLS)
-    texts = [c.children[1].children[1].children for c in machine["cards"]]
-    assert len(texts) == 2 and not any("verified" in t for t in texts)  # A d8 and d9, >= 0.5
+    cards = [texts(card) for card in machine["cards"]]
+    assert len(cards) == 2 and not any("verified" in t for t in cards)  # A d8 and d9, >= 0.5

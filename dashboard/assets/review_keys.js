@@ -1,5 +1,6 @@
 // Keyboard shortcuts of the review gallery: on a focused card, c confirms, x rejects,
-// l relabels (with the card's chosen label), j / k move to the next / previous card.
+// l relabels (with the label chosen in the gallery's "Relabel as"), j / k move to the next /
+// previous card.
 // After a decision the gallery is redrawn; focus then moves on to the card after it.
 (function () {
   let follow = null; // {burst, until}: keep focus on this card while the gallery redraws

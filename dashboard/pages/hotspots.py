@@ -21,6 +21,7 @@ from dashboard.components import (
     demo_banner,
     graph,
     loading,
+    more_button,
     run_info,
 )
 from dashboard.context import DashboardContext
@@ -256,6 +257,7 @@ def layout(
                             **{"aria-label": "Frames of the selected hexagon"},
                         )
                     ),
+                    more_button(Ids.DETECTIONS_MORE),
                 ],
                 className="panel",
             ),
@@ -311,6 +313,7 @@ h2 { font-size: 16px; margin: 4px 0 8px; }
 .thumb .box { position: absolute; box-sizing: border-box; border: 2px solid #39ff14;
               box-shadow: 0 0 0 1px rgba(0, 0, 0, 0.7); }
 .detection .lines { white-space: pre-line; color: #444; }
+.detection .lines::first-line { font-weight: 600; color: #222; }
 .insights > div { flex: 1 1 480px; min-width: 0; }
 h3 { font-size: 14px; margin: 12px 0 6px; }
 .individuals .pair { max-width: 520px; }
@@ -320,7 +323,10 @@ h3 { font-size: 14px; margin: 12px 0 6px; }
 .timeline-box { max-height: 560px; overflow-y: auto; }
 .review-card:focus { outline: 3px solid #0b4f8a; }
 .review-actions { display: flex; flex-wrap: wrap; gap: 4px; align-items: center; margin-top: 4px; }
-.review-actions .relabel { min-width: 110px; }
+.review-actions > div { flex: 1 0 100%; }
+.relabel-as { display: flex; gap: 8px; align-items: center; margin: 6px 0; font-size: 13px; }
+.relabel-as .dash-dropdown { min-width: 140px; }
+button.more { margin: 8px 0 0; font-size: 13px; }
 .decision.confirm { color: #1a7a35; font-weight: 600; }
 .decision.reject, .decision.relabel { color: #9b2c1f; font-weight: 600; }
 .reviewer { display: flex; gap: 8px; align-items: center; margin: 6px 0; font-size: 13px; }
@@ -374,36 +380,6 @@ button.clear { font-size: 12px; margin: 0 0 4px; }
 </footer>
 </body>
 </html>"""
-
-
-# The selected hexagon's outline, redrawn in the browser from the hexagon's own polygon in the
-# map's data (figures.selected_outline draws the same when the server draws the map): a click
-# no longer waits for the whole map to come back from the server.
-OUTLINE_SELECTED = """function (cell, figure) {
-  const noUpdate = window.dash_clientside.no_update;
-  if (!figure || !Array.isArray(figure.data)) return noUpdate;
-  const data = figure.data.filter(function (t) { return t.name !== "Selected hexagon"; });
-  let changed = data.length !== figure.data.length;
-  if (typeof cell === "string") {
-    let ring = null;
-    data.forEach(function (t) {
-      const features = (t.geojson && t.geojson.features) || [];
-      features.forEach(function (f) {
-        if (ring === null && f.id === cell) ring = f.geometry.coordinates[0];
-      });
-    });
-    if (ring !== null) {
-      data.push({type: "scattermap", mode: "lines", hoverinfo: "skip",
-                 name: "Selected hexagon", showlegend: false,
-                 line: {width: 3.5, color: "#0b4f8a"},
-                 lon: ring.map(function (p) { return p[0]; }),
-                 lat: ring.map(function (p) { return p[1]; })});
-      changed = true;
-    }
-  }
-  if (!changed) return noUpdate;
-  return Object.assign({}, figure, {data: data});
-}"""
 
 
 def filter_inputs() -> dict[str, Input]:
@@ -473,9 +449,8 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         },
         inputs={
             "version": version,
-            # A State: a click redraws only the outline, in the browser (OUTLINE_SELECTED);
-            # the map is drawn again with its outline when a filter changes.
-            "selected": State(Ids.SELECTED, "data"),
+            # No selection: a click redraws no map; the browser outlines the selected hexagon
+            # on the map's canvas (assets/map_outline.js), whatever map the server drew.
             "map_mode": Input(InsightIds.MODE, "value"),
             "layer": Input(InsightIds.LAYER, "value"),
             "year_a": Input(InsightIds.YEAR_A, "value"),
@@ -485,10 +460,8 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         },
     )
     app.clientside_callback(
-        OUTLINE_SELECTED,
-        Output(Ids.MAP, "figure", allow_duplicate=True),
+        "function (cell) { window.unciaOutline(cell); }",
         Input(Ids.SELECTED, "data"),
-        State(Ids.MAP, "figure"),
         prevent_initial_call=True,
     )
     # A review decision changes what the map, series and charts count only when they show
@@ -551,7 +524,14 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
             "title": Output(Ids.DETECTIONS_TITLE, "children"),
             "cards": Output(Ids.DETECTIONS, "children"),
             "alert": Output(Ids.DETECTIONS_ALERT, "children"),
+            "more": Output(Ids.DETECTIONS_MORE, "children"),
+            "more_hidden": Output(Ids.DETECTIONS_MORE, "hidden"),
         },
-        inputs={"hexagon": Input(Ids.SELECTED, "data"), "version": version, **filter_inputs()},
+        inputs={
+            "hexagon": Input(Ids.SELECTED, "data"),
+            "version": version,
+            "more": Input(Ids.DETECTIONS_MORE, "n_clicks"),
+            **filter_inputs(),
+        },
         prevent_initial_call=True,  # no hexagon is picked when the page opens
     )(bind(views.show_detections, ctx))

@@ -11,7 +11,7 @@ from typing import Any
 import dash
 from dash import ALL, Input, Output, State, dcc, html, no_update
 
-from dashboard.components import graph, loading
+from dashboard.components import RELABEL_CHOICES, graph, loading, more_button
 from dashboard.context import DashboardContext
 from dashboard.ids import Ids, InsightIds
 from dashboard.pages.wiring import bind, page_view
@@ -150,6 +150,19 @@ def sections() -> list[Any]:
                     ],
                     className="reviewer",
                 ),
+                html.Div(
+                    [
+                        html.Label("Relabel as", htmlFor=InsightIds.RELABEL),
+                        dcc.Dropdown(
+                            id=InsightIds.RELABEL,
+                            options=list(RELABEL_CHOICES),
+                            value=RELABEL_CHOICES[0],
+                            clearable=False,
+                        ),
+                        html.Span("(the label a card's Relabel button or l gives)"),
+                    ],
+                    className="relabel-as",
+                ),
                 html.Div(id=InsightIds.GALLERY_ALERT),
                 loading(
                     html.Div(
@@ -160,6 +173,7 @@ def sections() -> list[Any]:
                         **{"aria-label": "Candidate leopard bursts to review"},
                     )
                 ),
+                more_button(InsightIds.GALLERY_MORE),
             ],
             className="panel",
         ),
@@ -239,29 +253,29 @@ def register(app: Any, ctx: DashboardContext, filter_inputs: dict[str, Input]) -
     page_view(
         app,
         ctx,
-        shows_alert("title", "cards")(show_gallery),
+        shows_alert("title", "cards", "more", "more_hidden")(show_gallery),
         output={
             "title": Output(InsightIds.GALLERY_TITLE, "children"),
             "cards": Output(InsightIds.GALLERY, "children"),
             "alert": Output(InsightIds.GALLERY_ALERT, "children"),
+            "more": Output(InsightIds.GALLERY_MORE, "children"),
+            "more_hidden": Output(InsightIds.GALLERY_MORE, "hidden"),
         },
         inputs={
             "hexagon": Input(Ids.SELECTED, "data"),
             "version": version,
             "reviews": reviews,
+            "more": Input(InsightIds.GALLERY_MORE, "n_clicks"),
             **filter_inputs,
         },
     )
 
     @require_role(Role.REVIEWER)
-    def on_review(clicks: Any, relabel_values: Any, relabel_ids: Any, typed: Any) -> Any:
+    def on_review(clicks: Any, relabel: Any, typed: Any) -> Any:
         if not any(c for c in (clicks or []) if c):
             return no_update, no_update
-        relabels = {
-            i["burst"]: v for i, v in zip(relabel_ids or [], relabel_values or [], strict=False)
-        }
         out = shows_alert("reviews")(record_decision)(
-            ctx, dash.ctx.triggered_id, relabels, reviewer_name(typed)
+            ctx, dash.ctx.triggered_id, relabel, reviewer_name(typed)
         )
         return out["reviews"], out["alert"]
 
@@ -269,8 +283,7 @@ def register(app: Any, ctx: DashboardContext, filter_inputs: dict[str, Input]) -
         Output(InsightIds.REVIEWS, "data"),
         Output(InsightIds.GALLERY_ALERT, "children", allow_duplicate=True),
         Input({"type": InsightIds.REVIEW_BUTTON, "burst": ALL, "decision": ALL}, "n_clicks"),
-        State({"type": InsightIds.RELABEL, "burst": ALL}, "value"),
-        State({"type": InsightIds.RELABEL, "burst": ALL}, "id"),
+        State(InsightIds.RELABEL, "value"),
         State(InsightIds.REVIEWER, "value"),
         prevent_initial_call=True,
     )(on_review)

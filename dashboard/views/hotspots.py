@@ -12,7 +12,14 @@ from typing import Any
 
 from dash import no_update
 
-from dashboard.components import PICK_HEXAGON, demo_banner, detection_cards, run_info
+from dashboard.components import (
+    PICK_HEXAGON,
+    demo_banner,
+    detection_cards,
+    folded,
+    run_info,
+    show_all_button,
+)
 from dashboard.context import DashboardContext
 from dashboard.data import queries
 from dashboard.figures import stations_label
@@ -134,16 +141,22 @@ def table_highlight(hexagon: str | None) -> list[dict[str, Any]]:
     return styles
 
 
-@shows_alert("title", "cards")
+@shows_alert("title", "cards", "more", "more_hidden")
 def show_detections(
-    ctx: DashboardContext, hexagon: str | None, version: str | None, **controls: Any
+    ctx: DashboardContext,
+    hexagon: str | None,
+    version: str | None,
+    more: int | None = None,
+    **controls: Any,
 ) -> dict[str, Any]:
     """The selected hexagon's frames at or above the threshold (in "Human-verified only", the
     frames a person called a snow leopard, the ones the map counts), highest score first,
-    each with its latest localization box when `uncia localize` boxed it."""
+    each with its latest localization box when `uncia localize` boxed it: the first
+    `detections_shown` of at most `max_detections`, all of them once "Show all" was clicked
+    (`more`: its clicks, odd = expanded)."""
     hexagon = parse_hexagon(hexagon)
     if hexagon is None:
-        return {"title": PICK_HEXAGON, "cards": [], "alert": []}
+        return {"title": PICK_HEXAGON, "cards": [], "alert": [], **show_all_button(0, 0, False, "")}
     limit = ctx.settings.max_detections
     with ctx.store.connect() as con:
         overview = queries.survey_overview(con)
@@ -152,9 +165,10 @@ def show_detections(
             ctx.store.prepare(con, ctx.settings.gap_days)
         rows = queries.hexagon_detections(con, filters, hexagon, limit).to_pylist()
         stations = stations_label(queries.hexagon_stations(con, filters, hexagon))
-        ids = [r["image_id"] for r in rows]
+        shown, expanded = folded(rows, ctx.settings.detections_shown, more)
+        ids = [r["image_id"] for r in shown]
         boxes = queries.latest_boxes(con, ctx.store.table("localizations"), ids)
-    for row in rows:
+    for row in shown:
         row["box"] = boxes.get(row["image_id"])
     which = (
         "frames a person verified as snow leopard"
@@ -172,4 +186,9 @@ def show_detections(
             else f"Hexagon {hexagon} ({stations}): no frame scores ≥ {filters.threshold:.2f} "
             "in this window"
         )
-    return {"title": title, "cards": detection_cards(rows, ctx.url_prefix), "alert": []}
+    return {
+        "title": title,
+        "cards": detection_cards(shown, ctx.url_prefix),
+        "alert": [],
+        **show_all_button(ctx.settings.detections_shown, len(rows), expanded, "frames"),
+    }

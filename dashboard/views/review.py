@@ -8,7 +8,7 @@ from typing import Any
 
 from dash import no_update
 
-from dashboard.components import review_cards
+from dashboard.components import folded, review_cards, show_all_button
 from dashboard.context import DashboardContext
 from dashboard.data import analysis, queries
 from dashboard.filters import parse_hexagon
@@ -25,11 +25,13 @@ def show_gallery(
     hexagon: str | None,
     version: str | None,
     reviews: str | None,
+    more: int | None = None,
     **controls: Any,
 ) -> dict[str, Any]:
     """Candidate leopard bursts (threshold, window, hexagon), highest score first, bursts an
     imported MegaDetector run called likely empty last and badged, the best frame's
-    localization box on each thumbnail."""
+    localization box on each thumbnail: the first `review_bursts_shown` of at most
+    `max_review_bursts`, all once "Show all" was clicked (`more`: its clicks, odd = all)."""
     hexagon = parse_hexagon(hexagon)
 
     limit = ctx.settings.max_review_bursts
@@ -40,9 +42,10 @@ def show_gallery(
         rows = analysis.review_candidates(
             con, filters, hexagon, limit, ctx.store.table("detector_boxes")
         ).to_pylist()
-        best = [r["best_image_id"] for r in rows]
+        shown, expanded = folded(rows, ctx.settings.review_bursts_shown, more)
+        best = [r["best_image_id"] for r in shown]
         boxes = queries.latest_boxes(con, ctx.store.table("localizations"), best)
-    for row in rows:
+    for row in shown:
         row["box"] = boxes.get(row["best_image_id"])
     where = f"hexagon {hexagon}" if hexagon else "all hexagons"
     done = sum(1 for r in rows if r.get("decision"))
@@ -52,7 +55,12 @@ def show_gallery(
         f"Review: {len(rows)} candidate leopard bursts in {where} scoring ≥ "
         f"{filters.threshold:.2f}, highest first{last} ({done} reviewed)"
     )
-    return {"title": title, "cards": review_cards(rows, ctx.url_prefix), "alert": []}
+    return {
+        "title": title,
+        "cards": review_cards(shown, ctx.url_prefix),
+        "alert": [],
+        **show_all_button(ctx.settings.review_bursts_shown, len(rows), expanded, "bursts"),
+    }
 
 
 def reviewer_name(typed: str | None) -> str:
@@ -66,10 +74,11 @@ def reviewer_name(typed: str | None) -> str:
 def record_decision(
     ctx: DashboardContext,
     triggered: dict[str, Any] | None,
-    relabels: dict[str, str],
+    label: str | None,
     reviewer: str,
 ) -> dict[str, Any]:
-    """Store the decision of the clicked button; return the new reviews signature."""
+    """Store the decision of the clicked button (`label`: the gallery's "Relabel as" choice,
+    which only a relabel uses); return the new reviews signature."""
     if not triggered or triggered.get("type") != InsightIds.REVIEW_BUTTON:
         return {"reviews": no_update, "alert": no_update}
     burst = str(triggered["burst"])
@@ -85,7 +94,7 @@ def record_decision(
         image_id=image_id,
         decision=decision,
         reviewer=reviewer,
-        label=relabels.get(burst),
+        label=label if isinstance(label, str) else None,
         score=score,
         model_name=model,
     )
