@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, ImageFile
 
 from pipeline.stages.decode import decode_frame, parse_exif_datetime
 from tests.helpers import png_with_claimed_size
@@ -130,6 +130,19 @@ def test_truncated_jpeg_is_a_failure_row(tmp_path: Path) -> None:
     assert frame.pixels is None
     assert frame.failure is not None and frame.failure.startswith("truncated image")
     assert frame.content_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_truncated_jpeg_stays_a_failure_when_a_library_switched_pillow_to_pad_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """megadetector's visualization_utils sets Pillow's process-wide LOAD_TRUNCATED_IMAGES at
+    import; a frame cut short must still be a failure row, not grey-padded pixels."""
+    data = noisy_jpeg_bytes()
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[: len(data) * 6 // 10])
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    frame = decode_frame(path)
+    assert frame.pixels is None and frame.failure.startswith("truncated image")
 
 
 def test_zero_byte_file_is_a_failure_row(tmp_path: Path) -> None:

@@ -205,6 +205,10 @@ def _open_image(data: bytes) -> ImageFile.ImageFile:
     `Image.open`'s format sniffing minus that check, over ALLOWED_FORMATS only. Raises
     UnidentifiedImageError.
     """
+    # A truncated file is a failure row, never a grey-padded picture: another library loaded
+    # into the process may have switched Pillow's process-wide LOAD_TRUNCATED_IMAGES on
+    # (megadetector's visualization_utils does at import), so it is switched back here.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     buffer = BytesIO(data)
     prefix = data[:16]
     for load_plugins in (Image.preinit, Image.init):  # common formats first, as Image.open does
