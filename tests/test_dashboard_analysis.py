@@ -47,8 +47,9 @@ def survey(tmp_path: Path) -> Path:
 def summary_of(
     data: Path, filters: Filters, gap_days: int = 7, layer: Layer = Layer.LEOPARD, min_nights=0
 ) -> dict[str, dict[str, Any]]:
-    with Store(data).connect() as con:
-        analysis.attach(con, analysis.camera_gaps(con, gap_days), read_reviews(data))
+    store = Store(data)
+    with store.connect() as con:
+        analysis.attach(con, analysis.camera_gaps(con, gap_days), store.verdicts(con))
         table = analysis.layer_summary(con, filters, GAP, layer, min_nights)
     return {r["hexagon"]: r for r in table.to_pylist()}
 

@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.config import resolve_run_options
 from pipeline.runs.runner import run_survey
+from pipeline.runs.spark_engine import spark_session
 from tests.helpers import deployment, jpeg_bytes, open_store, write_deployments
 
 pytest.importorskip("pyspark", reason="the spark extra is not installed")
@@ -70,3 +71,14 @@ def test_spark_local2_matches_the_local_engine(tmp_path: Path) -> None:
 
     again = run(root, csv, tmp_path / "spark", engine="spark", views="tiles")
     assert "42 already done, 0 classified, 1 failed" in again  # resume works the same way
+
+
+def test_a_run_gets_the_master_it_asks_for_not_the_session_before() -> None:
+    """getOrCreate hands back any active session: a second run in the same process asking for
+    another master would have run on the first one's task slots and reused workers."""
+    first = spark_session("local[2]", 8)
+    assert first.sparkContext.master == "local[2]"
+    second = spark_session("local[1]", 8)
+    assert second.sparkContext.master == "local[1]"
+    assert second.sparkContext.defaultParallelism == 1
+    assert spark_session("local[1]", 8) is second  # the same master: the session is reused

@@ -117,6 +117,11 @@ def spark_session(master: str, batch_size: int) -> SparkSession:
     # Workers must use this interpreter, or they import from the wrong Python.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    active = SparkSession.getActiveSession()
+    if active is not None and active.sparkContext.master != master:
+        # getOrCreate would hand back the other master's session (and its task slots and
+        # reused workers) without a word: a run asked for `master`, so it gets it.
+        active.stop()
     spark = (
         SparkSession.builder.master(master)
         .appName("uncia")
