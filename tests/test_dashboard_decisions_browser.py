@@ -20,8 +20,6 @@ from pipeline.runs.demo import DemoOptions, build_demo_survey
 from pipeline.store.reviews import read_reviews
 from tests.browser import (
     BROWSER_MARKS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     GRAPH,
     MAP_READY,
     Z_SUM,
@@ -48,14 +46,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 
 
 @pytest.fixture(scope="module")
-def page(served: tuple[str, Path]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        with open_page(browser, served[0], accept_downloads=True) as page:
-            yield page
-        browser.close()
+def page(served: tuple[str, Path], browser: Any) -> Iterator[Any]:
+    with open_page(browser, served[0], accept_downloads=True) as page:
+        yield page
 
 
 def test_season_filter_and_significance_and_effort_modes(page: Any) -> None:

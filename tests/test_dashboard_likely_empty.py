@@ -24,7 +24,7 @@ from dashboard.filters import Filters
 from dashboard.views import hotspots as callbacks
 from dashboard.views.review import show_gallery
 from pipeline.interop.megadetector import import_megadetector
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, open_page, serve_app
+from tests.browser import CHROMIUM, open_page, serve_app
 from tests.dashboard_fixtures import WHOLE_YEAR_R7 as CONTROLS
 from tests.dashboard_fixtures import cell, write_survey
 
@@ -128,17 +128,11 @@ def test_a_detector_views_box_is_drawn_and_says_it_is_megadetectors(tmp_path: Pa
 
 
 @pytest.fixture(scope="module")
-def page(survey: Path) -> Iterator[Any]:
-    pytest.importorskip("playwright", reason="the dev extras are not installed")
-    from playwright.sync_api import sync_playwright
-
+def page(survey: Path, browser: Any) -> Iterator[Any]:
     server, url = serve_app(create_app(Settings(data_dir=survey, tiles="none")))
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            with open_page(browser, url) as opened:
-                yield opened
-            browser.close()
+        with open_page(browser, url) as opened:
+            yield opened
     finally:
         server.shutdown()
 

@@ -20,7 +20,7 @@ from dashboard.views.downloads import EXPORT_LABELS, ExportFormat
 from pipeline.interop.timelapse import import_timelapse
 from pipeline.interop.timelapse_store import store_timelapse_labels
 from pipeline.store.reviews import read_reviews
-from tests.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, Z_SUM, open_page, serve_app
+from tests.browser import BROWSER_MARKS, Z_SUM, open_page, serve_app
 from tests.verified_fixtures import (
     VERIFIED_EVENTS,
     build_verified_survey,
@@ -46,14 +46,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 
 
 @pytest.fixture(scope="module")
-def page(served: tuple[str, Path]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        with open_page(browser, served[0], accept_downloads=True) as page:
-            yield page
-        browser.close()
+def page(served: tuple[str, Path], browser: Any) -> Iterator[Any]:
+    with open_page(browser, served[0], accept_downloads=True) as page:
+        yield page
 
 
 def card(page: Any, store: Path, station: str, d: int) -> str:

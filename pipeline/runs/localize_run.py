@@ -221,6 +221,29 @@ def crop_pixel_box(
     return left, top, max(left + 1, round(right)), max(top + 1, round(bottom))
 
 
+def _boxed(
+    row: dict[str, Any],
+    target_score: float,
+    box: tuple[float, float, float, float],
+    crop_path: str,
+    started: float,
+    heatmap_path: str | None = None,
+) -> dict[str, Any]:
+    """A LOCALIZATIONS row of a frame that got its box: `row`'s keys plus the box and files."""
+    x, y, w, h = box
+    return {
+        **row,
+        "target_score": target_score,
+        "box_x": x,
+        "box_y": y,
+        "box_width": w,
+        "box_height": h,
+        "heatmap_path": heatmap_path,
+        "crop_path": crop_path,
+        "seconds": time.perf_counter() - started,
+    }
+
+
 def save_crop(
     data_dir: Path, stem: str, file_path: str, box: tuple[float, float, float, float]
 ) -> tuple[str, tuple[int, int]]:
@@ -304,19 +327,8 @@ def _run_localize_locked(options: LocalizeOptions) -> dict[str, Any]:
                 rows.append({**row, "failure": f"cannot crop: {exc}"})
                 failed += 1
                 continue
-            x, y, w, h = explanation.box
             rows.append(
-                {
-                    **row,
-                    "target_score": explanation.score,
-                    "box_x": x,
-                    "box_y": y,
-                    "box_width": w,
-                    "box_height": h,
-                    "heatmap_path": heat_rel,
-                    "crop_path": crop_rel,
-                    "seconds": time.perf_counter() - start,
-                }
+                _boxed(row, explanation.score, explanation.box, crop_rel, start, heat_rel)
             )
             done += 1
     if rows:
@@ -384,19 +396,7 @@ def _localize_from_detector(
             rows.append({**row, "failure": f"cannot crop: {exc}"})
             failed += 1
             continue
-        x, y, w, h = found.box
-        rows.append(
-            {
-                **row,
-                "target_score": found.conf,
-                "box_x": x,
-                "box_y": y,
-                "box_width": w,
-                "box_height": h,
-                "crop_path": crop_rel,
-                "seconds": time.perf_counter() - start,
-            }
-        )
+        rows.append(_boxed(row, found.conf, found.box, crop_rel, start))
         done += 1
     return rows, done, failed, skipped
 
