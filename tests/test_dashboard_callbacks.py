@@ -141,6 +141,11 @@ def test_picking_a_hexagon_from_map_dot_or_table() -> None:
     assert callbacks.select_hexagon(dot_click, None, Ids.MAP) == cell
     assert callbacks.select_hexagon(None, row, Ids.TABLE) == cell
     assert callbacks.select_hexagon(hexagon_click, row, Ids.RESOLUTION) is None
+    # Sorting or paging the table drops its active cell: the selection stays.
+    assert callbacks.select_hexagon(None, None, Ids.TABLE, cell) == cell
+    assert callbacks.select_hexagon(None, None, Ids.TABLE, None) is None
+    assert callbacks.select_hexagon(None, None, Ids.TABLE, "<script>") is None
+    assert callbacks.select_hexagon(None, None, Ids.CLEAR, cell) is None  # a clear clears
 
 
 def test_detections_of_a_hexagon_list_thumbnails_highest_score_first(

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from dashboard.data import analysis
+from pipeline.runs.demo import DemoOptions, build_demo_survey
 from tests.browser import (
     BROWSER_MARKS,
     GRAPH,
@@ -124,6 +125,64 @@ def test_escape_and_the_button_clear_the_selected_hexagon(browser: Any, url: str
         page.wait_for_function(
             "() => document.querySelector('#detections-title').innerText.startsWith('Click')"
         )
+
+
+def test_sorting_the_table_keeps_a_row_picked_there(browser: Any, url: str) -> None:
+    """Sorting (like paging) drops the table's active cell; the hexagon picked by its row
+    stays selected (it used to clear every panel). Paging takes the same path
+    (select_hexagon, tested in test_dashboard_callbacks.py); this demo fits on one page."""
+    title = "() => document.querySelector('#detections-title').innerText"
+    with open_page(browser, url) as page:
+        row = page.locator("#hotspot-table td[data-dash-column='hexagon']").nth(1)
+        picked = row.inner_text().strip()
+        row.click()
+        page.wait_for_function(f"() => ({title})().includes('{picked}')")
+        page.locator("#hotspot-table .column-header--sort").nth(1).click()  # sort by a column
+        page.wait_for_timeout(1500)  # any callback the sort fires has answered by now
+        assert picked in page.evaluate(title)
+        # The next row picked is picked: the table still selects.
+        other = page.locator("#hotspot-table td[data-dash-column='hexagon']").nth(0)
+        other_id = other.inner_text().strip()
+        other.click()
+        page.wait_for_function(f"() => ({title})().includes('{other_id}')")
+
+
+def test_after_a_re_sort_the_table_shows_the_page_of_the_selected_row(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """40 stations: more hexagons than a table page (14). The row picked first (most events)
+    sorts to the last page when the events column is sorted ascending; the table follows it
+    there, so the map and the table keep showing the same hexagon."""
+    data = tmp_path_factory.mktemp("wide")
+    build_demo_survey(data, DemoOptions(n_stations=40, n_years=1, seed=3))
+    server, address = serve_demo(data)
+    cells = "#hotspot-table td[data-dash-column='hexagon']"
+    shown = f"() => [...document.querySelectorAll(\"{cells}\")].map(c => c.innerText.trim())"
+    try:
+        with open_page(browser, address) as page:
+            first = page.locator(cells).nth(0)
+            picked = first.inner_text().strip()
+            first.click()
+            page.wait_for_function(
+                f"() => document.querySelector('#detections-title').innerText.includes('{picked}')"
+            )
+            header = "#hotspot-table th[data-dash-column='events']"
+            events = page.locator(f"{header} .column-header--sort")
+            counts = (
+                "() => [...document.querySelectorAll(\"#hotspot-table "
+                "td[data-dash-column='events']\")].map(c => Number(c.innerText))"
+            )
+            events.click()
+            page.wait_for_timeout(500)
+            if page.evaluate(counts)[0] > 0 and page.evaluate(shown)[0] == picked:
+                events.click()  # that sorted most events first: once more for fewest first
+            page.wait_for_function(f"() => ({counts})()[0] === 0 || ({shown})()[0] !== '{picked}'")
+            page.wait_for_function(f"() => ({shown})().includes('{picked}')", timeout=10_000)
+            current = page.locator("#hotspot-table .current-page").get_attribute("placeholder")
+            assert current != "1"
+            assert picked in page.locator("#detections-title").inner_text()
+    finally:
+        server.shutdown()
 
 
 def test_a_phone_sees_the_page_without_sideways_scrolling(browser: Any, url: str) -> None:

@@ -493,8 +493,10 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         },
     )
 
-    def on_pick(click_data: Any, active_cell: Any, resolution: Any, clear: Any) -> str | None:
-        return views.select_hexagon(click_data, active_cell, dash.ctx.triggered_id)
+    def on_pick(
+        click_data: Any, active_cell: Any, resolution: Any, clear: Any, current: Any
+    ) -> str | None:
+        return views.select_hexagon(click_data, active_cell, dash.ctx.triggered_id, current)
 
     app.callback(
         Output(Ids.SELECTED, "data"),
@@ -502,8 +504,27 @@ def register(app: dash.Dash, ctx: DashboardContext) -> None:
         Input(Ids.TABLE, "active_cell"),
         Input(Ids.RESOLUTION, "value"),
         Input(Ids.CLEAR, "n_clicks"),
+        State(Ids.SELECTED, "data"),
         prevent_initial_call=True,
     )(on_pick)
+    # In the browser: the table shows the page holding the selected hexagon's row, after a
+    # map pick or a re-sort, so the table and the map always show the same hexagon.
+    app.clientside_callback(
+        """function (ids, hexagon, pageSize, current) {
+          const no = window.dash_clientside.no_update;
+          if (typeof hexagon !== "string" || !Array.isArray(ids) || !pageSize) { return no; }
+          const i = ids.indexOf(hexagon);
+          if (i < 0) { return no; }
+          const wanted = Math.floor(i / pageSize);
+          return wanted === (current || 0) ? no : wanted;
+        }""",
+        Output(Ids.TABLE, "page_current"),
+        Input(Ids.TABLE, "derived_virtual_row_ids"),
+        Input(Ids.SELECTED, "data"),
+        State(Ids.TABLE, "page_size"),
+        State(Ids.TABLE, "page_current"),
+        prevent_initial_call=True,
+    )
     # In the browser (no round trip): the same styles as views.table_highlight.
     app.clientside_callback(
         """function (hexagon) {

@@ -105,8 +105,12 @@ def select_hexagon(
     click_data: dict[str, Any] | None,
     active_cell: dict[str, Any] | None,
     triggered: str | None,
+    current: Any = None,
 ) -> str | None:
-    """The hexagon picked last: a map click, a table row; none after a resolution change."""
+    """The hexagon picked last: a map click, a table row; none after a resolution change.
+
+    Sorting or paging the table drops its active cell (`active_cell` None with the table as
+    trigger): that is no pick, so the `current` selection stays."""
     # The browser sends these; anything may arrive, so shapes are checked, never trusted.
     if triggered == Ids.MAP and isinstance(click_data, dict):
         points = click_data.get("points")
@@ -119,8 +123,10 @@ def select_hexagon(
         if isinstance(custom, list) and custom:  # a camera dot carries its hexagon
             return str(custom[0])
         return None
-    if triggered == Ids.TABLE and isinstance(active_cell, dict) and active_cell.get("row_id"):
-        return str(active_cell["row_id"])
+    if triggered == Ids.TABLE:
+        if isinstance(active_cell, dict) and active_cell.get("row_id"):
+            return str(active_cell["row_id"])
+        return current if isinstance(current, str) and current.isalnum() else None
     return None
 
 
