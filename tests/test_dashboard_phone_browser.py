@@ -109,6 +109,13 @@ def test_the_filters_drawer_opens_works_and_closes(browser: Any, url: str) -> No
     # The finer map is fitted again to the phone's width.
     page.wait_for_timeout(1200)
     missing = outside_the_view(page)
+    # Escape closes the open drawer too (a keyboard on a tablet), and focus returns to its button.
+    toggle.click()
+    drawer.wait_for(state="visible")
+    page.keyboard.press("Escape")
+    drawer.wait_for(state="hidden", timeout=5_000)
+    assert toggle.get_attribute("aria-expanded") == "false"
+    assert page.evaluate("() => document.activeElement.id") == "filters-toggle"
     page.close()
     assert missing == []
 

@@ -1,5 +1,6 @@
-// Keyboard for the whole page: Escape clears the selected hexagon (as the "Clear selection"
-// button does), and Tab always leaves the hotspot table. The table moves its active cell on
+// Keyboard for the whole page: Escape closes the phone's filters drawer when it is open, else
+// clears the selected hexagon (as the "Clear selection" button does), and Tab always leaves
+// the hotspot table. The table moves its active cell on
 // Tab, so a keyboard user who entered it never reached the charts, gallery or exports.
 (function () {
   window.addEventListener(
@@ -8,6 +9,12 @@
       const target = event.target;
       if (event.key === "Escape") {
         if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA")) return;
+        const toggle = document.getElementById("filters-toggle");
+        if (toggle && toggle.getAttribute("aria-expanded") === "true") {
+          toggle.click();
+          toggle.focus();
+          return;
+        }
         const clear = document.getElementById("clear-selection");
         if (clear) clear.click();
         return;
