@@ -27,19 +27,11 @@ from tests.browser import (
     open_page,
     serve_demo,
 )
+from tests.helpers import CONTROLS
 
 pytestmark = BROWSER_MARKS
 
 SERIOUS = ("serious", "critical")
-REPORT_VIEW = {
-    "resolution": 6,
-    "start_date": None,
-    "end_date": None,
-    "season": "all",
-    "month_start": 11,
-    "month_end": 3,
-    "threshold": 0.5,
-}
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +81,7 @@ def test_axe_finds_no_serious_violation_on_desktop_phone_or_report(
     assert serious_violations(phone) == []
     phone.close()
     ctx = build_context(Settings(data_dir=demo_dir, tiles="none"))
-    content, _ = build_export(ctx, "html", False, **REPORT_VIEW)
+    content, _ = build_export(ctx, "html", False, **CONTROLS)
     report = browser.new_page(viewport={"width": 900, "height": 1200})
     report.set_content(content.decode("utf-8"))
     assert serious_violations(report) == []

@@ -46,6 +46,7 @@ from tests.dashboard_fixtures import (
     deployments_table,
     frames_for,
 )
+from tests.helpers import CONTROLS as OPENING_CONTROLS
 from tests.helpers import announced_port, dash_payload, free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
@@ -115,15 +116,7 @@ MAP_VALUES: dict[str, Any] = {
     f"{Ids.MONTH_END}.value": 3,
     f"{Ids.THRESHOLD}.value": 0.5,
 }
-CONTROLS: dict[str, Any] = {
-    "resolution": 9,
-    "start_date": None,
-    "end_date": None,
-    "season": "all",
-    "month_start": 11,
-    "month_end": 3,
-    "threshold": 0.5,
-}
+CONTROLS: dict[str, Any] = {**OPENING_CONTROLS, "resolution": 9}
 
 
 def traces(figure: dict[str, Any]) -> dict[str, int]:

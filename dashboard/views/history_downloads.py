@@ -19,9 +19,9 @@ from dashboard.context import DashboardContext
 from dashboard.data import queries
 from dashboard.exports import history_zip
 from dashboard.views.common import view_filters
+from dashboard.views.insights import effort_rule
 from pipeline.errors import ConfigError, StoreError
 from pipeline.interop.occupancy import HistoryOptions, capture_history, detection_history
-from pipeline.interop.outages import outages_path
 
 OCCUPANCY = "occupancy"
 SECR = "secr"
@@ -85,7 +85,6 @@ def build_history_export(
         raise ConfigError(str(exc).replace(str(data_dir), "this survey")) from None
     stamp = datetime.now(UTC)
     gap = ctx.settings.gap_days
-    outages = outages_path(data_dir, ctx.store.outages_file)
     window = f"{filters.start or overview.first_day} to {filters.end or overview.last_day}"
     provenance = {
         "export": name,
@@ -102,13 +101,11 @@ def build_history_export(
         "model": f"{overview.model_name} ({overview.backbone})",
         "data_through": str(overview.last_day or ""),
         "simulated": "yes" if overview.is_demo else "no",
-        "trap_nights_rule": "each day from deployment start to end"
-        + (f", less the reported outages ({outages.name})" if outages else "")
-        + (f", less stretches of more than {gap} days without a frame" if gap else ""),
+        "trap_nights_rule": effort_rule(ctx),
         "same_as": f"uncia export {kind} --occasion-days {days}"
         + (" --verified-only" if filters.verified_only else f" --threshold {filters.threshold:g}")
         + f" --gap-days {gap or 0}"
-        + (f" --outages {outages.name}" if ctx.store.outages_file else "")
+        + (f" --outages {ctx.store.outages_file.name}" if ctx.store.outages_file else "")
         + (f" --start {filters.start}" if filters.start else "")
         + (f" --end {filters.end}" if filters.end else "")
         + (f" --months {','.join(map(str, filters.months))}" if len(filters.months) < 12 else ""),
